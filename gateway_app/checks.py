@@ -1,0 +1,69 @@
+"""System checks for the gateway's settings (``manage.py check``)."""
+
+from __future__ import annotations
+
+from django.core import checks
+
+from .conf import DEFAULTS, gateway_settings
+
+_NON_NEGATIVE = (
+    "REAP_GRACE_S",
+    "SESSION_TTL_S",
+    "SWEEP_INTERVAL_S",
+    "DELTA_COALESCE_MS",
+    "SLASH_TIMEOUT_S",
+    "SLASH_CLOSE_TIMEOUT_S",
+)
+_POSITIVE_INT = (
+    "MAX_LIVE_SESSIONS",
+    "REPLAY_BUFFER_EVENTS",
+    "REPLAY_BUFFER_BYTES",
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "MAX_LINES_PER_FRAME",
+    "MAX_SESSIONS_PER_USER",
+    "MAX_CONNECTIONS_PER_USER",
+    "MAX_PROMPT_CHARS",
+    "SEND_QUEUE_LIMIT",
+)
+
+
+@checks.register()
+def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    options = gateway_settings()
+    errors: list[checks.CheckMessage] = []
+    for name in options:
+        if name not in DEFAULTS:
+            errors.append(
+                checks.Warning(
+                    f"HERMES_GATEWAY[{name!r}] is not a known option.",
+                    hint="See the settings table in the README.",
+                    id="gateway_app.W001",
+                )
+            )
+    for name in _NON_NEGATIVE:
+        value = options[name]
+        if not isinstance(value, int | float) or value < 0:
+            errors.append(
+                checks.Error(
+                    f"HERMES_GATEWAY[{name!r}] must be a number >= 0, got {value!r}.",
+                    id="gateway_app.E001",
+                )
+            )
+    for name in _POSITIVE_INT:
+        value = options[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            errors.append(
+                checks.Error(
+                    f"HERMES_GATEWAY[{name!r}] must be an integer >= 1, got {value!r}.",
+                    id="gateway_app.E002",
+                )
+            )
+    if options["AGENT"] not in ("echo", "openai"):
+        errors.append(
+            checks.Error(
+                f"HERMES_AGENT must be 'echo' or 'openai', got {options['AGENT']!r}.",
+                id="gateway_app.E003",
+            )
+        )
+    return errors

@@ -1,0 +1,3 @@
+"""JSON-RPC method handlers; importing this package registers them all."""
+
+from . import gateway, prompt, respond, session, slash  # noqa: F401

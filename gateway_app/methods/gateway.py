@@ -1,0 +1,32 @@
+"""Gateway-level methods: no session involved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import CallContext
+from ..dispatch import method
+from ..exceptions import InvalidParams
+from ..params import get_str
+from ..slash_commands import catalog, complete
+
+
+@method("gateway.ping")
+async def ping(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Liveness check."""
+    return {"pong": True}
+
+
+@method("commands.catalog")
+async def commands_catalog(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Every slash command with its description and usage."""
+    return {"commands": catalog()}
+
+
+@method("complete.slash")
+async def complete_slash(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Complete a partial slash command."""
+    text = get_str(params, "text", max_length=1000)
+    if not text.startswith("/"):
+        raise InvalidParams("text", "must start with '/'")
+    return {"completions": complete(text)}

@@ -1,0 +1,60 @@
+"""Session lifecycle methods: create, list, resume, close, interrupt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import CallContext
+from ..dispatch import method
+from ..params import get_int, get_str
+from ..sessions import get_host
+
+
+@method("session.create")
+async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Create a session attached to this connection."""
+    title = get_str(params, "title", required=False, default="", max_length=200)
+    host = await get_host()
+    session = await host.create(ctx, title.strip())
+    return {"session_id": session.id, "title": session.title, "created_at": session.created_at}
+
+
+@method("session.list")
+async def session_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The caller's sessions, live state overlaid on the stored rows."""
+    host = await get_host()
+    rows = await host.store.list_for_user(ctx.user_id)
+    for row in rows:
+        live = host.sessions.get(row["session_id"])
+        if live is not None:
+            row["status"] = live.status
+            row["attached"] = bool(live.attached)
+            row["title"] = live.title
+            row["messages"] = live.message_count
+    return {"sessions": rows}
+
+
+@method("session.resume")
+async def session_resume(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Attach to a session (live or stored) and replay the events after ``last_seq``."""
+    session_id = get_str(params, "session_id")
+    last_seq = get_int(params, "last_seq", required=False, minimum=0)
+    host = await get_host()
+    return await host.resume(ctx, session_id, last_seq)
+
+
+@method("session.close")
+async def session_close(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Tear the session down: turn cancelled, slash worker ended."""
+    session_id = get_str(params, "session_id")
+    host = await get_host()
+    await host.close(ctx, session_id)
+    return {"closed": True}
+
+
+@method("session.interrupt")
+async def session_interrupt(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Stop the running turn, if any."""
+    session_id = get_str(params, "session_id")
+    host = await get_host()
+    return {"interrupted": host.interrupt(ctx, session_id)}

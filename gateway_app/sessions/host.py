@@ -1,0 +1,479 @@
+"""
+The session host: the one owner of this worker's live sessions.
+
+Every mutation of live-session state happens here, on the worker's event loop: create,
+attach/detach (with epochs), turns, answers to questions, slash commands and the single
+teardown shared by close, reap, TTL and eviction. Events are published to the session's
+channel-layer group, so handlers never write to a socket and any attached connection (on
+any worker) receives them in ``seq`` order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+import time
+from collections import Counter
+from typing import Any, NamedTuple
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.utils import timezone
+
+from ..agents import get_agent
+from ..conf import setting
+from ..context import CallContext
+from ..exceptions import InvalidParams, SessionBusy, SessionNotFound
+from ..protocol import encode, event_message
+from ..reaper import REAP_MESSAGE, Reaper
+from ..slash_client import SlashClient, SlashError
+from .events import ReplayBuffer
+from .state import LiveSession, Phase
+from .store import SessionStore
+from .turn import TurnRunner
+
+logger = logging.getLogger(__name__)
+
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+EVENT_MESSAGE = "session.event"
+
+
+class Published(NamedTuple):
+    seq: int
+    frame: str
+
+
+class SessionHost:
+    """Live sessions of one worker, their events, timers and subprocesses."""
+
+    def __init__(self, layer: BaseChannelLayer, worker_name: str = ""):
+        self.layer = layer
+        self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.channel_name = ""
+        self.sessions: dict[str, LiveSession] = {}
+        self.connections: dict[str, CallContext] = {}
+        self.store = SessionStore()
+        self.reaper = Reaper(self)
+        self.counters: Counter = Counter()
+        #: Sessions of each user reaped/evicted/expired, for connection close lines.
+        self.reaped_by_user: Counter = Counter()
+        self._starting: dict[str, asyncio.Future] = {}
+        self._listener: asyncio.Task | None = None
+
+    ### Startup and shutdown ###
+
+    async def start(self) -> None:
+        self.channel_name = await self.layer.new_channel("host")
+        self.store.start()
+        self.reaper.start()
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
+        logger.info("session host %s listening on %s", self.worker_name, self.channel_name)
+
+    async def stop(self) -> None:
+        """Tear down every live session (slash workers included) and stop background tasks."""
+        for session in list(self.sessions.values()):
+            await self.teardown(session, "closed")
+        await self.reaper.stop()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        await self.store.stop()
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel_name)
+            try:
+                if message.get("type") == REAP_MESSAGE:
+                    await self.reaper.handle(message)
+                else:
+                    logger.warning("host channel got unknown message %r", message.get("type"))
+            except Exception:
+                logger.exception("host failed handling %r", message.get("type"))
+
+    ### Connections ###
+
+    def connection_opened(self, ctx: CallContext) -> None:
+        self.connections[ctx.channel_name] = ctx
+        ctx.counters["_reaped_base"] = self.reaped_by_user[ctx.user_id]
+
+    async def connection_closed(self, ctx: CallContext) -> None:
+        """Detach every session the connection was attached to (each may then be reaped)."""
+        self.connections.pop(ctx.channel_name, None)
+        for session_id in list(ctx.attached):
+            session = self.sessions.get(session_id)
+            if session is not None and await self.detach(ctx, session):
+                ctx.count("detached_sessions")
+        ctx.attached.clear()
+        ctx.counters["reaped"] = self.reaped_by_user[ctx.user_id] - ctx.counters.pop(
+            "_reaped_base", 0
+        )
+
+    ### Lookup ###
+
+    def get_live(self, ctx: CallContext, session_id: Any) -> LiveSession:
+        """The caller's live session, or 4001 (unknown and foreign are indistinguishable)."""
+        session = self.sessions.get(session_id) if isinstance(session_id, str) else None
+        if session is None or session.user_id != ctx.user_id or session.phase is not Phase.ACTIVE:
+            raise SessionNotFound()
+        return session
+
+    async def get_or_cold_start(self, ctx: CallContext, session_id: str) -> LiveSession:
+        """The caller's session, cold-started from the database when it is not live."""
+        session = self.sessions.get(session_id)
+        if session is not None and session.phase is not Phase.ACTIVE:
+            # Mid-teardown: wait for it to finish, then start afresh from the transcript.
+            await session.closed.wait()
+            session = None
+        if session is None:
+            return await self._cold_start(ctx.user_id, session_id)
+        if session.user_id != ctx.user_id:
+            raise SessionNotFound()
+        return session
+
+    async def _cold_start(self, user_id: int, session_id: str) -> LiveSession:
+        if not _SESSION_ID.match(session_id):
+            raise SessionNotFound()
+        pending = self._starting.get(session_id)
+        if pending is not None:
+            # Concurrent resumes of one session share one cold start: never two live copies.
+            session = await asyncio.shield(pending)
+            if session.user_id != user_id:
+                raise SessionNotFound()
+            return session
+        future = asyncio.get_running_loop().create_future()
+        self._starting[session_id] = future
+        try:
+            stored = await self.store.load(session_id, user_id)
+            if stored is None:
+                raise SessionNotFound()
+            session = self._new_live(
+                session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
+            )
+            session.history = list(stored.messages)
+            session.message_count = len(stored.messages)
+            self.sessions[session_id] = session
+            self.store.update(
+                session_id,
+                status="detached",
+                close_reason="",
+                closed_at=None,
+                host_worker=self.worker_name,
+                host_channel=self.channel_name,
+            )
+            self.counters["cold_starts"] += 1
+            logger.info("cold-started session %s from its transcript", session_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        else:
+            future.set_result(session)
+            return session
+        finally:
+            del self._starting[session_id]
+
+    def _new_live(
+        self, session_id: str, user_id: int, title: str, created_at: str, last_seq: int = 0
+    ) -> LiveSession:
+        buffer = ReplayBuffer(setting("REPLAY_BUFFER_EVENTS"), setting("REPLAY_BUFFER_BYTES"))
+        # Events before a cold start are gone: resuming from an older seq is a gap.
+        buffer.dropped_through = last_seq
+        return LiveSession(
+            id=session_id,
+            user_id=user_id,
+            title=title,
+            created_at=created_at,
+            buffer=buffer,
+            seq=last_seq,
+        )
+
+    ### Lifecycle ###
+
+    async def create(self, ctx: CallContext, title: str) -> LiveSession:
+        from ..models import new_session_id
+
+        session = self._new_live(new_session_id(), ctx.user_id, title, timezone.now().isoformat())
+        self.sessions[session.id] = session
+        self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name)
+        self.counters["created"] += 1
+        await self.attach(ctx, session, persist=False)
+        await self.reaper.enforce_cap()
+        return session
+
+    async def attach(self, ctx: CallContext, session: LiveSession, *, persist: bool = True) -> None:
+        """Attach a connection: bumps the epoch so any reap in flight arrives stale."""
+        # The check-and-mutate below has no await: a reap judged on this loop sees either
+        # the old epoch with no attachment, or the new epoch - never a half state.
+        if session.phase is not Phase.ACTIVE:
+            raise SessionNotFound()
+        newly = ctx.channel_name not in session.attached
+        session.attached.add(ctx.channel_name)
+        session.epoch += 1
+        session.detached_at = None
+        session.touch()
+        self.reaper.cancel(session)
+        ctx.attached.add(session.id)
+        if newly:
+            await self.layer.group_add(session.group, ctx.channel_name)
+            if persist:
+                self.store.update(session.id, status=session.status, attached=len(session.attached))
+
+    async def detach(self, ctx: CallContext, session: LiveSession) -> bool:
+        """Detach a connection; the last one out arms the reap. True if it was attached."""
+        if ctx.channel_name not in session.attached:
+            return False
+        session.attached.discard(ctx.channel_name)
+        ctx.attached.discard(session.id)
+        if not session.attached and session.phase is Phase.ACTIVE:
+            session.epoch += 1
+            session.detached_at = time.monotonic()
+            self.reaper.schedule(session)
+            self.store.update(session.id, status=session.status, attached=0)
+        await self.layer.group_discard(session.group, ctx.channel_name)
+        return True
+
+    async def resume(
+        self, ctx: CallContext, session_id: str, last_seq: int | None
+    ) -> dict[str, Any]:
+        """Attach the caller and replay what it missed; idempotent, cold-starts if needed."""
+        session = await self.get_or_cold_start(ctx, session_id)
+        async with session.lock:
+            await self.attach(ctx, session)
+            if last_seq is None:
+                # A fresh client: show the running turn's events, the rest is the transcript.
+                turn = session.turn
+                since = turn.start_seq - 1 if turn is not None and turn.start_seq else session.seq
+            else:
+                since = min(last_seq, session.seq)
+            frames, gap = session.buffer.since(since)
+            # Unanswered questions the client saw before (or that fell out of the buffer)
+            # are sent again: the new connection must be able to answer them.
+            floor = max(since, session.buffer.dropped_through)
+            resent = [q.frame for q in session.pending.values() if q.frame and q.seq <= floor]
+            for frame in [*frames, *resent]:
+                await self.layer.send(ctx.channel_name, {"type": EVENT_MESSAGE, "frame": frame})
+        return {
+            "session_id": session.id,
+            "title": session.title,
+            "status": session.status,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in session.history],
+            "replayed": len(frames),
+            "gap": gap and last_seq is not None,
+            "last_seq": session.seq,
+        }
+
+    async def close(self, ctx: CallContext, session_id: str) -> None:
+        session = self.sessions.get(session_id) if isinstance(session_id, str) else None
+        if session is None or session.user_id != ctx.user_id:
+            # Closing a stored (reaped) session of one's own is a no-op, not an error.
+            if _SESSION_ID.match(session_id) and await self.store.load(session_id, ctx.user_id):
+                return
+            raise SessionNotFound()
+        await self.teardown(session, "closed")
+
+    async def teardown(self, session: LiveSession, reason: str) -> None:
+        """The one finalize path: turn, questions, slash worker, status, ``session.closed``."""
+        if session.phase is not Phase.ACTIVE:
+            await session.closed.wait()
+            return
+        session.phase = Phase.CLOSING
+        session.close_reason = reason
+        self.reaper.cancel(session)
+        turn = session.turn
+        if turn is not None and turn.task is not None:
+            turn.task.cancel()
+            await asyncio.gather(turn.task, return_exceptions=True)
+        for question in list(session.pending.values()):
+            question.future.cancel()
+        if session.slash is not None:
+            await session.slash.close()
+        await self.publish(session, "session.closed", {"reason": reason})
+        for channel in list(session.attached):
+            await self.layer.group_discard(session.group, channel)
+            ctx = self.connections.get(channel)
+            if ctx is not None:
+                ctx.attached.discard(session.id)
+        session.attached.clear()
+        self.sessions.pop(session.id, None)
+        self.store.finalize(session.id, reason, session.seq)
+        session.phase = Phase.CLOSED
+        session.closed.set()
+        self.counters[reason] += 1
+        if reason != "closed":
+            self.reaped_by_user[session.user_id] += 1
+            logger.warning("session %s %s (user %s)", session.id, reason, session.user_id)
+        else:
+            logger.info("session %s closed", session.id)
+
+    ### Turns and questions ###
+
+    async def submit(self, ctx: CallContext, session_id: str, text: str) -> str:
+        session = await self.get_or_cold_start(ctx, session_id)
+        if session.turn is not None:
+            raise SessionBusy()
+        await self.attach(ctx, session)
+        coalesce_s = float(setting("DELTA_COALESCE_MS")) / 1000.0
+        turn = TurnRunner(self, session, get_agent(), text, coalesce_s)
+        session.turn = turn
+        self.store.update(session.id, status="running")
+        turn.start()
+        return turn.turn_id
+
+    def turn_finished(self, session: LiveSession, turn: TurnRunner) -> None:
+        if session.turn is turn:
+            session.turn = None
+        session.touch()
+        if session.phase is Phase.ACTIVE:
+            self.store.update(
+                session.id,
+                status=session.status,
+                last_seq=session.seq,
+                attached=len(session.attached),
+            )
+            self.reaper.rearm(session)
+
+    def question_settled(self, session: LiveSession) -> None:
+        session.touch()
+        self.reaper.rearm(session)
+
+    def interrupt(self, ctx: CallContext, session_id: str) -> bool:
+        session = self.get_live(ctx, session_id)
+        return session.turn.interrupt() if session.turn is not None else False
+
+    def respond(self, ctx: CallContext, session_id: str, kind: str, request_id: str, answer: Any):
+        session = self.get_live(ctx, session_id)
+        question = session.pending.get(request_id)
+        if question is None or question.future.done():
+            raise InvalidParams("request_id", "is not a pending request of this session")
+        if question.kind != kind:
+            raise InvalidParams("request_id", f"is a {question.kind} request, not {kind}")
+        session.touch()
+        question.future.set_result(answer)
+
+    ### Slash commands ###
+
+    async def slash(self, ctx: CallContext, session_id: str, command: str) -> str:
+        session = await self.get_or_cold_start(ctx, session_id)
+        session.touch()
+        if session.slash is None:
+            session.slash = SlashClient(session.id)
+        context = {
+            "session_id": session.id,
+            "title": session.title,
+            "status": session.status,
+            "messages": session.history[-200:],
+            "skin": session.skin,
+            "version": _version(),
+        }
+        pid_before = session.slash.pid
+        try:
+            result = await session.slash.execute(command, context)
+        except SlashError as exc:
+            return f"error: {exc}"
+        effects = result.get("effects") or {}
+        updates: dict[str, Any] = {}
+        if isinstance(effects.get("title"), str):
+            session.title = effects["title"][:200]
+            updates["title"] = session.title
+        if effects.get("clear"):
+            session.history.clear()
+            session.message_count = 0
+            self.store.clear_messages(session.id)
+        if isinstance(effects.get("skin"), str):
+            session.skin = effects["skin"]
+        if session.slash.pid != pid_before:
+            updates["slash_pid"] = session.slash.pid
+        if updates:
+            self.store.update(session.id, **updates)
+        return result.get("output", "")
+
+    ### Events ###
+
+    async def publish(
+        self, session: LiveSession, event_type: str, payload: dict[str, Any]
+    ) -> Published:
+        """Give the event the next ``seq``, buffer it for replay and send it to the group."""
+        async with session.lock:
+            return await self._publish(session, event_type, payload)
+
+    async def _publish(
+        self, session: LiveSession, event_type: str, payload: dict[str, Any]
+    ) -> Published:
+        session.seq += 1
+        frame = encode(event_message(event_type, payload, session.id, session.seq))
+        session.buffer.append(session.seq, frame)
+        await self.layer.group_send(session.group, {"type": EVENT_MESSAGE, "frame": frame})
+        return Published(session.seq, frame)
+
+    ### Introspection ###
+
+    def snapshot(self) -> dict[str, Any]:
+        """Real live state for the admin's live page and health checks."""
+        by_status: Counter = Counter(s.status for s in self.sessions.values())
+        return {
+            "worker": self.worker_name,
+            "connections": len(self.connections),
+            "sessions": len(self.sessions),
+            "by_status": dict(by_status),
+            "running_turns": sum(1 for s in self.sessions.values() if s.turn is not None),
+            "pending_questions": sum(len(s.pending) for s in self.sessions.values()),
+            "pending_reaps": [
+                {"session_id": s.id, "due_at": self.reaper.due_at(s)}
+                for s in self.sessions.values()
+                if s.reap_timer is not None
+            ],
+            "slash_workers": sum(
+                1 for s in self.sessions.values() if s.slash is not None and s.slash.alive
+            ),
+            "counters": dict(self.counters),
+        }
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+### The worker's host ###
+
+_host: SessionHost | None = None
+_host_loop: asyncio.AbstractEventLoop | None = None
+_host_lock: asyncio.Lock | None = None
+
+
+async def get_host() -> SessionHost:
+    """This worker's session host, started on first use inside the running event loop."""
+    global _host, _host_loop, _host_lock
+    loop = asyncio.get_running_loop()
+    if _host is not None and _host_loop is loop:
+        return _host
+    if _host_lock is None or _host_loop is not loop:
+        _host_lock = asyncio.Lock()
+        _host_loop = loop
+        _host = None
+    async with _host_lock:
+        if _host is None:
+            host = SessionHost(get_channel_layer(), setting("WORKER_NAME"))
+            await host.start()
+            _host = host
+    return _host
+
+
+async def reset_host() -> None:
+    """Stop and forget the host (tests, shutdown)."""
+    global _host, _host_loop, _host_lock
+    host = _host
+    _host = None
+    _host_loop = None
+    _host_lock = None
+    if host is not None:
+        await host.stop()
+
+
+def current_host() -> SessionHost | None:
+    """The host if one is running (sync callers like the admin read its snapshot)."""
+    return _host

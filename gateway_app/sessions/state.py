@@ -1,0 +1,89 @@
+"""The in-memory state of one live session, and its lifecycle phase."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .events import ReplayBuffer
+
+if TYPE_CHECKING:
+    from ..slash_client import SlashClient
+    from .turn import TurnRunner
+
+
+class Phase(enum.Enum):
+    """Guarded lifecycle: ACTIVE -> CLOSING -> CLOSED, never backwards."""
+
+    ACTIVE = "active"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class PendingQuestion:
+    """An approval or clarify request waiting for the user's answer."""
+
+    kind: str  # "approval" | "clarify"
+    request_id: str
+    future: asyncio.Future
+    frame: str = ""
+    seq: int = 0
+
+
+@dataclass(eq=False)
+class LiveSession:
+    id: str
+    user_id: int
+    title: str
+    created_at: str
+    buffer: ReplayBuffer
+    seq: int = 0
+    epoch: int = 0
+    phase: Phase = Phase.ACTIVE
+    #: Channel names of the connections attached now.
+    attached: set[str] = field(default_factory=set)
+    detached_at: float | None = None
+    last_activity: float = field(default_factory=time.monotonic)
+    turn: TurnRunner | None = None
+    pending: dict[str, PendingQuestion] = field(default_factory=dict)
+    approved_tools: set[str] = field(default_factory=set)
+    slash: SlashClient | None = None
+    reap_timer: asyncio.TimerHandle | None = None
+    skin: str = "default"
+    #: The transcript, ``[{"role", "content"}]``, oldest first.
+    history: list[dict[str, Any]] = field(default_factory=list)
+    message_count: int = 0
+    #: Orders event publication against attach-time replay.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_reason: str = ""
+
+    @property
+    def group(self) -> str:
+        return group_name(self.id)
+
+    @property
+    def status(self) -> str:
+        """The wire status: running, live (attached) or detached."""
+        if self.phase is not Phase.ACTIVE:
+            return "closed"
+        if self.turn is not None:
+            return "running"
+        return "live" if self.attached else "detached"
+
+    @property
+    def busy(self) -> bool:
+        """Running a turn or waiting on the user: never reaped in this state."""
+        return self.turn is not None or bool(self.pending)
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+
+def group_name(session_id: str) -> str:
+    """The channel-layer group every connection attached to the session joins."""
+    return f"session.{session_id}"

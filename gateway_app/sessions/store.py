@@ -1,0 +1,215 @@
+"""
+Database persistence for sessions and transcripts, kept off the hot path.
+
+Writes go through one ordered write-behind queue drained by a single task, a batch per
+thread hop, so a handler never waits for the database and writes never reorder. Reads that
+must see earlier writes call ``flush()`` first. All ORM work runs in
+``database_sync_to_async``, which closes stale connections itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import GatewaySession, Message, SessionStatus
+
+logger = logging.getLogger(__name__)
+
+Write = Callable[[], None]
+
+
+@dataclass(slots=True)
+class StoredSession:
+    id: str
+    user_id: int
+    title: str
+    created_at: datetime
+    last_seq: int
+    status: str
+    messages: list[dict[str, Any]]
+
+
+class SessionStore:
+    """Ordered write-behind persistence plus the few reads the host needs."""
+
+    def __init__(self) -> None:
+        self._queue: list[Write] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain_forever())
+
+    async def stop(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def submit(self, write: Write) -> None:
+        """Queue a sync ORM write; it runs after every write queued before it."""
+        self._queue.append(write)
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Wait until every queued write has been applied."""
+        if self._task is None:
+            await self._apply(self._take())
+            return
+        await self._idle.wait()
+
+    def _take(self) -> list[Write]:
+        batch, self._queue = self._queue, []
+        return batch
+
+    async def _drain_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                await self._apply(self._take())
+            self._idle.set()
+
+    @staticmethod
+    async def _apply(batch: list[Write]) -> None:
+        if batch:
+            await database_sync_to_async(_run_batch)(batch)
+
+    ### Writes (queued) ###
+
+    def create(self, session_id: str, user_id: int, title: str, host: str, channel: str) -> None:
+        now = timezone.now()
+        self.submit(
+            lambda: GatewaySession.objects.create(
+                id=session_id,
+                user_id=user_id,
+                title=title,
+                status=SessionStatus.LIVE,
+                attached=1,
+                host_worker=host,
+                host_channel=channel,
+                created_at=now,
+                last_activity=now,
+            )
+        )
+
+    def update(self, session_id: str, **fields: Any) -> None:
+        fields.setdefault("last_activity", timezone.now())
+        self.submit(lambda: GatewaySession.objects.filter(pk=session_id).update(**fields))
+
+    def add_message(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        turn_id: str = "",
+        data: dict[str, Any] | None = None,
+        interrupted: bool = False,
+    ) -> None:
+        row = Message(
+            session_id=session_id,
+            role=role,
+            content=content,
+            turn_id=turn_id,
+            data=data or {},
+            interrupted=interrupted,
+        )
+        self.submit(row.save)
+
+    def clear_messages(self, session_id: str) -> None:
+        self.submit(lambda: Message.objects.filter(session_id=session_id).delete())
+
+    def finalize(self, session_id: str, reason: str, last_seq: int) -> None:
+        now = timezone.now()
+        self.update(
+            session_id,
+            status=SessionStatus.CLOSED,
+            close_reason=reason,
+            attached=0,
+            slash_pid=None,
+            last_seq=last_seq,
+            closed_at=now,
+            last_activity=now,
+        )
+
+    ### Reads ###
+
+    async def load(self, session_id: str, user_id: int) -> StoredSession | None:
+        """The stored session with its transcript, if it exists and belongs to the user."""
+        await self.flush()
+        return await database_sync_to_async(_load)(session_id, user_id)
+
+    async def list_for_user(self, user_id: int) -> list[dict[str, Any]]:
+        await self.flush()
+        return await database_sync_to_async(_list_for_user)(user_id)
+
+
+def _run_batch(batch: list[Write]) -> None:
+    try:
+        with transaction.atomic():
+            for write in batch:
+                write()
+    except Exception:
+        # One bad write must not lose the batch: retry each on its own.
+        logger.exception("session store batch failed; retrying writes one by one")
+        for write in batch:
+            try:
+                write()
+            except Exception:
+                logger.exception("session store write failed")
+
+
+def _load(session_id: str, user_id: int) -> StoredSession | None:
+    row = GatewaySession.objects.filter(pk=session_id, user_id=user_id).first()
+    if row is None:
+        return None
+    messages = [
+        {"role": role, "content": content}
+        for role, content in row.messages.order_by("id").values_list("role", "content")
+    ]
+    return StoredSession(
+        id=row.id,
+        user_id=row.user_id,
+        title=row.title,
+        created_at=row.created_at,
+        last_seq=row.last_seq,
+        status=row.status,
+        messages=messages,
+    )
+
+
+def _list_for_user(user_id: int) -> list[dict[str, Any]]:
+    from django.db.models import Count
+
+    rows = (
+        GatewaySession.objects.filter(user_id=user_id)
+        .annotate(n_messages=Count("messages"))
+        .order_by("-created_at")
+    )
+    return [
+        {
+            "session_id": row.id,
+            "title": row.title,
+            "status": row.status,
+            "attached": row.attached > 0,
+            "created_at": row.created_at.isoformat(),
+            "last_activity": row.last_activity.isoformat(),
+            "messages": row.n_messages,
+        }
+        for row in rows
+    ]

@@ -1,0 +1,208 @@
+"""
+One agent turn of a live session: runs the backend in its own task, streams its output as
+session events (coalescing deltas), asks approval/clarify questions that survive reconnects,
+and always ends with ``message.complete``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..agents import Agent, AgentError, Turn
+from ..agents.base import ApprovalChoice
+from .state import LiveSession, PendingQuestion
+
+if TYPE_CHECKING:
+    from .host import SessionHost
+
+logger = logging.getLogger(__name__)
+
+
+class TurnRunner(Turn):
+    """Drives ``agent.run`` for one prompt; the host owns its lifecycle."""
+
+    def __init__(
+        self,
+        host: SessionHost,
+        session: LiveSession,
+        agent: Agent,
+        text: str,
+        coalesce_s: float,
+    ):
+        self.host = host
+        self.session = session
+        self.agent = agent
+        self.text = text
+        self.history = list(session.history)
+        self.turn_id = uuid.uuid4().hex
+        self.coalesce_s = coalesce_s
+        self.interrupted = False
+        self.start_seq = 0
+        self._parts: list[str] = []
+        self._unsent: list[str] = []
+        self._next_flush = 0.0
+        self._flush_timer: asyncio.Task | None = None
+        self._agent_task: asyncio.Task | None = None
+        self._tools: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"turn-{self.session.id}"
+        )
+
+    def interrupt(self) -> bool:
+        """Stop the backend at its next await; ``message.complete`` still follows."""
+        if self._agent_task is None or self._agent_task.done():
+            return False
+        self.interrupted = True
+        self._agent_task.cancel()
+        return True
+
+    @property
+    def text_so_far(self) -> str:
+        return "".join(self._parts)
+
+    async def _run(self) -> None:
+        session = self.session
+        started = await self.host.publish(session, "message.start", {"turn_id": self.turn_id})
+        self.start_seq = started.seq
+        self.host.store.add_message(session.id, "user", self.text, turn_id=self.turn_id)
+        session.history.append({"role": "user", "content": self.text})
+        session.message_count += 1
+        self._agent_task = asyncio.get_running_loop().create_task(self.agent.run(self))
+        try:
+            await asyncio.wait({self._agent_task})
+            error = self._agent_task.exception() if not self._agent_task.cancelled() else None
+            if isinstance(error, AgentError):
+                await self.host.publish(session, "error", {"message": str(error)})
+            elif error is not None:
+                logger.error(
+                    "agent %s crashed in session %s",
+                    self.agent.name,
+                    session.id,
+                    exc_info=error,
+                )
+                await self.host.publish(
+                    session, "error", {"message": f"agent error: {type(error).__name__}"}
+                )
+        finally:
+            if not self._agent_task.done():
+                # The turn itself was cancelled (teardown): stop the backend too.
+                self._agent_task.cancel()
+                await asyncio.gather(self._agent_task, return_exceptions=True)
+                self.interrupted = True
+            await self._finish()
+
+    async def _finish(self) -> None:
+        session = self.session
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        await self._flush()
+        text = self.text_so_far
+        await self.host.publish(
+            session,
+            "message.complete",
+            {"turn_id": self.turn_id, "text": text, "interrupted": self.interrupted},
+        )
+        self.host.store.add_message(
+            session.id, "assistant", text, turn_id=self.turn_id, interrupted=self.interrupted
+        )
+        session.history.append({"role": "assistant", "content": text})
+        session.message_count += 1
+        self.host.turn_finished(session, self)
+
+    ### Turn interface for agent backends ###
+
+    async def delta(self, text: str) -> None:
+        if not text:
+            return
+        self._parts.append(text)
+        self._unsent.append(text)
+        if self.coalesce_s <= 0:
+            await self._flush()
+            return
+        now = time.monotonic()
+        if now >= self._next_flush:
+            await self._flush()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().create_task(
+                self._flush_later(self._next_flush - now)
+            )
+
+    async def _flush_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._flush_timer = None
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._unsent:
+            return
+        text = "".join(self._unsent)
+        self._unsent.clear()
+        self._next_flush = time.monotonic() + self.coalesce_s
+        await self.host.publish(
+            self.session, "message.delta", {"turn_id": self.turn_id, "text": text}
+        )
+
+    async def tool_start(self, name: str, args: dict[str, Any]) -> str:
+        await self._flush()
+        tool_id = uuid.uuid4().hex[:12]
+        await self.host.publish(
+            self.session,
+            "tool.start",
+            {"turn_id": self.turn_id, "tool_id": tool_id, "name": name, "args": args},
+        )
+        self._tools[tool_id] = (name, args)
+        return tool_id
+
+    async def tool_complete(self, tool_id: str, result: Any) -> None:
+        await self.host.publish(
+            self.session,
+            "tool.complete",
+            {"turn_id": self.turn_id, "tool_id": tool_id, "result": result},
+        )
+        name, args = self._tools.pop(tool_id, ("", {}))
+        content = result if isinstance(result, str) else repr(result)
+        self.host.store.add_message(
+            self.session.id,
+            "tool",
+            content,
+            turn_id=self.turn_id,
+            data={"tool_id": tool_id, "name": name, "args": args},
+        )
+        self.session.history.append({"role": "tool", "content": content})
+        self.session.message_count += 1
+
+    async def ask_approval(self, tool: str, description: str) -> ApprovalChoice:
+        if tool in self.session.approved_tools:
+            return "session"
+        choice = await self._ask(
+            "approval", "approval.request", {"tool": tool, "description": description}
+        )
+        if choice == "session":
+            self.session.approved_tools.add(tool)
+        return choice
+
+    async def ask_clarify(self, question: str) -> str:
+        return await self._ask("clarify", "clarify.request", {"question": question})
+
+    async def _ask(self, kind: str, event_type: str, payload: dict[str, Any]) -> Any:
+        await self._flush()
+        request_id = uuid.uuid4().hex[:16]
+        future = asyncio.get_running_loop().create_future()
+        question = PendingQuestion(kind, request_id, future)
+        # Registered before it is published, so an instant answer finds it.
+        self.session.pending[request_id] = question
+        try:
+            question.seq, question.frame = await self.host.publish(
+                self.session, event_type, {"request_id": request_id, **payload}
+            )
+            return await future
+        finally:
+            self.session.pending.pop(request_id, None)
+            self.host.question_settled(self.session)

@@ -1,0 +1,28 @@
+"""The WebSocket consumer speaking PROTOCOL.md v1 (through WebsocketCommunicator)."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_first_frame_is_gateway_ready_with_skin_and_protocol(connect, alice):
+    """Tests that the first frame after accept is gateway.ready with a skin and protocol 1."""
+    rpc = await connect(alice)
+    payload = rpc.ready["params"]["payload"]
+    assert payload["protocol"] == 1
+    assert isinstance(payload["skin"], dict)
+
+
+async def test_ping_answers_pong(connect, alice):
+    """Tests that gateway.ping answers {"pong": true}."""
+    rpc = await connect(alice)
+    assert await rpc.call("gateway.ping") == {"pong": True}
+
+
+async def test_prompt_streams_words_then_completes(connect, alice):
+    """Tests that prompt.submit streams the echo reply word by word and completes."""
+    rpc = await connect(alice)
+    session = await rpc.call("session.create", {"title": "t"})
+    complete = await rpc.turn(session["session_id"], "hello there world")
+    assert complete["text"] == "hello there world"
+    assert complete["interrupted"] is False
