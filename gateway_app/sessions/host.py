@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 EVENT_MESSAGE = "session.event"
+#: Operator-requested teardown (admin actions), sent to the session's host channel.
+TEARDOWN_MESSAGE = "session.teardown"
+TEARDOWN_REASONS = ("closed", "reaped")
 
 
 class Published(NamedTuple):
@@ -88,10 +91,18 @@ class SessionHost:
             try:
                 if message.get("type") == REAP_MESSAGE:
                     await self.reaper.handle(message)
+                elif message.get("type") == TEARDOWN_MESSAGE:
+                    await self._handle_teardown(message)
                 else:
                     logger.warning("host channel got unknown message %r", message.get("type"))
             except Exception:
                 logger.exception("host failed handling %r", message.get("type"))
+
+    async def _handle_teardown(self, message: dict[str, Any]) -> None:
+        session = self.sessions.get(message.get("session_id", ""))
+        reason = message.get("reason")
+        if session is not None and reason in TEARDOWN_REASONS:
+            await self.teardown(session, reason)
 
     ### Connections ###
 

@@ -1,0 +1,302 @@
+"""
+Real servers for live tests, the soak script and the benchmarks: daphne (or uvicorn) running
+the gateway as a subprocess on a free loopback port, and redis-server. Each is a context
+manager that stops its process (and checks it is gone) on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL; always reaps the child."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def slash_worker_pids(parent_pid: int | None = None) -> set[int]:
+    """Pids of live slash-worker processes (children of ``parent_pid`` when given)."""
+    if parent_pid is not None:
+        procs = descendants(parent_pid)
+    else:
+        procs = list(psutil.process_iter())
+    found = set()
+    for proc in procs:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if "gateway_app.slash_worker" in " ".join(proc.cmdline()):
+                found.add(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+class Database:
+    """A migrated SQLite file with users and tokens, shared by the server processes."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / "gateway.sqlite3"
+        self.env = base_env(self.path)
+        self._manage("migrate", "-v0")
+
+    def _manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return result.stdout
+
+    def token(self, username: str) -> str:
+        """Mint a token (creating the user on demand) through the real command."""
+        out = self._manage("gateway_token", username, "--create-user")
+        return out.strip().splitlines()[-1]
+
+    def create_superuser(self, username: str, password: str) -> None:
+        env = {**self.env, "DJANGO_SUPERUSER_PASSWORD": password}
+        subprocess.run(
+            [
+                PYTHON,
+                "manage.py",
+                "createsuperuser",
+                "--noinput",
+                "--username",
+                username,
+                "--email",
+                f"{username}@example.com",
+            ],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+def base_env(db_path: Path, **extra: Any) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HERMES_", "DJANGO_", "REDIS_URL", "OPENAI_"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "hermes_site.settings",
+            "HERMES_DB_PATH": str(db_path),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+class GatewayServer:
+    """The gateway under a real ASGI server (``daphne`` or ``uvicorn``) on a free port."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        server: str = "daphne",
+        app: str = "hermes_site.asgi:application",
+        env: dict[str, Any] | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ):
+        self.database = database
+        self.server = server
+        self.app = app
+        self.port = port or free_port()
+        self.env = {**database.env, **{k: str(v) for k, v in (env or {}).items()}}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self._log_file = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        if self.server == "daphne":
+            return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.app]
+        if self.server == "uvicorn":
+            return [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--ws",
+                "websockets",
+                self.app,
+            ]
+        raise ValueError(f"unknown server {self.server!r}")
+
+    def start(self) -> GatewayServer:
+        if self.log_path is None:
+            self._log_file = tempfile.TemporaryFile()
+        else:
+            self._log_file = open(self.log_path, "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=REPO,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, process=self.process)
+        return self
+
+    def log(self) -> str:
+        if self._log_file is None:
+            return ""
+        self._log_file.flush()
+        self._log_file.seek(0)
+        data = self._log_file.read().decode("utf-8", "replace")
+        self._log_file.seek(0, os.SEEK_END)
+        return data
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss(self) -> int:
+        return psutil.Process(self.pid).memory_info().rss
+
+    def slash_workers(self) -> set[int]:
+        return slash_worker_pids(self.pid)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown code runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            children = descendants(self.process.pid)
+            stop_process(self.process)
+            # Slash workers exit on stdin EOF once their parent is gone; make sure.
+            gone, alive = psutil.wait_procs(children, timeout=5)
+            for proc in alive:
+                proc.kill()
+            psutil.wait_procs(alive, timeout=5)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> GatewayServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port (no persistence)."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,299 @@
+"""Session methods end to end through the consumer: lifecycle, turns, questions, slash."""
+
+import asyncio
+
+import psutil
+import pytest
+
+from gateway_app.models import GatewaySession, Message
+from gateway_app.sessions.host import current_host
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def create(rpc, title="t"):
+    return (await rpc.call("session.create", {"title": title}))["session_id"]
+
+
+async def test_create_returns_id_title_and_created_at(connect, alice):
+    """Tests that session.create answers session_id, title and created_at."""
+    rpc = await connect(alice)
+    result = await rpc.call("session.create", {"title": "hello"})
+    assert len(result["session_id"]) == 32 and result["title"] == "hello"
+    assert result["created_at"]
+
+
+async def test_list_shows_only_the_callers_sessions(connect, alice, bob):
+    """Tests that session.list shows the caller's own sessions only, with their fields."""
+    a, b = await connect(alice), await connect(bob)
+    mine = await create(a, "mine")
+    await create(b, "theirs")
+    sessions = (await a.call("session.list"))["sessions"]
+    assert [s["session_id"] for s in sessions] == [mine]
+    assert set(sessions[0]) == {
+        "session_id", "title", "status", "attached", "created_at", "last_activity", "messages"
+    }
+    assert sessions[0]["status"] == "live" and sessions[0]["attached"] is True
+
+
+async def test_events_carry_session_id_and_increasing_seq(connect, alice):
+    """Tests that session events carry session_id and a per-session seq from 1."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.turn(sid, "one two three")
+    seqs = [e["seq"] for e in rpc.events if e["session_id"] == sid]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_deltas_concatenate_to_the_complete_text(connect, alice):
+    """Tests that a turn's message.delta texts concatenate to message.complete.text."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    complete = await rpc.turn(sid, "the quick  brown fox")
+    assert "".join(rpc.deltas(complete["turn_id"])) == complete["text"] == "the quick  brown fox"
+    assert len(rpc.deltas(complete["turn_id"])) == 4
+
+
+async def test_turn_is_stored_in_the_transcript(connect, alice):
+    """Tests that the user prompt and assistant reply are stored as messages."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.turn(sid, "remember me")
+    await current_host().store.flush()
+    rows = [(m.role, m.content) async for m in Message.objects.filter(session_id=sid)]
+    assert rows == [("user", "remember me"), ("assistant", "remember me")]
+
+
+async def test_disconnect_detaches_and_resume_returns_the_transcript(connect, alice):
+    """Tests that a session survives its socket and resume re-attaches with the transcript."""
+    first = await connect(alice)
+    sid = await create(first)
+    await first.turn(sid, "hello again")
+    await first.connection.close()
+    second = await connect(alice)
+    listed = (await second.call("session.list"))["sessions"]
+    assert listed[0]["status"] == "detached" and listed[0]["attached"] is False
+    result = await second.call("session.resume", {"session_id": sid})
+    assert result["status"] == "live"
+    assert result["messages"] == [
+        {"role": "user", "content": "hello again"},
+        {"role": "assistant", "content": "hello again"},
+    ]
+    complete = await second.turn(sid, "still here")
+    assert complete["text"] == "still here"
+
+
+async def test_resume_is_idempotent(connect, alice):
+    """Tests that resuming the same session twice keeps one live session."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.call("session.resume", {"session_id": sid})
+    await rpc.call("session.resume", {"session_id": sid})
+    assert list(current_host().sessions) == [sid]
+
+
+async def test_resume_of_a_closed_session_cold_starts_from_the_transcript(connect, alice):
+    """Tests that a closed session can be resumed from its stored transcript."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.turn(sid, "kept")
+    await rpc.call("session.close", {"session_id": sid})
+    result = await rpc.call("session.resume", {"session_id": sid})
+    assert [m["content"] for m in result["messages"]] == ["kept", "kept"]
+    assert result["status"] == "live"
+
+
+async def test_close_emits_session_closed_and_marks_the_row(connect, alice):
+    """Tests that session.close emits session.closed {reason: closed} and stores the status."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    assert await rpc.call("session.close", {"session_id": sid}) == {"closed": True}
+    event = await rpc.event("session.closed")
+    assert event["payload"] == {"reason": "closed"} and event["session_id"] == sid
+    await current_host().store.flush()
+    row = await GatewaySession.objects.aget(pk=sid)
+    assert (row.status, row.close_reason) == ("closed", "closed")
+
+
+async def test_close_ends_the_slash_worker_process(connect, alice):
+    """Tests that session.close ends the session's slash-worker subprocess."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.call("slash.exec", {"session_id": sid, "command": "/version"})
+    pid = current_host().sessions[sid].slash.pid
+    assert psutil.pid_exists(pid)
+    await rpc.call("session.close", {"session_id": sid})
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_slash_worker_is_spawned_lazily_on_first_slash_exec(connect, alice):
+    """Tests that no slash worker exists until the first slash.exec."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    assert current_host().sessions[sid].slash is None
+    output = (await rpc.call("slash.exec", {"session_id": sid, "command": "/help"}))["output"]
+    assert "/title" in output
+    assert current_host().sessions[sid].slash.alive
+
+
+async def test_slash_title_renames_the_session(connect, alice):
+    """Tests that /title changes the session title seen by session.list."""
+    rpc = await connect(alice)
+    sid = await create(rpc, "old")
+    await rpc.call("slash.exec", {"session_id": sid, "command": "/title Shiny new"})
+    sessions = (await rpc.call("session.list"))["sessions"]
+    assert sessions[0]["title"] == "Shiny new"
+
+
+async def test_unknown_slash_command_gives_a_helpful_message(connect, alice):
+    """Tests that an unknown slash command answers a hint instead of failing."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    output = (await rpc.call("slash.exec", {"session_id": sid, "command": "/hepl"}))["output"]
+    assert "/help" in output
+
+
+async def test_slash_exec_requires_a_leading_slash(connect, alice):
+    """Tests that slash.exec rejects a command without '/' naming the field."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    error = await rpc.error("slash.exec", {"session_id": sid, "command": "help"})
+    assert error["code"] == -32602 and "command" in error["message"]
+
+
+async def test_commands_catalog_lists_every_command(connect, alice):
+    """Tests that commands.catalog lists the slash commands with description and usage."""
+    rpc = await connect(alice)
+    commands = (await rpc.call("commands.catalog"))["commands"]
+    names = {c["name"] for c in commands}
+    assert {"/help", "/title", "/status", "/history", "/clear", "/version", "/skin"} <= names
+    assert all(c["description"] and c["usage"] for c in commands)
+
+
+async def test_complete_slash_completes_a_prefix(connect, alice):
+    """Tests that complete.slash completes '/he' to '/help'."""
+    rpc = await connect(alice)
+    assert "/help" in (await rpc.call("complete.slash", {"text": "/he"}))["completions"]
+
+
+async def test_interrupt_stops_the_turn_and_keeps_partial_text(connect, alice):
+    """Tests that session.interrupt ends the turn with interrupted true and partial text."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    result = await rpc.call("prompt.submit", {"session_id": sid, "text": "!sleep 2 a b c d e f g h"})
+    await rpc.event("message.delta", turn_id=result["turn_id"])
+    assert (await rpc.call("session.interrupt", {"session_id": sid}))["interrupted"] is True
+    complete = (await rpc.event("message.complete", turn_id=result["turn_id"]))["payload"]
+    assert complete["interrupted"] is True
+    assert complete["text"].startswith("a") and complete["text"] != "a b c d e f g h"
+
+
+async def test_interrupt_without_a_running_turn_reports_false(connect, alice):
+    """Tests that session.interrupt on an idle session answers interrupted false."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    assert (await rpc.call("session.interrupt", {"session_id": sid}))["interrupted"] is False
+
+
+@pytest.mark.parametrize(("choice", "result"), [("once", "ran: ls -l"), ("deny", "denied: ls -l")])
+async def test_tool_directive_asks_approval_and_obeys_the_answer(connect, alice, choice, result):
+    """Tests that !tool asks approval.request for terminal and reports ran/denied."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    submitted = await rpc.call("prompt.submit", {"session_id": sid, "text": "!tool ls -l"})
+    request = (await rpc.event("approval.request"))["payload"]
+    assert request["tool"] == "terminal" and "ls -l" in request["description"]
+    await rpc.call(
+        "approval.respond",
+        {"session_id": sid, "request_id": request["request_id"], "choice": choice},
+    )
+    tool = (await rpc.event("tool.complete"))["payload"]
+    assert tool["result"] == result
+    complete = (await rpc.event("message.complete", turn_id=submitted["turn_id"]))["payload"]
+    assert complete["text"] == result
+
+
+async def test_session_approval_is_remembered_for_the_session(connect, alice):
+    """Tests that approving 'session' skips the question for the next terminal tool run."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.call("prompt.submit", {"session_id": sid, "text": "!tool first"})
+    request = (await rpc.event("approval.request"))["payload"]
+    await rpc.call(
+        "approval.respond",
+        {"session_id": sid, "request_id": request["request_id"], "choice": "session"},
+    )
+    await rpc.event("message.complete")
+    complete = await rpc.turn(sid, "!tool second")
+    assert complete["text"] == "ran: second"
+    assert not [e for e in rpc.events if e["type"] == "approval.request"]
+
+
+async def test_clarify_directive_echoes_the_answer(connect, alice):
+    """Tests that !clarify asks clarify.request and then echoes the answer."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    submitted = await rpc.call("prompt.submit", {"session_id": sid, "text": "!clarify Which one?"})
+    request = (await rpc.event("clarify.request"))["payload"]
+    assert request["question"] == "Which one?"
+    await rpc.call(
+        "clarify.respond",
+        {"session_id": sid, "request_id": request["request_id"], "answer": "the blue one"},
+    )
+    complete = (await rpc.event("message.complete", turn_id=submitted["turn_id"]))["payload"]
+    assert complete["text"] == "the blue one"
+
+
+async def test_answering_twice_is_a_clear_error(connect, alice):
+    """Tests that a second answer to the same request is rejected naming request_id."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.call("prompt.submit", {"session_id": sid, "text": "!clarify Q?"})
+    request = (await rpc.event("clarify.request"))["payload"]
+    params = {"session_id": sid, "request_id": request["request_id"], "answer": "x"}
+    await rpc.call("clarify.respond", params)
+    error = await rpc.error("clarify.respond", params)
+    assert error["code"] == -32602 and "request_id" in error["message"]
+
+
+async def test_approval_answer_to_a_clarify_request_is_rejected(connect, alice):
+    """Tests that approval.respond for a clarify request id is rejected."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.call("prompt.submit", {"session_id": sid, "text": "!clarify Q?"})
+    request = (await rpc.event("clarify.request"))["payload"]
+    error = await rpc.error(
+        "approval.respond",
+        {"session_id": sid, "request_id": request["request_id"], "choice": "once"},
+    )
+    assert error["code"] == -32602
+    await rpc.call("session.interrupt", {"session_id": sid})
+
+
+async def test_prompt_submit_reattaches_a_detached_session(connect, alice):
+    """Tests that prompt.submit from a new connection re-attaches a detached session."""
+    first = await connect(alice)
+    sid = await create(first)
+    await first.connection.close()
+    second = await connect(alice)
+    complete = await second.turn(sid, "back")
+    assert complete["text"] == "back"
+    assert current_host().sessions[sid].status == "live"
+
+
+async def test_empty_prompt_is_invalid_params(connect, alice):
+    """Tests that an empty prompt text is rejected naming the field."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    error = await rpc.error("prompt.submit", {"session_id": sid, "text": "   "})
+    assert error["code"] == -32602 and "text" in error["message"]
+
+
+async def test_other_users_session_is_indistinguishable_from_unknown(connect, alice, bob):
+    """Tests that another user's session id gets exactly the unknown-session error."""
+    a, b = await connect(alice), await connect(bob)
+    sid = await create(a)
+    foreign = await b.error("session.resume", {"session_id": sid})
+    unknown = await b.error("session.resume", {"session_id": "f" * 32})
+    assert foreign == unknown and foreign["code"] == 4001
+    await asyncio.sleep(0)
