@@ -169,7 +169,7 @@ LOGGING = {
         "gateway_app": {
             "handlers": ["stderr"],
             "level": os.environ.get("HERMES_LOG_LEVEL", "INFO"),
-            "propagate": True,
+            "propagate": False,
         },
     },
 }

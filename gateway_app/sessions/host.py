@@ -25,7 +25,7 @@ from django.utils import timezone
 from ..agents import get_agent
 from ..conf import setting
 from ..context import CallContext
-from ..exceptions import InvalidParams, SessionBusy, SessionNotFound
+from ..exceptions import InternalError, InvalidParams, SessionBusy, SessionNotFound
 from ..protocol import encode, event_message
 from ..reaper import REAP_MESSAGE, Reaper
 from ..slash_client import SlashClient, SlashError
@@ -383,7 +383,7 @@ class SessionHost:
         try:
             result = await session.slash.execute(command, context)
         except SlashError as exc:
-            return f"error: {exc}"
+            raise InternalError(f"slash command failed: {exc}") from exc
         effects = result.get("effects") or {}
         updates: dict[str, Any] = {}
         if isinstance(effects.get("title"), str):
