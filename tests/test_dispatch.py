@@ -62,7 +62,9 @@ async def test_invalid_params_name_the_field(connect, alice):
     assert error["code"] == -32602 and "session_id" in error["message"]
     error = await rpc.error("session.resume", {})
     assert error["code"] == -32602 and "session_id" in error["message"]
-    error = await rpc.error("approval.respond", {"session_id": "x", "request_id": "y", "choice": "maybe"})
+    error = await rpc.error(
+        "approval.respond", {"session_id": "x", "request_id": "y", "choice": "maybe"}
+    )
     assert error["code"] == -32602 and "choice" in error["message"]
 
 

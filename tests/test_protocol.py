@@ -17,7 +17,9 @@ from gateway_app.protocol import (
 
 def test_frame_with_several_lines_yields_each_request_in_order():
     """Tests that a multi-line frame is split into its requests, in order."""
-    frame = parse_frame('{"jsonrpc":"2.0","id":1,"method":"a"}\n{"jsonrpc":"2.0","id":2,"method":"b"}')
+    frame = parse_frame(
+        '{"jsonrpc":"2.0","id":1,"method":"a"}\n{"jsonrpc":"2.0","id":2,"method":"b"}'
+    )
     assert [item.method for item in frame.items] == ["a", "b"]
 
 

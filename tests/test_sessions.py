@@ -31,7 +31,13 @@ async def test_list_shows_only_the_callers_sessions(connect, alice, bob):
     sessions = (await a.call("session.list"))["sessions"]
     assert [s["session_id"] for s in sessions] == [mine]
     assert set(sessions[0]) == {
-        "session_id", "title", "status", "attached", "created_at", "last_activity", "messages"
+        "session_id",
+        "title",
+        "status",
+        "attached",
+        "created_at",
+        "last_activity",
+        "messages",
     }
     assert sessions[0]["status"] == "live" and sessions[0]["attached"] is True
 
@@ -180,7 +186,9 @@ async def test_interrupt_stops_the_turn_and_keeps_partial_text(connect, alice):
     """Tests that session.interrupt ends the turn with interrupted true and partial text."""
     rpc = await connect(alice)
     sid = await create(rpc)
-    result = await rpc.call("prompt.submit", {"session_id": sid, "text": "!sleep 2 a b c d e f g h"})
+    result = await rpc.call(
+        "prompt.submit", {"session_id": sid, "text": "!sleep 2 a b c d e f g h"}
+    )
     await rpc.event("message.delta", turn_id=result["turn_id"])
     assert (await rpc.call("session.interrupt", {"session_id": sid}))["interrupted"] is True
     complete = (await rpc.event("message.complete", turn_id=result["turn_id"]))["payload"]

@@ -37,7 +37,7 @@ async def test_real_daphne_serves_a_full_session(server, token):
         sid = (await rpc.call("session.create", {"title": "live"}))["session_id"]
         complete = await rpc.turn(sid, "streamed over daphne")
         assert "".join(rpc.deltas(complete["turn_id"])) == "streamed over daphne"
-        output = (await rpc.call("slash.exec", {"session_id": sid, "command": "/status"}))
+        output = await rpc.call("slash.exec", {"session_id": sid, "command": "/status"})
         assert sid in output["output"]
         assert len(server.slash_workers()) == 1
         await rpc.call("session.close", {"session_id": sid})

@@ -23,8 +23,10 @@ SCRIPT = [
     '{"jsonrpc":"2.0","id":9,"method":"session.create","params":{"title":"script"}}',
     '{"jsonrpc":"2.0","method":"gateway.ping"}',
     '{"jsonrpc":"2.0","id":10,"method":"session.list"}',
-    '{"jsonrpc":"2.0","id":11,"method":"prompt.submit","params":{"session_id":"$SID","text":"a b c"}}',
-    '{"jsonrpc":"2.0","id":12,"method":"slash.exec","params":{"session_id":"$SID","command":"/title renamed"}}',
+    '{"jsonrpc":"2.0","id":11,"method":"prompt.submit",'
+    '"params":{"session_id":"$SID","text":"a b c"}}',
+    '{"jsonrpc":"2.0","id":12,"method":"slash.exec",'
+    '"params":{"session_id":"$SID","command":"/title renamed"}}',
     '{"jsonrpc":"2.0","id":13,"method":"session.close","params":{"session_id":"$SID"}}',
 ]
 

@@ -28,9 +28,16 @@ async def ws_rpc(url: str, token: str, **kwargs) -> AsyncIterator[RpcClient]:
 async def stdio_rpc(env: dict[str, str], user: str) -> AsyncIterator[RpcClient]:
     """``manage.py gateway_stdio --user`` as a subprocess; stopped (EOF, then kill) on exit."""
     process = await asyncio.create_subprocess_exec(
-        PYTHON, "manage.py", "gateway_stdio", "--user", user,
-        cwd=REPO, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        PYTHON,
+        "manage.py",
+        "gateway_stdio",
+        "--user",
+        user,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         limit=16 * 1024 * 1024,
     )
 
