@@ -27,11 +27,10 @@ def gateway_options(settings):
     return apply
 
 
-async def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+async def wait_until(predicate, within=5.0):
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - host state has no event to await
+            await asyncio.sleep(0.01)
 
 
 def gone(pid):
