@@ -56,7 +56,7 @@ class Sampler(threading.Thread):
         self.seen: set[int] = set()
         self.rss_peak = 0
         self.samples = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def sample(self) -> int:
         workers = self.server.slash_workers()
@@ -70,12 +70,12 @@ class Sampler(threading.Thread):
         return len(workers)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.sample()
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
@@ -186,7 +186,7 @@ def run_soak(
                 "samples": sampler.samples,
                 "rss_before_mb": _mb(rss_before),
                 "rss_after_mb": _mb(rss_after),
-                "rss_peak_mb": _mb(sampler.rss_peak),
+                "rss_peak_mb": _mb(max(sampler.rss_peak, rss_before, rss_after)),
                 "sessions_detached": statuses.get("detached", 0),
                 "sessions_closed": statuses.get("closed", 0),
                 "sessions_by_status": dict(statuses),

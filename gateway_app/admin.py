@@ -1,0 +1,202 @@
+"""
+The admin: gateway sessions (with their read-only transcript and operator teardown), API
+tokens (hashed; the raw token is shown once, at creation) and the "Live gateway" page.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from . import views
+from .models import ApiToken, GatewaySession, Message, SessionStatus
+from .sessions.control import request_teardown
+
+# The index links to the live page; the template only extends admin/index.html.
+if admin.site.index_template is None:
+    admin.site.index_template = "admin/gateway_app/index.html"
+
+
+class MessageInline(admin.TabularInline):
+    """The session transcript, read-only."""
+
+    model = Message
+    fields = ("created_at", "role", "content", "interrupted", "turn_id")
+    readonly_fields = fields
+    ordering = ("id",)
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GatewaySession)
+class GatewaySessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "display_title",
+        "user",
+        "status",
+        "attached",
+        "host_worker",
+        "slash_pid",
+        "created_at",
+        "last_activity",
+        "message_count",
+    )
+    list_filter = ("status", ("user", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("title", "^id", "user__username")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    actions = ("close_sessions", "reap_sessions")
+    inlines = (MessageInline,)
+    fields = (
+        "id",
+        "user",
+        "title",
+        "status",
+        "close_reason",
+        "attached",
+        "host_worker",
+        "host_channel",
+        "slash_pid",
+        "last_seq",
+        "created_at",
+        "last_activity",
+        "closed_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(message_count=Count("messages"))
+
+    @admin.display(description="title", ordering="title")
+    def display_title(self, obj: GatewaySession) -> str:
+        return obj.title or f"({obj.pk[:8]}…)"
+
+    @admin.display(description="messages", ordering="message_count")
+    def message_count(self, obj: GatewaySession) -> int:
+        return obj.message_count
+
+    def has_add_permission(self, request) -> bool:
+        return False  # sessions are created by clients over the wire
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting the row of a live session would orphan its host state: close it first.
+        if obj is not None and obj.status != SessionStatus.CLOSED:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # would delete live rows; see above
+        return actions
+
+    ### Actions: the one shared teardown, run by each session's host ###
+
+    def _teardown(self, request, queryset, reason: str, verb: str) -> None:
+        requested = skipped = 0
+        for row in queryset:
+            if request_teardown(row, reason):
+                requested += 1
+            else:
+                skipped += 1
+        if requested:
+            self.message_user(
+                request,
+                f"{verb} requested for {requested} session(s); each host tears it down now.",
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request, f"{skipped} session(s) were already closed.", messages.WARNING
+            )
+
+    @admin.action(description="Close selected sessions", permissions=["change"])
+    def close_sessions(self, request, queryset) -> None:
+        self._teardown(request, queryset, "closed", "Close")
+
+    @admin.action(description="Reap selected sessions now", permissions=["change"])
+    def reap_sessions(self, request, queryset) -> None:
+        self._teardown(request, queryset, "reaped", "Reap")
+
+    ### The live gateway page ###
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "live/",
+                self.admin_site.admin_view(self.live_view),
+                name="{}_{}_live".format(*info),
+            ),
+            path("live.json", views.live_json, name="{}_{}_live_json".format(*info)),
+            *super().get_urls(),
+        ]
+
+    def live_view(self, request):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Live gateway",
+            "opts": self.opts,
+            "json_url": reverse("admin:gateway_app_gatewaysession_live_json"),
+            "changelist_url": reverse("admin:gateway_app_gatewaysession_changelist"),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/gateway_app/live.html", context)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("prefix_display", "user", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("prefix", "name", "user__username")
+    list_select_related = ("user",)
+    actions = ("revoke_tokens",)
+    # key_hash is never shown: it is not a usable token, and showing it invites confusion.
+    readonly_fields = ("prefix_display", "created_at", "last_used_at", "revoked_at")
+
+    @admin.display(description="token", ordering="prefix")
+    def prefix_display(self, obj: ApiToken) -> str:
+        return f"{obj.prefix}…" if obj.prefix else "-"
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("user", "name")
+        return ("user", "name", "prefix_display", "created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("user", *self.readonly_fields)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, raw = ApiToken.mint(obj.user, obj.name)
+        # The admin goes on with ``obj`` (log entry, redirect): make it the minted row.
+        for field in ApiToken._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(token, field.attname))
+        obj._state.adding = False
+        obj._state.db = token._state.db
+        messages.success(
+            request,
+            f"New token for {obj.user}: {raw} — copy it now, it is shown only this once "
+            "(only its hash is stored).",
+        )
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

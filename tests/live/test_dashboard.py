@@ -1,0 +1,320 @@
+"""The chat page and the admin's live page in real headless chromium, against real daphne."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from tests.support.servers import Database, GatewayServer
+
+pytestmark = pytest.mark.live
+
+GRACE_S = 2
+PASSWORD = "correct-horse-battery-staple"
+REFRESHES = 20
+PROMPT = "hello from a real browser, streamed word by word"
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory) -> Database:
+    """One migrated database for the module (its setup is the slow part); a server per test."""
+    database = Database(tmp_path_factory.mktemp("dashboard"))
+    database.create_superuser("admin", PASSWORD)
+    return database
+
+
+@pytest.fixture(scope="module")
+def token(database) -> str:
+    return database.token("admin")
+
+
+@pytest.fixture
+def server(database, output_dir, request) -> Iterator[GatewayServer]:
+    """Daphne with a short reap grace; its log is kept in test-output/ for post-mortems."""
+    log_path = output_dir / f"{request.node.name}.daphne.log"
+    with GatewayServer(
+        database, env={"HERMES_TUI_WS_ORPHAN_REAP_GRACE_S": GRACE_S}, log_path=log_path
+    ) as running:
+        yield running
+    assert running.process is not None and running.process.poll() is not None
+    assert running.slash_workers() == set()
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 760})
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()
+
+
+def log_in(page, server: GatewayServer, next_path: str = "/chat/") -> None:
+    """Through the admin login form, like a person would."""
+    page.goto(f"{server.http_url}/admin/login/?next={next_path}")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+
+
+def wait_resumed(page, session_id: str) -> None:
+    page.wait_for_selector(
+        f'#chat[data-ready="1"][data-session="{session_id}"][data-connection="up"]'
+    )
+
+
+def transcript(page) -> list[tuple[str, str]]:
+    """(kind, text) of every transcript entry, in order; slash-command output excluded."""
+    rows = page.eval_on_selector_all(
+        "[data-testid=transcript] > .msg",
+        "nodes => nodes.map(n => [n.dataset.testid, n.querySelector('.msg-body').textContent])",
+    )
+    return [(kind, text) for kind, text in rows if kind != "msg-slash"]
+
+
+def list_sessions(server: GatewayServer, token: str) -> list[dict]:
+    """``session.list`` for the same user over a plain websockets client (no Origin)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with ws_connect(server.url, additional_headers=headers, open_timeout=10) as ws:
+        ready = json.loads(ws.recv(timeout=10))
+        assert ready["params"]["type"] == "gateway.ready"
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "session.list"}))
+        while True:
+            message = json.loads(ws.recv(timeout=10))
+            if message.get("id") == 1:
+                return message["result"]["sessions"]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_refreshing_the_chat_page_resumes_one_session_without_duplicates(
+    server, token, context, output_dir
+):
+    """Tests that 20 page refreshes resume the same session with an intact transcript, leave
+    no session behind, and that slash workers end up matching the attached sessions."""
+    earlier = {s["session_id"] for s in list_sessions(server, token)}
+    page = context.new_page()
+    log_in(page, server)
+    page.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+
+    page.fill("[data-testid=new-title]", "refresh me")
+    page.click("[data-testid=new-session]")
+    page.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+    session_id = page.get_attribute("#chat", "data-session")
+    assert len(session_id) == 32
+
+    page.fill("[data-testid=prompt-input]", PROMPT)
+    page.press("[data-testid=prompt-input]", "Enter")
+    page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+    assert transcript(page) == [("msg-user", PROMPT), ("msg-assistant", PROMPT)]
+
+    # A slash command, typed with Tab completion, starts the session's slash worker.
+    page.fill("[data-testid=prompt-input]", "/sta")
+    page.wait_for_selector("[data-testid=slash-hint]:has-text('/status')")
+    page.press("[data-testid=prompt-input]", "Tab")
+    assert page.input_value("[data-testid=prompt-input]") == "/status "
+    page.press("[data-testid=prompt-input]", "Enter")
+    page.wait_for_selector("[data-testid=msg-slash][data-state=done]")
+    assert session_id in page.text_content("[data-testid=msg-slash]")
+    workers_before = server.slash_workers()
+    assert len(workers_before) == 1
+
+    for attempt in range(REFRESHES):
+        page.reload()
+        wait_resumed(page, session_id)
+        page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+        assert page.get_attribute("#chat", "data-last-resume") == "fresh", attempt
+        assert transcript(page) == [("msg-user", PROMPT), ("msg-assistant", PROMPT)], attempt
+
+    # The socket still streams after all those refreshes, and nothing is doubled.
+    second = "and once more after twenty refreshes"
+    page.fill("[data-testid=prompt-input]", second)
+    page.press("[data-testid=prompt-input]", "Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=msg-assistant][data-state=done]').length === 2"
+    )
+    assert transcript(page) == [
+        ("msg-user", PROMPT),
+        ("msg-assistant", PROMPT),
+        ("msg-user", second),
+        ("msg-assistant", second),
+    ]
+    page.wait_for_selector(
+        f"[data-testid=session-item][data-session-id='{session_id}'][data-status=live]"
+        ":has-text('4 msg')"
+    )
+    chat_png = output_dir / "chat.png"
+    page.screenshot(path=str(chat_png), full_page=True)
+    print(f"chat screenshot: {chat_png}")
+
+    sessions = [s for s in list_sessions(server, token) if s["session_id"] not in earlier]
+    detached = [s for s in sessions if s["status"] == "detached"]
+    attached = [s for s in sessions if s["attached"]]
+    print(
+        f"after {REFRESHES} refreshes: sessions={len(sessions)} detached={len(detached)} "
+        f"attached={len(attached)} slash workers before={sorted(workers_before)} "
+        f"now={sorted(server.slash_workers())}"
+    )
+    assert [s["session_id"] for s in sessions] == [session_id]
+    assert len(detached) <= REFRESHES
+    assert [s["session_id"] for s in attached] == [session_id]
+
+    # Past the grace period the surviving slash workers are exactly the attached sessions'.
+    time.sleep(GRACE_S + 3)
+    workers_after_grace = server.slash_workers()
+    print(f"after grace ({GRACE_S}s + 3s): slash workers={sorted(workers_after_grace)}")
+    assert len(workers_after_grace) == len(attached) == 1
+    assert workers_after_grace == workers_before  # the same process survived every refresh
+
+    # Closing the tab detaches the session; the reap ends its slash worker.
+    page.close()
+    assert wait_until(lambda: server.slash_workers() == set(), timeout=GRACE_S + 10)
+    sessions = [s for s in list_sessions(server, token) if s["session_id"] not in earlier]
+    print(f"after closing the tab + grace: sessions={[(s['status']) for s in sessions]}")
+    assert [s["status"] for s in sessions] == ["closed"]
+    assert server.slash_workers() == set()
+
+
+def assistant_texts(page) -> list[str]:
+    return [text for kind, text in transcript(page) if kind == "msg-assistant"]
+
+
+def test_refresh_and_socket_drop_mid_turn_show_each_reply_once(server, context, output_dir):
+    """Tests that a refresh and a dropped socket during running turns, and a refresh while an
+    approval is pending, neither duplicate nor lose streamed text or questions."""
+    routes = []
+
+    def route(ws):
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page = context.new_page()
+    page.route_web_socket("**/api/ws", route)
+    log_in(page, server)
+    page.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+    page.click("[data-testid=new-session]")
+    page.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+    session_id = page.get_attribute("#chat", "data-session")
+    prompt = page.locator("[data-testid=prompt-input]")
+    streaming = "[data-testid=msg-assistant][data-state=streaming]"
+
+    # 1. Refresh mid-turn: the fresh resume replays the running turn from its start.
+    words = " ".join(f"w{i}" for i in range(12))
+    prompt.fill(f"!sleep 3 {words}")
+    prompt.press("Enter")
+    page.wait_for_function(
+        f"(document.querySelector('{streaming} .msg-body')?.textContent || '').length >= 6"
+    )
+    page.reload()
+    wait_resumed(page, session_id)
+    page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+    assert transcript(page) == [("msg-user", f"!sleep 3 {words}"), ("msg-assistant", words)]
+
+    # 2. Socket drop mid-turn: the page reconnects and resumes from its last seq.
+    more = " ".join(f"x{i}" for i in range(12))
+    prompt.fill(f"!sleep 3 {more}")
+    prompt.press("Enter")
+    page.wait_for_function(
+        f"(document.querySelector('{streaming} .msg-body')?.textContent || '').length >= 6"
+    )
+    routes[-1].close(code=1011, reason="test drops the socket")
+    page.wait_for_selector('#chat[data-connection="down"]')
+    wait_resumed(page, session_id)
+    assert page.get_attribute("#chat", "data-last-resume") == "incremental"
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=msg-assistant][data-state=done]').length === 2"
+    )
+    assert assistant_texts(page) == [words, more]
+
+    # 3. Refresh while an approval is pending: the question is shown again and answerable.
+    prompt.fill("!tool echo hi")
+    prompt.press("Enter")
+    page.wait_for_selector("[data-testid=approval]")
+    page.reload()
+    wait_resumed(page, session_id)
+    page.wait_for_selector("[data-testid=approval] [data-testid=approve-once]")
+    assert page.locator("[data-testid=approval]").count() == 1
+    page.screenshot(path=str(output_dir / "chat-approval.png"), full_page=True)
+    page.click("[data-testid=approve-once]")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=msg-assistant][data-state=done]').length === 3"
+    )
+    assert assistant_texts(page) == [words, more, "ran: echo hi"]
+    assert page.get_attribute("[data-testid=approval]", "data-state") == "answered"
+
+    # 4. A clarify question, answered in the page.
+    prompt.fill("!clarify favourite colour?")
+    prompt.press("Enter")
+    page.fill("[data-testid=clarify-input]", "ultramarine")
+    page.click("[data-testid=clarify-send]")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=msg-assistant][data-state=done]').length === 4"
+    )
+    assert assistant_texts(page)[-1] == "ultramarine"
+
+    # After one more refresh the stored transcript holds every turn exactly once.
+    page.reload()
+    wait_resumed(page, session_id)
+    assert transcript(page) == [
+        ("msg-user", f"!sleep 3 {words}"),
+        ("msg-assistant", words),
+        ("msg-user", f"!sleep 3 {more}"),
+        ("msg-assistant", more),
+        ("msg-user", "!tool echo hi"),
+        ("msg-tool", "ran: echo hi"),
+        ("msg-assistant", "ran: echo hi"),
+        ("msg-user", "!clarify favourite colour?"),
+        ("msg-assistant", "ultramarine"),
+    ]
+
+
+def test_live_page_shows_real_host_numbers_to_staff(server, context, output_dir):
+    """Tests that the admin's live page, linked from the admin index, polls real numbers:
+    an open chat page counts as a connection and its session as live."""
+    chat = context.new_page()
+    log_in(chat, server)
+    chat.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+    chat.click("[data-testid=new-session]")
+    chat.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+
+    live = context.new_page()
+    live.goto(f"{server.http_url}/admin/")
+    live.click("[data-testid=live-link]")
+    live.wait_for_url("**/admin/gateway_app/gatewaysession/live/")
+    live.wait_for_function(
+        "Number(document.querySelector('[data-testid=live-connections]').textContent) >= 1"
+        " && Number(document.querySelector('[data-testid=live-sessions]').textContent) >= 1"
+    )
+    assert "Live gateway" in live.title()
+    by_status = live.text_content("[data-testid=live-by-status]")
+    assert "live" in by_status
+    # It keeps polling: a later update arrives on its own.
+    polls = int(live.get_attribute(".live-gateway", "data-polls"))
+    live.wait_for_function(
+        f"Number(document.querySelector('.live-gateway').dataset.polls) > {polls}",
+        timeout=5_000,
+    )
+    live_png = output_dir / "live.png"
+    live.screenshot(path=str(live_png), full_page=True)
+    print(f"live screenshot: {live_png}")
+
+    # Closing the chat tab: the connection goes away, and after the grace the session is reaped.
+    chat.close()
+    live.wait_for_function(
+        "Number(document.querySelector('[data-testid=live-connections]').textContent) === 0"
+    )
+    live.wait_for_selector("[data-testid=live-counters] td:text-is('reaped')")
+    live.wait_for_function(
+        "Number(document.querySelector('[data-testid=live-sessions]').textContent) === 0"
+    )

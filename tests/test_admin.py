@@ -1,0 +1,310 @@
+"""The admin (sessions, tokens, the live page), the chat page view and the health check."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.urls import reverse
+
+from gateway_app import views
+from gateway_app.models import ApiToken, GatewaySession, Message, hash_token
+from gateway_app.sessions import get_host
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHANGELIST = "admin:gateway_app_gatewaysession_changelist"
+LIVE_JSON = "admin:gateway_app_gatewaysession_live_json"
+
+
+@pytest.fixture
+def stored_session(alice) -> GatewaySession:
+    session = GatewaySession.objects.create(user=alice, title="Alpha", host_worker="w1")
+    for role, content in [("user", "hi there"), ("assistant", "hi there"), ("user", "again")]:
+        Message.objects.create(session=session, role=role, content=content)
+    return session
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+### Sessions ###
+
+
+def test_changelist_lists_sessions_with_message_counts(admin_client, stored_session):
+    """Tests that the session changelist renders with the annotated message count."""
+    response = admin_client.get(reverse(CHANGELIST))
+    assert response.status_code == 200
+    rows = list(response.context["cl"].result_list)
+    assert [(r.pk, r.message_count) for r in rows] == [(stored_session.pk, 3)]
+    assert b"Alpha" in response.content
+    assert b"Live gateway" in response.content
+
+
+def test_changelist_filters_by_status_and_searches_title_and_id(admin_client, stored_session):
+    """Tests that the status filter and the title/id search narrow the list."""
+    url = reverse(CHANGELIST)
+    assert admin_client.get(url, {"status__exact": "live"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"status__exact": "closed"}).context["cl"].result_count == 0
+    assert admin_client.get(url, {"q": "alp"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"q": stored_session.pk[:10]}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"q": "nothing"}).context["cl"].result_count == 0
+
+
+def test_change_form_shows_the_transcript_read_only(admin_client, stored_session):
+    """Tests that the change form shows the transcript inline with no way to edit it."""
+    url = reverse("admin:gateway_app_gatewaysession_change", args=[stored_session.pk])
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    (inline,) = response.context["inline_admin_formsets"]
+    assert not inline.has_add_permission
+    assert not inline.has_change_permission
+    assert not inline.has_delete_permission
+    assert inline.formset.initial_form_count() == 3
+    assert b"hi there" in response.content and b"again" in response.content
+    assert b'name="messages-0-content"' not in response.content
+    assert b'name="title"' not in response.content  # the session itself is read-only too
+
+
+def test_sessions_cannot_be_added_and_live_ones_not_deleted(admin_client, stored_session):
+    """Tests that sessions are never added in the admin, and a live one cannot be deleted."""
+    assert admin_client.get(reverse("admin:gateway_app_gatewaysession_add")).status_code == 403
+    url = reverse("admin:gateway_app_gatewaysession_delete", args=[stored_session.pk])
+    assert admin_client.get(url).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"), [("close_sessions", "closed"), ("reap_sessions", "reaped")]
+)
+def test_actions_go_through_request_teardown(
+    admin_client, stored_session, monkeypatch, action, reason
+):
+    """Tests that Close and Reap now call the one shared teardown request with their reason."""
+    calls = []
+    monkeypatch.setattr(
+        "gateway_app.admin.request_teardown", lambda row, why: calls.append((row.pk, why)) or True
+    )
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": action, "_selected_action": [stored_session.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert calls == [(stored_session.pk, reason)]
+    assert any("requested for 1 session" in m for m in messages_of(response))
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"), [("close_sessions", "closed"), ("reap_sessions", "reaped")]
+)
+async def test_action_tears_down_a_live_session(connect, alice, admin_client, action, reason):
+    """Tests that the admin action reaches the live session's host: the attached client gets
+    session.closed with the reason and the row is finalized."""
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create", {"title": "live one"}))["session_id"]
+    host = await get_host()
+    await host.store.flush()  # the row (with its host channel) is written behind
+
+    response = await sync_to_async(admin_client.post)(
+        reverse(CHANGELIST), {"action": action, "_selected_action": [sid]}
+    )
+    assert response.status_code == 302
+    closed = await rpc.event("session.closed")
+    assert closed["session_id"] == sid and closed["payload"] == {"reason": reason}
+    assert sid not in host.sessions
+    await host.store.flush()
+    row = await GatewaySession.objects.aget(pk=sid)
+    assert (row.status, row.close_reason) == ("closed", reason)
+
+
+def test_action_on_a_closed_session_only_warns(admin_client, stored_session):
+    """Tests that closing an already closed session changes nothing and says so."""
+    GatewaySession.objects.filter(pk=stored_session.pk).update(status="closed")
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "close_sessions", "_selected_action": [stored_session.pk]},
+        follow=True,
+    )
+    assert any("already closed" in m for m in messages_of(response))
+
+
+### Tokens ###
+
+
+def test_token_add_shows_the_raw_token_exactly_once(admin_client, admin_user):
+    """Tests that adding a token mints it, shows the raw token once, and stores only its hash."""
+    response = admin_client.post(
+        reverse("admin:gateway_app_apitoken_add"),
+        {"user": admin_user.pk, "name": "ci"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    (shown,) = [m for m in messages_of(response) if m.startswith("New token")]
+    raw = next(word for word in shown.split() if word.startswith("hgw_"))
+    assert response.content.count(raw.encode()) == 1
+    token = ApiToken.objects.get()
+    assert token.key_hash == hash_token(raw)
+    assert (token.user, token.name, token.prefix) == (admin_user, "ci", raw[:10])
+    assert token.key_hash.encode() not in response.content
+
+    for url in (
+        reverse("admin:gateway_app_apitoken_changelist"),
+        reverse("admin:gateway_app_apitoken_change", args=[token.pk]),
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert raw.encode() not in page.content
+        assert token.key_hash.encode() not in page.content
+        assert token.prefix.encode() in page.content
+
+
+def test_token_change_form_edits_only_the_name(admin_client, admin_user, alice):
+    """Tests that a token's user, hash and dates cannot be changed in the admin."""
+    token, raw = ApiToken.mint(admin_user, "old")
+    url = reverse("admin:gateway_app_apitoken_change", args=[token.pk])
+    admin_client.post(url, {"user": alice.pk, "name": "new", "key_hash": "0" * 64})
+    token.refresh_from_db()
+    assert (token.user, token.name, token.key_hash) == (admin_user, "new", hash_token(raw))
+
+
+def test_revoke_action_sets_revoked_at(admin_client, admin_user):
+    """Tests that Revoke marks the selected tokens revoked, and only active ones count."""
+    first, _ = ApiToken.mint(admin_user, "a")
+    second, _ = ApiToken.mint(admin_user, "b")
+    response = admin_client.post(
+        reverse("admin:gateway_app_apitoken_changelist"),
+        {"action": "revoke_tokens", "_selected_action": [first.pk]},
+        follow=True,
+    )
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.revoked and not second.revoked
+    assert any("Revoked 1 token" in m for m in messages_of(response))
+    assert list(ApiToken.objects.active()) == [second]
+
+
+### The live page ###
+
+
+def test_admin_index_and_app_index_link_the_live_page(admin_client):
+    """Tests that the live page is discoverable from the admin index and the app index."""
+    live = reverse("admin:gateway_app_gatewaysession_live").encode()
+    assert live in admin_client.get(reverse("admin:index")).content
+    app_index = reverse("admin:app_list", kwargs={"app_label": "gateway_app"})
+    assert live in admin_client.get(app_index).content
+
+
+def test_live_page_renders_for_staff_only(admin_client, client, alice):
+    """Tests that the live page uses the admin look for staff and sends others to log in."""
+    url = reverse("admin:gateway_app_gatewaysession_live")
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    assert b"Live gateway" in response.content
+    assert reverse(LIVE_JSON).encode() in response.content
+    assert b'id="site-name"' in response.content  # admin/base_site.html
+    assert client.get(url).status_code == 302
+    client.force_login(alice)
+    assert client.get(url)["Location"].startswith(reverse("admin:login"))
+
+
+async def test_live_json_requires_staff(fresh_host, async_client, alice):
+    """Tests that the live JSON endpoint answers 403 to anonymous and non-staff users."""
+    url = reverse(LIVE_JSON)
+    assert (await async_client.get(url)).status_code == 403
+    await async_client.aforce_login(alice)
+    response = await async_client.get(url)
+    assert response.status_code == 403
+    assert response.json() == {"error": "staff only"}
+
+
+async def test_live_json_reports_the_hosts_real_state(connect, alice, admin_user, async_client):
+    """Tests that the live numbers come from the running host: connections, sessions by
+    status, pending reaps, slash workers, counters - plus database totals."""
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create", {}))["session_id"]
+    await rpc.call("slash.exec", {"session_id": sid, "command": "/status"})
+    host = await get_host()
+    await host.store.flush()
+    await async_client.aforce_login(admin_user)
+
+    response = await async_client.get(reverse(LIVE_JSON))
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+    data = response.json()
+    assert data["host"]["connections"] == 1
+    assert data["host"]["by_status"] == {"live": 1}
+    assert data["host"]["slash_workers"] == 1
+    assert len(data["slash_worker_pids"]) == 1
+    assert data["host"]["counters"]["created"] == 1
+    assert data["host"]["pending_reaps"] == []
+    assert data["db"]["sessions_by_status"] == {"live": 1}
+
+    await rpc.connection.close()  # detach: a reap is now pending
+    data = (await async_client.get(reverse(LIVE_JSON))).json()
+    assert data["host"]["connections"] == 0
+    assert data["host"]["by_status"] == {"detached": 1}
+    (reap,) = data["host"]["pending_reaps"]
+    assert reap["session_id"] == sid and reap["due_in_s"] > 0
+
+
+### Chat page and health ###
+
+
+def test_chat_page_requires_login(client, alice):
+    """Tests that /chat/ sends anonymous users to the admin login, and serves the client."""
+    response = client.get("/chat/")
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('admin:login')}?next=/chat/"
+    client.force_login(alice)
+    response = client.get("/chat/")
+    assert response.status_code == 200
+    assert b"gateway_app/chat.js" in response.content
+    assert b'data-ws-path="/api/ws"' in response.content
+    assert client.get("/").headers["Location"] == "/chat/"
+
+
+async def test_healthz_checks_layer_and_database(async_client):
+    """Tests that /healthz answers 200 after a layer round trip and a database query."""
+    response = await async_client.get("/healthz")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["status"] == "ok"
+    assert data["channel_layer"]["ok"] and data["database"]["ok"]
+
+
+async def test_healthz_is_503_when_the_database_fails(async_client, monkeypatch):
+    """Tests that a failing database query makes /healthz answer 503 and say why."""
+
+    def broken() -> None:
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(views, "_db_ping", broken)
+    response = await async_client.get("/healthz")
+    assert response.status_code == 503
+    data = response.json()
+    assert data["database"] == {"ok": False, "error": "RuntimeError: database is down"}
+    assert data["channel_layer"]["ok"]
+
+
+async def test_healthz_is_503_when_the_layer_hangs(async_client, monkeypatch):
+    """Tests that a channel layer that never delivers makes /healthz answer 503 in time."""
+
+    class StuckLayer:
+        async def new_channel(self, prefix: str = "") -> str:
+            return prefix + "x"
+
+        async def send(self, channel: str, message: dict) -> None:
+            pass
+
+        async def receive(self, channel: str) -> dict:
+            await asyncio.Event().wait()
+            return {}
+
+    monkeypatch.setattr(views, "get_channel_layer", StuckLayer)
+    monkeypatch.setattr(views, "HEALTH_TIMEOUT_S", 0.2)
+    response = await async_client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["channel_layer"]["ok"] is False
+    assert response.json()["database"]["ok"] is True
