@@ -48,8 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "SKIN": {"name": "default", "accent": "#5b8def", "banner": "Hermes gateway"},
     # Multi-worker.
     "WORKER_NAME": "",  # shown in the admin; defaults to host:pid
-    "HEARTBEAT_S": 2.0,
-    "HOST_DEAD_AFTER_S": 6.0,
+    "HEARTBEAT_S": 1.0,  # hosts refresh their liveness key this often
+    "HOST_DEAD_AFTER_S": 3.0,  # a host silent this long is dead; its sessions are taken over
+    "FORWARD_TIMEOUT_S": 5.0,  # a forwarded call unanswered this long fails (-32603)
 }
 
 

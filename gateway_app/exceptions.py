@@ -84,3 +84,9 @@ class TooLarge(RpcError):
 class RateLimited(RpcError):
     code = RATE_LIMITED
     default_message = "Rate limit exceeded"
+
+
+class LayerUnavailable(InternalError):
+    """The channel layer (Redis) cannot be reached; the request may be retried."""
+
+    default_message = "Channel layer unavailable (is Redis up?); retry shortly"

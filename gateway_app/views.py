@@ -58,7 +58,8 @@ async def _check_layer() -> dict[str, Any]:
     nonce = uuid.uuid4().hex
     started = time.perf_counter()
     async with asyncio.timeout(HEALTH_TIMEOUT_S):
-        channel = await layer.new_channel("healthz.")
+        # Default prefix: channels-redis serves all "specific." channels with one receive.
+        channel = await layer.new_channel()
         await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
         message = await layer.receive(channel)
     if message.get("nonce") != nonce:
@@ -102,7 +103,12 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     )
     ok = layer["ok"] and database["ok"]
     response = JsonResponse(
-        {"status": "ok" if ok else "fail", "channel_layer": layer, "database": database},
+        {
+            "status": "ok" if ok else "fail",
+            "worker": (await get_host()).worker_name,
+            "channel_layer": layer,
+            "database": database,
+        },
         status=200 if ok else 503,
     )
     add_never_cache_headers(response)

@@ -7,6 +7,7 @@ one process with the InMemory channel layer, SQLite and the offline echo agent.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -114,6 +115,7 @@ STORAGES = {
 }
 # Serve straight from the app directories, so `runserver`/`daphne` work without collectstatic.
 WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at: .*staticfiles")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
@@ -124,9 +126,14 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 defaults socket_timeout to 5 s, which aborts channels-redis'
+                # blocking 5 s BZPOPMIN (django/channels_redis#422): allow longer reads,
+                # but fail fast on connect so a Redis outage is reported promptly.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}
+                ],
                 # A fast token stream must not hit the default capacity of 100 and lose events.
                 "capacity": 5000,
                 "expiry": 60,

@@ -305,3 +305,16 @@ async def test_other_users_session_is_indistinguishable_from_unknown(connect, al
     unknown = await b.error("session.resume", {"session_id": "f" * 32})
     assert foreign == unknown and foreign["code"] == 4001
     await asyncio.sleep(0)
+
+
+async def test_session_of_a_dead_worker_lists_as_detached_and_resumes_cold(connect, alice):
+    """Tests that a row left 'live' by a worker that died lists as detached and resumes."""
+    row = await GatewaySession.objects.acreate(
+        user=alice, title="orphan", status="live", attached=1, host_channel="specific.gone!x"
+    )
+    await Message.objects.acreate(session=row, role="user", content="from before")
+    rpc = await connect(alice)
+    (listed,) = (await rpc.call("session.list"))["sessions"]
+    assert (listed["status"], listed["attached"]) == ("detached", False)
+    resumed = await rpc.call("session.resume", {"session_id": row.pk})
+    assert resumed["messages"] == [{"role": "user", "content": "from before"}]

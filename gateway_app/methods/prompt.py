@@ -17,5 +17,5 @@ async def prompt_submit(ctx: CallContext, params: dict[str, Any]) -> dict[str, A
     session_id = get_str(params, "session_id")
     text = get_str(params, "text", max_length=setting("MAX_PROMPT_CHARS"), allow_empty=False)
     host = await get_host()
-    turn_id = await host.submit(ctx, session_id, text)
+    turn_id = await host.router.call(ctx, "submit", session_id, text=text)
     return {"accepted": True, "turn_id": turn_id}

@@ -18,7 +18,9 @@ async def approval_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str
     request_id = get_str(params, "request_id")
     choice = get_choice(params, "choice", ("once", "session", "deny"))
     host = await get_host()
-    host.respond(ctx, session_id, "approval", request_id, choice)
+    await host.router.call(
+        ctx, "respond", session_id, kind="approval", request_id=request_id, answer=choice
+    )
     return {"ok": True}
 
 
@@ -29,5 +31,7 @@ async def clarify_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str,
     request_id = get_str(params, "request_id")
     answer = get_str(params, "answer", max_length=setting("MAX_PROMPT_CHARS"))
     host = await get_host()
-    host.respond(ctx, session_id, "clarify", request_id, answer)
+    await host.router.call(
+        ctx, "respond", session_id, kind="clarify", request_id=request_id, answer=answer
+    )
     return {"ok": True}

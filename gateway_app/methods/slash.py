@@ -19,4 +19,5 @@ async def slash_exec(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
     if not command.strip().startswith("/"):
         raise InvalidParams("command", "must start with '/'")
     host = await get_host()
-    return {"output": await host.slash(ctx, session_id, command.strip())}
+    output = await host.router.call(ctx, "slash", session_id, command=command.strip())
+    return {"output": output}

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.utils import timezone
 
 from ..models import CloseReason, GatewaySession, SessionStatus
-from .host import TEARDOWN_MESSAGE, TEARDOWN_REASONS
+from .host import TEARDOWN_MESSAGE, TEARDOWN_REASONS, current_host
+from .registry import HOST_KEY
 
 
 def request_teardown(session: GatewaySession, reason: str) -> bool:
@@ -20,8 +22,8 @@ def request_teardown(session: GatewaySession, reason: str) -> bool:
         raise ValueError(f"reason must be one of {TEARDOWN_REASONS}")
     if session.status == SessionStatus.CLOSED:
         return False
-    if not session.host_channel:
-        # Never hosted (or hosted before host channels existed): finalize the row here.
+    if not session.host_channel or not _host_alive(session.host_channel):
+        # No live host holds it (its worker died): finalize the row here.
         GatewaySession.objects.filter(pk=session.pk).update(
             status=SessionStatus.CLOSED,
             close_reason=CloseReason(reason),
@@ -32,3 +34,19 @@ def request_teardown(session: GatewaySession, reason: str) -> bool:
     message = {"type": TEARDOWN_MESSAGE, "session_id": session.pk, "reason": reason}
     async_to_sync(get_channel_layer().send)(session.host_channel, message)
     return True
+
+
+def _host_alive(channel: str) -> bool:
+    host = current_host()
+    if host is not None:
+        return async_to_sync(host.host_alive)(channel)
+    redis_url = getattr(settings, "REDIS_URL", "")
+    if not redis_url:
+        return False
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return bool(client.exists(HOST_KEY.format(channel)))
+    finally:
+        client.close()

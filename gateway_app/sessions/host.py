@@ -20,16 +20,25 @@ from collections import Counter
 from typing import Any, NamedTuple
 
 from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
 from django.utils import timezone
 
 from ..agents import get_agent
 from ..conf import setting
 from ..context import CallContext
-from ..exceptions import InternalError, InvalidParams, SessionBusy, SessionNotFound
+from ..exceptions import (
+    InternalError,
+    InvalidParams,
+    LayerUnavailable,
+    SessionBusy,
+    SessionNotFound,
+)
 from ..protocol import encode, event_message
 from ..reaper import REAP_MESSAGE, Reaper
 from ..slash_client import SlashClient, SlashError
 from .events import ReplayBuffer
+from .registry import LocalRegistry, build_registry
+from .routing import CALL_MESSAGE, REPLY_MESSAGE, SessionRouter
 from .state import LiveSession, Phase
 from .store import SessionStore
 from .turn import TurnRunner
@@ -51,7 +60,12 @@ class Published(NamedTuple):
 class SessionHost:
     """Live sessions of one worker, their events, timers and subprocesses."""
 
-    def __init__(self, layer: BaseChannelLayer, worker_name: str = ""):
+    def __init__(
+        self,
+        layer: BaseChannelLayer,
+        worker_name: str = "",
+        registry: LocalRegistry | None = None,
+    ):
         self.layer = layer
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.channel_name = ""
@@ -62,16 +76,28 @@ class SessionHost:
         self.counters: Counter = Counter()
         #: Sessions of each user reaped/evicted/expired, for connection close lines.
         self.reaped_by_user: Counter = Counter()
+        self.registry = registry or LocalRegistry()
+        self.router = SessionRouter(self, self.registry)
         self._starting: dict[str, asyncio.Future] = {}
         self._listener: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        #: Redis run id seen by the last heartbeat (None before the first; "" after a failure).
+        self._registry_data_id: str | None = None
 
     ### Startup and shutdown ###
 
     async def start(self) -> None:
-        self.channel_name = await self.layer.new_channel("host")
+        # The default prefix on purpose: channels-redis serves every "specific.<client>!"
+        # channel of a process with one BZPOPMIN; another prefix would queue behind it.
+        self.channel_name = await self.layer.new_channel()
         self.store.start()
         self.reaper.start()
-        self._listener = asyncio.get_running_loop().create_task(self._listen())
+        loop = asyncio.get_running_loop()
+        self._listener = loop.create_task(self._listen())
+        if self.registry.shared:
+            await self._beat()
+            self._heartbeat = loop.create_task(self._heartbeat_forever())
         logger.info("session host %s listening on %s", self.worker_name, self.channel_name)
 
     async def stop(self) -> None:
@@ -79,24 +105,82 @@ class SessionHost:
         for session in list(self.sessions.values()):
             await self.teardown(session, "closed")
         await self.reaper.stop()
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
+        for task in (self._listener, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._listener = self._heartbeat = None
         await self.store.stop()
+        await self.registry.close()
 
     async def _listen(self) -> None:
+        """Serve the host channel: reaps, teardowns, forwarded calls and their replies."""
+        backoff = 0.1
         while True:
-            message = await self.layer.receive(self.channel_name)
             try:
-                if message.get("type") == REAP_MESSAGE:
+                message = await self.layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The layer is down (Redis restarting): keep trying, recover by ourselves.
+                self.counters["layer_errors"] += 1
+                logger.warning("host channel receive failed (%r); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = 0.1
+            kind = message.get("type")
+            try:
+                if kind == REAP_MESSAGE:
                     await self.reaper.handle(message)
-                elif message.get("type") == TEARDOWN_MESSAGE:
+                elif kind == CALL_MESSAGE:
+                    # Concurrent: a slow slash command must not hold up other sessions.
+                    self._spawn(self.router.handle_call(message))
+                elif kind == REPLY_MESSAGE:
+                    self.router.handle_reply(message)
+                elif kind == TEARDOWN_MESSAGE:
                     await self._handle_teardown(message)
                 else:
-                    logger.warning("host channel got unknown message %r", message.get("type"))
+                    logger.warning("host channel got unknown message %r", kind)
             except Exception:
-                logger.exception("host failed handling %r", message.get("type"))
+                logger.exception("host failed handling %r", kind)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(float(setting("HEARTBEAT_S")))
+            try:
+                await self._beat()
+                await self.router.sweep_remote()
+            except Exception as exc:
+                self.counters["heartbeat_failures"] += 1
+                logger.warning("heartbeat failed: %r", exc)
+
+    async def _beat(self) -> None:
+        try:
+            data_id = await self.registry.heartbeat(
+                self.channel_name, float(setting("HOST_DEAD_AFTER_S"))
+            )
+        except Exception:
+            # Whatever Redis kept through the outage is suspect: re-register once it is back.
+            self._registry_data_id = ""
+            raise
+        if data_id != self._registry_data_id:
+            # First beat, or Redis restarted (without persistence its data is gone): publish
+            # where our sessions live again, and the group memberships events travel by.
+            for session in list(self.sessions.values()):
+                await self.registry.register(session.id, session.user_id, self.channel_name)
+                for channel in list(session.attached):
+                    await self.layer.group_add(session.group, channel)
+            if self._registry_data_id is not None and self.sessions:
+                logger.warning(
+                    "re-registered %d sessions after a registry loss", len(self.sessions)
+                )
+            self._registry_data_id = data_id
 
     async def _handle_teardown(self, message: dict[str, Any]) -> None:
         session = self.sessions.get(message.get("session_id", ""))
@@ -115,7 +199,11 @@ class SessionHost:
         self.connections.pop(ctx.channel_name, None)
         for session_id in list(ctx.attached):
             session = self.sessions.get(session_id)
-            if session is not None and await self.detach(ctx, session):
+            if session is not None:
+                if await self.detach(ctx, session):
+                    ctx.count("detached_sessions")
+            elif self.registry.shared:
+                await self.router.detach_remote(ctx, session_id)
                 ctx.count("detached_sessions")
         ctx.attached.clear()
         ctx.counters["reaped"] = self.reaped_by_user[ctx.user_id] - ctx.counters.pop(
@@ -166,6 +254,7 @@ class SessionHost:
             session.history = list(stored.messages)
             session.message_count = len(stored.messages)
             self.sessions[session_id] = session
+            await self.registry.register(session_id, user_id, self.channel_name)
             self.store.update(
                 session_id,
                 status="detached",
@@ -209,6 +298,7 @@ class SessionHost:
         session = self._new_live(new_session_id(), ctx.user_id, title, timezone.now().isoformat())
         self.sessions[session.id] = session
         self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name)
+        await self.registry.register(session.id, ctx.user_id, self.channel_name)
         self.counters["created"] += 1
         await self.attach(ctx, session, persist=False)
         await self.reaper.enforce_cap()
@@ -228,7 +318,10 @@ class SessionHost:
         self.reaper.cancel(session)
         ctx.attached.add(session.id)
         if newly:
-            await self.layer.group_add(session.group, ctx.channel_name)
+            try:
+                await self.layer.group_add(session.group, ctx.channel_name)
+            except Exception as exc:
+                raise LayerUnavailable() from exc
             if persist:
                 self.store.update(session.id, status=session.status, attached=len(session.attached))
 
@@ -245,6 +338,13 @@ class SessionHost:
             self.store.update(session.id, status=session.status, attached=0)
         await self.layer.group_discard(session.group, ctx.channel_name)
         return True
+
+    async def detach_id(self, ctx: CallContext, session_id: str) -> bool:
+        """Detach by id (a connection on another worker went away)."""
+        session = self.sessions.get(session_id)
+        detached = session is not None and await self.detach(ctx, session)
+        self.router.forget_proxy(ctx)
+        return detached
 
     async def resume(
         self, ctx: CallContext, session_id: str, last_seq: int | None
@@ -307,9 +407,14 @@ class SessionHost:
             ctx = self.connections.get(channel)
             if ctx is not None:
                 ctx.attached.discard(session.id)
+                self.router.forget_proxy(ctx)
         session.attached.clear()
         self.sessions.pop(session.id, None)
         self.store.finalize(session.id, reason, session.seq)
+        try:
+            await self.registry.release(session.id, self.channel_name)
+        except Exception as exc:
+            logger.warning("could not release %s in the registry: %r", session.id, exc)
         session.phase = Phase.CLOSED
         session.closed.set()
         self.counters[reason] += 1
@@ -350,11 +455,13 @@ class SessionHost:
         session.touch()
         self.reaper.rearm(session)
 
-    def interrupt(self, ctx: CallContext, session_id: str) -> bool:
+    async def interrupt(self, ctx: CallContext, session_id: str) -> bool:
         session = self.get_live(ctx, session_id)
         return session.turn.interrupt() if session.turn is not None else False
 
-    def respond(self, ctx: CallContext, session_id: str, kind: str, request_id: str, answer: Any):
+    async def respond(
+        self, ctx: CallContext, session_id: str, kind: str, request_id: str, answer: Any
+    ) -> None:
         session = self.get_live(ctx, session_id)
         question = session.pending.get(request_id)
         if question is None or question.future.done():
@@ -416,8 +523,19 @@ class SessionHost:
         session.seq += 1
         frame = encode(event_message(event_type, payload, session.id, session.seq))
         session.buffer.append(session.seq, frame)
-        await self.layer.group_send(session.group, {"type": EVENT_MESSAGE, "frame": frame})
+        try:
+            await self.layer.group_send(session.group, {"type": EVENT_MESSAGE, "frame": frame})
+        except Exception as exc:
+            # Kept in the replay buffer: clients catch up with session.resume + last_seq.
+            self.counters["publish_failures"] += 1
+            logger.warning("could not publish %s of %s: %r", event_type, session.id, exc)
         return Published(session.seq, frame)
+
+    async def host_alive(self, channel: str) -> bool:
+        """Whether the host on ``channel`` is running (with InMemory, only this one can be)."""
+        if channel == self.channel_name:
+            return True
+        return self.registry.shared and await self.registry.alive(channel)
 
     ### Introspection ###
 
@@ -468,7 +586,8 @@ async def get_host() -> SessionHost:
         _host = None
     async with _host_lock:
         if _host is None:
-            host = SessionHost(get_channel_layer(), setting("WORKER_NAME"))
+            registry = build_registry(getattr(settings, "REDIS_URL", ""))
+            host = SessionHost(get_channel_layer(), setting("WORKER_NAME"), registry)
             await host.start()
             _host = host
     return _host

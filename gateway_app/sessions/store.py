@@ -210,6 +210,7 @@ def _list_for_user(user_id: int) -> list[dict[str, Any]]:
             "created_at": row.created_at.isoformat(),
             "last_activity": row.last_activity.isoformat(),
             "messages": row.n_messages,
+            "host_channel": row.host_channel,
         }
         for row in rows
     ]

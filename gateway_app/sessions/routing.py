@@ -1,0 +1,194 @@
+"""
+Cross-worker routing: a request for a session hosted on another worker is forwarded to that
+host's channel and the reply relayed, so a client can use any session from any worker.
+
+Calls and replies are channel-layer messages (``host.call`` / ``host.reply``) between host
+channels. The host runs a forwarded call with a proxy context for the remote connection (its
+channel name and user), so attach adds *that* channel to the session group and events flow
+straight to the client's consumer. A dead host (heartbeat expired) is taken over: the session
+is claimed atomically and cold-started here from its stored transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..conf import setting
+from ..context import CallContext, Caller
+from ..exceptions import InternalError, RpcError, SessionNotFound
+
+if TYPE_CHECKING:
+    from .host import SessionHost
+    from .registry import LocalRegistry
+
+logger = logging.getLogger(__name__)
+
+CALL_MESSAGE = "host.call"
+REPLY_MESSAGE = "host.reply"
+
+#: Operations a host runs for a connection; each is a SessionHost coroutine ``(ctx, sid, ...)``.
+OPERATIONS = frozenset({"resume", "submit", "slash", "close", "interrupt", "respond", "detach_id"})
+#: Operations after which the calling connection is attached to the session.
+ATTACHING = frozenset({"resume", "submit", "slash"})
+
+
+class RemoteError(RpcError):
+    """An RpcError raised on the host, re-raised on the worker that forwarded the call."""
+
+    def __init__(self, code: int, message: str, data: dict | None = None):
+        self.code = code
+        super().__init__(message, data)
+
+
+class HostUnavailable(InternalError):
+    default_message = "The session's host worker did not answer; retry shortly"
+
+
+class SessionRouter:
+    """Runs session operations locally or on the session's host worker."""
+
+    def __init__(self, host: SessionHost, registry: LocalRegistry):
+        self.host = host
+        self.registry = registry
+        self._pending: dict[str, asyncio.Future] = {}
+        #: Proxy contexts for connections on other workers, by their channel name.
+        self.remote_connections: dict[str, CallContext] = {}
+
+    async def call(self, ctx: CallContext, op: str, session_id: str, **args: Any) -> Any:
+        """Run ``op`` for the caller wherever the session lives."""
+        host = self.host
+        local = host.sessions.get(session_id)
+        if local is None and self.registry.shared:
+            entry = await self.registry.lookup(session_id)
+            if entry is not None and entry.host != host.channel_name:
+                if entry.user_id != ctx.user_id:
+                    raise SessionNotFound()
+                if await self.registry.alive(entry.host):
+                    try:
+                        return await self._forward(entry.host, ctx, op, session_id, args)
+                    except HostUnavailable:
+                        if await self.registry.alive(entry.host):
+                            raise
+                if not await self.registry.claim(
+                    session_id, entry.host, host.channel_name, ctx.user_id
+                ):
+                    # Another worker took it over first: ask it instead.
+                    return await self.call(ctx, op, session_id, **args)
+                logger.warning(
+                    "host %s of session %s is dead; taking it over", entry.host, session_id
+                )
+                host.counters["takeovers"] += 1
+        return await getattr(host, op)(ctx, session_id, **args)
+
+    async def detach_remote(self, ctx: CallContext, session_id: str) -> None:
+        """Tell the host of a session attached from this worker that the connection left."""
+        try:
+            entry = await self.registry.lookup(session_id)
+            if entry is not None and entry.host != self.host.channel_name:
+                await self._forward(entry.host, ctx, "detach_id", session_id, {})
+        except Exception as exc:
+            # The host's sweep still detaches connections of workers that went away.
+            logger.warning("could not detach %s from its host: %r", session_id, exc)
+
+    ### Forwarding ###
+
+    async def _forward(
+        self, target: str, ctx: CallContext, op: str, session_id: str, args: dict[str, Any]
+    ) -> Any:
+        call_id = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        message = {
+            "type": CALL_MESSAGE,
+            "call_id": call_id,
+            "reply_to": self.host.channel_name,
+            "op": op,
+            "session_id": session_id,
+            "args": args,
+            "conn": {
+                "channel": ctx.channel_name,
+                "user_id": ctx.user_id,
+                "username": ctx.caller.username,
+                "is_staff": ctx.caller.is_staff,
+                "worker": self.host.channel_name,
+            },
+        }
+        try:
+            await self.host.layer.send(target, message)
+            async with asyncio.timeout(float(setting("FORWARD_TIMEOUT_S"))):
+                reply = await future
+        except TimeoutError:
+            raise HostUnavailable() from None
+        finally:
+            self._pending.pop(call_id, None)
+        self.host.counters["forwarded"] += 1
+        if "error" in reply:
+            error = reply["error"]
+            raise RemoteError(error["code"], error["message"], error.get("data"))
+        if op in ATTACHING:
+            ctx.attached.add(session_id)
+        elif op in ("close", "detach_id"):
+            ctx.attached.discard(session_id)
+        return reply["result"]
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        future = self._pending.get(message.get("call_id", ""))
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    async def handle_call(self, message: dict[str, Any]) -> None:
+        """Run a call forwarded by another worker and send the reply back."""
+        op = message.get("op")
+        logger.debug(
+            "forwarded %s of %s from %s", op, message.get("session_id"), message["reply_to"]
+        )
+        reply: dict[str, Any] = {"type": REPLY_MESSAGE, "call_id": message.get("call_id")}
+        try:
+            if op not in OPERATIONS:
+                raise InternalError(f"unknown host operation {op!r}")
+            ctx = self._proxy(message["conn"])
+            result = await getattr(self.host, op)(ctx, message["session_id"], **message["args"])
+            reply["result"] = result
+        except RpcError as exc:
+            reply["error"] = exc.as_error()
+        except Exception:
+            logger.exception("forwarded %s crashed", op)
+            reply["error"] = InternalError(f"Internal error in forwarded {op}").as_error()
+        await self.host.layer.send(message["reply_to"], reply)
+
+    def _proxy(self, conn: dict[str, Any]) -> CallContext:
+        ctx = self.remote_connections.get(conn["channel"])
+        if ctx is None:
+            ctx = CallContext(
+                caller=Caller(conn["user_id"], conn["username"], conn["is_staff"]),
+                channel_name=conn["channel"],
+                transport="remote",
+                peer=conn["worker"],
+            )
+            self.remote_connections[ctx.channel_name] = ctx
+            self.host.connections[ctx.channel_name] = ctx
+        return ctx
+
+    def forget_proxy(self, ctx: CallContext) -> None:
+        if ctx.transport == "remote" and not ctx.attached:
+            self.remote_connections.pop(ctx.channel_name, None)
+            self.host.connections.pop(ctx.channel_name, None)
+
+    async def sweep_remote(self) -> int:
+        """Detach connections whose worker died without saying goodbye."""
+        dead_workers: dict[str, bool] = {}
+        detached = 0
+        for ctx in list(self.remote_connections.values()):
+            worker = ctx.peer
+            if worker not in dead_workers:
+                dead_workers[worker] = not await self.registry.alive(worker)
+            if dead_workers[worker]:
+                for session_id in list(ctx.attached):
+                    await self.host.detach_id(ctx, session_id)
+                    detached += 1
+                ctx.attached.clear()
+                self.forget_proxy(ctx)
+        return detached

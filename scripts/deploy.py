@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""
+Run the gateway as N daphne workers sharing one port and one Redis.
+
+The launcher opens the listening socket itself and hands it to every worker with
+``daphne --fd`` (the kernel spreads connections over the workers, no balancer needed),
+starts a local redis-server when ``--redis-url`` is not given (or points at a local port
+where nothing listens), migrates the database once, restarts a worker that dies, and stops
+everything on SIGINT/SIGTERM.
+
+    python scripts/deploy.py --workers 2 --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def log(message: str) -> None:
+    print(f"deploy: {message}", file=sys.stderr, flush=True)
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start_redis(url: str) -> subprocess.Popen | None:
+    """Start redis-server for a local URL where nothing listens yet; None if not needed."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
+    if reachable(host, port):
+        return None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(f"deploy: Redis at {url} is not reachable")
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("deploy: redis-server not found (apt-get install redis-server)")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if reachable(host, port):
+            log(f"started redis-server on {host}:{port} (pid {process.pid})")
+            return process
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("deploy: redis-server did not start")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Supervisor:
+    """Keeps N daphne workers running on one inherited socket."""
+
+    def __init__(self, sock: socket.socket, workers: int, env: dict[str, str]):
+        self.sock = sock
+        self.count = workers
+        self.env = env
+        self.workers: dict[int, subprocess.Popen] = {}
+        self.stopping = False
+
+    def spawn(self, index: int) -> None:
+        env = {**self.env, "HERMES_WORKER_NAME": f"worker-{index}"}
+        command = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "--fd",
+            str(self.sock.fileno()),
+            "hermes_site.asgi:application",
+        ]
+        self.workers[index] = subprocess.Popen(
+            command, cwd=REPO, env=env, pass_fds=(self.sock.fileno(),)
+        )
+        log(f"worker-{index} started (pid {self.workers[index].pid})")
+
+    def run(self) -> None:
+        for index in range(self.count):
+            self.spawn(index)
+        while not self.stopping:
+            time.sleep(0.5)
+            for index, process in list(self.workers.items()):
+                if process.poll() is not None and not self.stopping:
+                    log(f"worker-{index} exited with {process.returncode}; restarting")
+                    self.spawn(index)
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+        for process in self.workers.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.workers.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="started locally when nothing listens there (default: %(default)s)",
+    )
+    args = parser.parse_args()
+
+    redis_process = start_redis(args.redis_url)
+    env = {**os.environ, "REDIS_URL": args.redis_url, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True
+    )
+    subprocess.run([sys.executable, "manage.py", "gateway_admin"], cwd=REPO, env=env, check=True)
+    sock = listen(args.host, args.port)
+    supervisor = Supervisor(sock, args.workers, env)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    log(f"{args.workers} workers on http://{args.host}:{args.port}/ with Redis {args.redis_url}")
+    try:
+        supervisor.run()
+    finally:
+        supervisor.stop()
+        sock.close()
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(10)
+        log("stopped")
+
+
+if __name__ == "__main__":
+    main()

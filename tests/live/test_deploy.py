@@ -1,0 +1,75 @@
+"""The deployment launcher: N daphne workers on one port (daphne --fd) with a local Redis."""
+
+import asyncio
+import json
+import signal
+import subprocess
+import urllib.request
+
+import psutil
+import pytest
+
+from tests.support.live import ws_rpc
+from tests.support.servers import PYTHON, REPO, Database, descendants, free_port, wait_for_port
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """``scripts/deploy.py --workers 2`` on free ports; yields (port, token)."""
+    database = Database(tmp_path)
+    token = database.token("alice")
+    port, redis_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "scripts/deploy.py",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--redis-url",
+            f"redis://127.0.0.1:{redis_port}/0",
+        ],
+        cwd=REPO,
+        env=database.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children = []
+    try:
+        wait_for_port(port, process=process)
+        children = descendants(process.pid)
+        yield port, token
+    finally:
+        children = children + descendants(process.pid)
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"launcher left processes behind: {alive}"
+
+
+def healthz(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+        return json.load(response)
+
+
+async def test_launcher_serves_sessions_across_its_workers(deployment):
+    """Tests that sessions created through one port work from whichever worker answers."""
+    port, token = deployment
+    workers = set()
+    for _ in range(20):
+        health = await asyncio.to_thread(healthz, port)
+        assert health["status"] == "ok"
+        assert health["channel_layer"]["backend"] == "ResilientRedisChannelLayer"
+        workers.add(health["worker"])
+    assert workers <= {"worker-0", "worker-1"}
+    url = f"ws://127.0.0.1:{port}/api/ws"
+    async with ws_rpc(url, token) as rpc:
+        sid = (await rpc.call("session.create"))["session_id"]
+        await rpc.turn(sid, "through the launcher")
+    for _ in range(4):
+        async with ws_rpc(url, token) as rpc:
+            resumed = await rpc.call("session.resume", {"session_id": sid})
+            assert resumed["messages"][0]["content"] == "through the launcher"

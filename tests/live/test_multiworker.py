@@ -1,0 +1,173 @@
+"""Two real daphne workers sharing a real redis-server through channels-redis."""
+
+import asyncio
+import time
+
+import psutil
+import pytest
+
+from tests.support.live import ws_rpc
+from tests.support.servers import Database, GatewayServer, RedisServer
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def cluster(tmp_path, redis_server):
+    """Workers A and B on one database and one Redis; yields (a, b, token)."""
+    database = Database(tmp_path)
+    token = database.token("alice")
+    env = {"REDIS_URL": redis_server.url, "HERMES_TUI_WS_ORPHAN_REAP_GRACE_S": 1}
+    a = GatewayServer(database, env={**env, "HERMES_WORKER_NAME": "A"}).start()
+    b = GatewayServer(database, env={**env, "HERMES_WORKER_NAME": "B"}).start()
+    try:
+        yield a, b, token
+    finally:
+        a.stop()
+        b.stop()
+    for worker in (a, b):
+        assert not psutil.pid_exists(worker.pid) or psutil.Process(worker.pid).status() == "zombie"
+
+
+async def eventually(check, within=10.0, every=0.1):
+    """Retry an async check until it returns a truthy value or the time runs out."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(every)
+
+
+async def test_create_on_a_resume_and_stream_on_b(cluster):
+    """Tests that a session created on A is resumed and streamed from B."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a:
+        sid = (await on_a.call("session.create", {"title": "roaming"}))["session_id"]
+        await on_a.turn(sid, "first on a")
+    async with ws_rpc(b.url, token) as on_b:
+        resumed = await on_b.call("session.resume", {"session_id": sid})
+        assert [m["content"] for m in resumed["messages"]] == ["first on a"] * 2
+        complete = await on_b.turn(sid, "then streamed via b")
+        assert "".join(on_b.deltas(complete["turn_id"])) == "then streamed via b"
+        output = await on_b.call("slash.exec", {"session_id": sid, "command": "/status"})
+        assert sid in output["output"]
+    assert len(a.slash_workers()) == 1 and not b.slash_workers()
+
+
+async def test_close_on_b_ends_the_slash_worker_on_a(cluster):
+    """Tests that session.close from B tears down the subprocess on host A."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a:
+        sid = (await on_a.call("session.create"))["session_id"]
+        await on_a.call("slash.exec", {"session_id": sid, "command": "/version"})
+        (pid,) = a.slash_workers()
+        async with ws_rpc(b.url, token) as on_b:
+            assert await on_b.call("session.close", {"session_id": sid}) == {"closed": True}
+        event = await on_a.event("session.closed")
+        assert event["payload"]["reason"] == "closed"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+async def test_approval_asked_via_a_is_answered_via_b(cluster):
+    """Tests that a question of a turn on A is answered from a connection on B."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a:
+        sid = (await on_a.call("session.create"))["session_id"]
+        await on_a.call("prompt.submit", {"session_id": sid, "text": "!tool uptime"})
+        request = (await on_a.event("approval.request"))["payload"]
+        async with ws_rpc(b.url, token) as on_b:
+            await on_b.call(
+                "approval.respond",
+                {"session_id": sid, "request_id": request["request_id"], "choice": "once"},
+            )
+        complete = (await on_a.event("message.complete"))["payload"]
+        assert complete["text"] == "ran: uptime"
+
+
+async def test_disconnect_on_b_reaps_on_a_and_reconnect_cancels(cluster):
+    """Tests that reaping works across workers: scheduled on A, cancelled by a resume."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a:
+        kept = (await on_a.call("session.create"))["session_id"]
+        reaped = (await on_a.call("session.create"))["session_id"]
+        for sid in (kept, reaped):
+            await on_a.call("slash.exec", {"session_id": sid, "command": "/version"})
+    async with ws_rpc(b.url, token) as on_b:
+        for sid in (kept, reaped):
+            await on_b.call("session.resume", {"session_id": sid})
+    # Both detached again (through B); resume one from A within the grace.
+    async with ws_rpc(a.url, token) as again:
+        await again.call("session.resume", {"session_id": kept})
+        await asyncio.sleep(2.5)
+        statuses = {
+            s["session_id"]: s["status"] for s in (await again.call("session.list"))["sessions"]
+        }
+        assert statuses[kept] == "live"
+        assert statuses[reaped] == "closed"
+        assert len(a.slash_workers()) == 1
+
+
+async def test_kill_9_of_the_host_then_resume_on_b_cold_starts(cluster):
+    """Tests that after A dies, B resumes A's session from the transcript; A's workers exit."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a:
+        sid = (await on_a.call("session.create"))["session_id"]
+        await on_a.turn(sid, "survives the crash")
+        await on_a.call("slash.exec", {"session_id": sid, "command": "/version"})
+        workers = a.slash_workers()
+        assert len(workers) == 1
+        await asyncio.sleep(0.3)  # let the write-behind store commit the turn
+        a.kill()
+    started = time.monotonic()
+    _, alive = psutil.wait_procs([psutil.Process(p) for p in workers if psutil.pid_exists(p)], 5)
+    assert not alive, "slash workers outlived their dead host"
+    async with ws_rpc(b.url, token) as on_b:
+
+        async def resume():
+            return await on_b.call("session.resume", {"session_id": sid})
+
+        resumed = await eventually(resume, within=15)
+        assert [m["content"] for m in resumed["messages"]] == ["survives the crash"] * 2
+        assert time.monotonic() - started < 15
+        complete = await on_b.turn(sid, "alive on b")
+        assert complete["text"] == "alive on b"
+
+
+async def test_redis_restart_is_survived_and_recovered_within_10s(cluster, redis_server):
+    """Tests that a Redis restart keeps connections open and service returns within 10 s."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a:
+        sid = (await on_a.call("session.create"))["session_id"]
+        redis_server.stop()
+        # Needs nothing from Redis: answered while it is down.
+        assert await on_a.call("gateway.ping") == {"pong": True}
+        await asyncio.sleep(1.0)
+        redis_server.start()
+        back = time.monotonic()
+        on_a.timeout = 2  # per attempt: a turn whose events were lost is retried
+
+        async def streams_again():
+            complete = await on_a.turn(sid, "after the restart")
+            return complete["text"] == "after the restart"
+
+        await eventually(streams_again, within=10)
+        assert time.monotonic() - back < 10
+    async with ws_rpc(b.url, token) as on_b:
+
+        async def cross_worker():
+            return await on_b.call("session.resume", {"session_id": sid})
+
+        await eventually(cross_worker, within=10)
