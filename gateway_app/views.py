@@ -165,6 +165,7 @@ async def live_state() -> dict[str, Any]:
         "time": timezone.now().isoformat(),
         "host": snapshot,
         "slash_worker_pids": pids,
+        "other_workers": await host.router.snapshots(),
         "db": await sync_to_async(_db_numbers)(),
     }
 

@@ -71,6 +71,10 @@ class LocalRegistry:
     async def alive(self, host: str) -> bool:
         return True
 
+    async def hosts(self) -> list[str]:
+        """Channels of every live host (other workers included)."""
+        return []
+
     async def close(self) -> None:
         return None
 
@@ -121,6 +125,13 @@ class RedisRegistry(LocalRegistry):
 
     async def alive(self, host: str) -> bool:
         return bool(await self.redis.exists(HOST_KEY.format(host)))
+
+    async def hosts(self) -> list[str]:
+        prefix = HOST_KEY.format("")
+        return [
+            key.decode().removeprefix(prefix)
+            async for key in self.redis.scan_iter(match=prefix + "*", count=100)
+        ]
 
     async def close(self) -> None:
         await self.redis.aclose()

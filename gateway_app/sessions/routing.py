@@ -83,6 +83,28 @@ class SessionRouter:
                 host.counters["takeovers"] += 1
         return await getattr(host, op)(ctx, session_id, **args)
 
+    async def snapshots(self) -> list[dict[str, Any]]:
+        """The live state of every other worker's host (for the admin's live page)."""
+        others = [h for h in await self.registry.hosts() if h != self.host.channel_name]
+        results = await asyncio.gather(
+            *(self._ask(h, "snapshot") for h in others), return_exceptions=True
+        )
+        return [r for r in results if isinstance(r, dict)]
+
+    async def _ask(self, target: str, op: str) -> Any:
+        """A host-level call that concerns no session or connection."""
+        call_id = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        message = {"type": CALL_MESSAGE, "call_id": call_id, "reply_to": self.host.channel_name}
+        try:
+            await self.host.layer.send(target, {**message, "op": op})
+            async with asyncio.timeout(2.0):
+                reply = await future
+        finally:
+            self._pending.pop(call_id, None)
+        return reply.get("result")
+
     async def detach_remote(self, ctx: CallContext, session_id: str) -> None:
         """Tell the host of a session attached from this worker that the connection left."""
         try:
@@ -147,6 +169,10 @@ class SessionRouter:
         )
         reply: dict[str, Any] = {"type": REPLY_MESSAGE, "call_id": message.get("call_id")}
         try:
+            if op == "snapshot":
+                reply["result"] = self.host.snapshot()
+                await self.host.layer.send(message["reply_to"], reply)
+                return
             if op not in OPERATIONS:
                 raise InternalError(f"unknown host operation {op!r}")
             ctx = self._proxy(message["conn"])

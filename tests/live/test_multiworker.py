@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+import httpx
 import psutil
 import pytest
 
@@ -171,3 +172,40 @@ async def test_redis_restart_is_survived_and_recovered_within_10s(cluster, redis
             return await on_b.call("session.resume", {"session_id": sid})
 
         await eventually(cross_worker, within=10)
+
+
+def staff_client(server, database):
+    """An httpx client logged in to the admin as a staff user."""
+    database.create_superuser("root", "root-pass-123")
+    client = httpx.Client(base_url=server.http_url, timeout=10)
+    client.get("/admin/login/")
+    response = client.post(
+        "/admin/login/",
+        data={
+            "username": "root",
+            "password": "root-pass-123",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Referer": server.http_url + "/admin/login/"},
+    )
+    assert response.status_code == 302
+    return client
+
+
+async def test_live_page_data_covers_every_worker(cluster):
+    """Tests that the live page of worker A reports worker B's real state too."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a, ws_rpc(b.url, token) as on_b:
+        await on_a.call("session.create")
+        await on_b.call("session.create")
+        await on_b.call("session.create")
+        client = await asyncio.to_thread(staff_client, a, a.database)
+        response = await asyncio.to_thread(
+            client.get, "/admin/gateway_app/gatewaysession/live.json"
+        )
+        client.close()
+    data = response.json()
+    assert data["host"]["worker"] == "A" and data["host"]["sessions"] == 1
+    (other,) = data["other_workers"]
+    assert other["worker"] == "B" and other["sessions"] == 2 and other["connections"] == 1

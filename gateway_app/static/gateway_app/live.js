@@ -60,6 +60,12 @@ function render(data) {
   );
   setText("live-slash-pids", data.slash_worker_pids.length ? data.slash_worker_pids.join(", ") : "none");
   fillRows("live-counters", Object.entries(host.counters).sort());
+  fillRows(
+    "live-other-workers",
+    (data.other_workers || []).map((w) => [
+      w.worker, w.connections, w.sessions, w.running_turns, w.pending_reaps.length, w.slash_workers,
+    ]),
+  );
   fillRows("live-db-status", Object.entries(data.db.sessions_by_status).sort());
   fillRows(
     "live-db-workers",

@@ -1,0 +1,1 @@
+"""Benchmarks: the gateway against minimal Channels consumers under the same load (not tests)."""

@@ -1,0 +1,356 @@
+"""
+The client load, shared by every target: a lean JSON-RPC client over ``websockets`` and one
+coroutine per benchmark phase (rpc, stream, churn, memory fill). Each phase returns a plain
+dict of figures; nothing here knows which server it is talking to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+#: Seconds any single request, connect or ready frame may take before the phase fails.
+TIMEOUT = 30.0
+
+
+class LoadError(Exception):
+    """The server answered something the benchmark cannot use (error response, bad frame)."""
+
+
+class Client:
+    """One WebSocket connection speaking newline-free JSON-RPC: one request per frame."""
+
+    def __init__(self, ws: ClientConnection):
+        self.ws = ws
+        self._ids = itertools.count(1)
+        self.ready: dict[str, Any] | None = None
+
+    @classmethod
+    async def open(cls, url: str, token: str) -> Client:
+        # compression=None: measure the application, not permessage-deflate (which daphne and
+        # uvicorn negotiate differently); proxy=None: never route loopback through a proxy.
+        ws = await connect(
+            f"{url}?token={token}",
+            compression=None,
+            proxy=None,
+            max_size=None,
+            ping_interval=None,
+            open_timeout=TIMEOUT,
+            close_timeout=TIMEOUT,
+        )
+        client = cls(ws)
+        async with asyncio.timeout(TIMEOUT):
+            first = await client.recv()
+        if first.get("params", {}).get("type") != "gateway.ready":
+            await ws.close()
+            raise LoadError(f"first frame is not gateway.ready: {first!r}")
+        client.ready = first
+        return client
+
+    async def recv(self) -> dict[str, Any]:
+        return json.loads(await self.ws.recv())
+
+    async def send_request(self, method: str, params: dict[str, Any] | None = None) -> int:
+        request_id = next(self._ids)
+        await self.ws.send(
+            json.dumps(
+                {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+            )
+        )
+        return request_id
+
+    async def response(self, request_id: int, on_event: Callable | None = None) -> dict[str, Any]:
+        """Read frames until the response to ``request_id``; events go to ``on_event``."""
+        while True:
+            message = await self.recv()
+            if message.get("id") == request_id and "method" not in message:
+                return message
+            if on_event is not None and message.get("method") == "event":
+                on_event(message["params"])
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        request_id = await self.send_request(method, params)
+        async with asyncio.timeout(TIMEOUT):
+            return await self.response(request_id)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        message = await self.request(method, params)
+        if "result" not in message:
+            raise LoadError(f"{method} failed: {message.get('error')!r}")
+        return message["result"]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of ``values`` (0.0 for an empty sequence)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def _open_many(url: str, tokens: Sequence[str]) -> list[Client]:
+    return list(await asyncio.gather(*(Client.open(url, token) for token in tokens)))
+
+
+async def _close_many(clients: Sequence[Client]) -> None:
+    await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+
+### rpc ###
+
+
+async def rpc_load(url: str, token: str, connections: int, duration: float, warmup: float):
+    """
+    ``connections`` clients, each with one session, send ``session.list`` back to back: one
+    request in flight per connection. Requests sent and answered inside the ``duration``
+    window after ``warmup`` count; error responses are counted apart.
+    """
+    clients = await _open_many(url, [token] * connections)
+    try:
+        for client in clients:
+            await client.call("session.create", {"title": "rpc"})
+        start = time.perf_counter() + warmup
+        end = start + duration
+        results = await asyncio.gather(*(_rpc_worker(c, start, end) for c in clients))
+    finally:
+        await _close_many(clients)
+    latencies = [lat for worker_latencies, _ in results for lat in worker_latencies]
+    errors = sum(worker_errors for _, worker_errors in results)
+    return {
+        "connections": connections,
+        "duration_s": duration,
+        "requests": len(latencies),
+        "errors": errors,
+        "req_per_s": len(latencies) / duration,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+async def _rpc_worker(client: Client, start: float, end: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    template = '{"jsonrpc":"2.0","id":%d,"method":"session.list","params":{}}'
+    ids = itertools.count(1_000_000)
+    while True:
+        request_id = next(ids)
+        sent = time.perf_counter()
+        if sent >= end:
+            return latencies, errors
+        await client.ws.send(template % request_id)
+        async with asyncio.timeout(TIMEOUT):
+            message = await client.response(request_id)
+        answered = time.perf_counter()
+        if sent >= start and answered <= end:
+            if "result" in message:
+                latencies.append(answered - sent)
+            else:
+                errors += 1
+
+
+### stream ###
+
+
+def prompt_of(words: int) -> str:
+    """A prompt of exactly ``words`` whitespace-separated words."""
+    return " ".join(f"w{index:05d}" for index in range(words))
+
+
+async def stream_load(url: str, token: str, connections: int, words: int):
+    """
+    ``connections`` clients each submit a ``words``-word prompt at the same moment and read
+    the turn to ``message.complete``. Words are counted in the ``message.delta`` texts (deltas
+    may be coalesced), and every turn must deliver exactly ``words`` words.
+    """
+    text = prompt_of(words)
+    clients = await _open_many(url, [token] * connections)
+    try:
+        sessions = [
+            (await client.call("session.create", {"title": "stream"}))["session_id"]
+            for client in clients
+        ]
+        go = asyncio.Event()
+        runs = [
+            asyncio.create_task(_stream_turn(client, session_id, text, go))
+            for client, session_id in zip(clients, sessions, strict=True)
+        ]
+        await asyncio.sleep(0.05)
+        go.set()
+        async with asyncio.timeout(max(60.0, words * connections / 500)):
+            turns = await asyncio.gather(*runs)
+        # Close the sessions (after the measurement) so repeated rounds start alike.
+        for client, session_id in zip(clients, sessions, strict=True):
+            await client.call("session.close", {"session_id": session_id})
+    finally:
+        await _close_many(clients)
+    started = min(turn["submitted"] for turn in turns)
+    finished = max(turn["completed"] for turn in turns)
+    delivered = sum(turn["words"] for turn in turns)
+    first = [turn["first_delta"] - turn["submitted"] for turn in turns]
+    bad = [turn for turn in turns if turn["words"] != words or not turn["complete_ok"]]
+    return {
+        "connections": connections,
+        "words_per_turn": words,
+        "words_delivered": delivered,
+        "delta_frames": sum(turn["frames"] for turn in turns),
+        "elapsed_s": finished - started,
+        "words_per_s": delivered / (finished - started),
+        "first_delta_p50_ms": percentile(first, 0.5) * 1000,
+        "first_delta_max_ms": max(first) * 1000,
+        "incomplete_turns": len(bad),
+    }
+
+
+async def _stream_turn(client: Client, session_id: str, text: str, go: asyncio.Event):
+    await go.wait()
+    deltas: list[str] = []
+    first_delta = 0.0
+    submitted = time.perf_counter()
+    await client.send_request("prompt.submit", {"session_id": session_id, "text": text})
+    while True:
+        message = await client.recv()
+        if "id" in message and "error" in message:
+            raise LoadError(f"prompt.submit failed: {message['error']!r}")
+        if message.get("method") != "event":
+            continue
+        params = message["params"]
+        if params.get("session_id") != session_id:
+            continue
+        if params["type"] == "message.delta":
+            if not deltas:
+                first_delta = time.perf_counter()
+            deltas.append(params["payload"]["text"])
+        elif params["type"] == "message.complete":
+            completed = time.perf_counter()
+            streamed = "".join(deltas)
+            return {
+                "submitted": submitted,
+                "first_delta": first_delta or completed,
+                "completed": completed,
+                "frames": len(deltas),
+                "words": len(streamed.split()),
+                "complete_ok": params["payload"].get("text") == streamed,
+            }
+
+
+### churn ###
+
+
+async def churn_load(url: str, token_for: Callable[[int], str], cycles: int, concurrency: int):
+    """
+    ``cycles`` rounds of connect -> gateway.ready -> session.create -> close, run by
+    ``concurrency`` workers. ``token_for(i)`` picks the user of cycle ``i``.
+    """
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def worker() -> None:
+        while (index := next(counter)) < cycles:
+            began = time.perf_counter()
+            try:
+                client = await Client.open(url, token_for(index))
+                try:
+                    await client.call("session.create", {"title": f"churn {index}"})
+                finally:
+                    await client.close()
+            except Exception as exc:  # a failed cycle is a figure, not a crash
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            latencies.append(time.perf_counter() - began)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        "cycles": cycles,
+        "concurrency": concurrency,
+        "completed": len(latencies),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "elapsed_s": elapsed,
+        "cycles_per_s": len(latencies) / elapsed,
+        "cycle_p50_ms": percentile(latencies, 0.5) * 1000,
+        "cycle_p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+### memory ###
+
+
+async def warm_connections(url: str, token: str, concurrency: int, rounds: int = 2) -> None:
+    """Open/close ``concurrency`` connections per round, each creating and closing a session,
+    so the server's per-connection high-water mark is reached before the RSS baseline."""
+    for _ in range(rounds):
+        clients = await _open_many(url, [token] * concurrency)
+        for client in clients:
+            session = await client.call("session.create", {"title": "warm-up"})
+            await client.call("session.list")
+            await client.call("session.close", {"session_id": session["session_id"]})
+        await _close_many(clients)
+
+
+async def fill_sessions(
+    url: str,
+    token_for: Callable[[int], str],
+    sessions: int,
+    per_connection: int,
+    concurrency: int,
+) -> dict[str, Any]:
+    """
+    Create ``sessions`` sessions, ``per_connection`` on each connection, then disconnect so
+    every one is detached and idle. ``token_for(i)`` picks the user of the ``i``-th session.
+    """
+    counter = itertools.count()
+    connections = -(-sessions // per_connection)
+    created: list[str] = []
+
+    async def worker() -> None:
+        while (index := next(counter)) < connections:
+            first = index * per_connection
+            count = min(per_connection, sessions - first)
+            client = await Client.open(url, token_for(first))
+            try:
+                for offset in range(count):
+                    result = await client.call(
+                        "session.create", {"title": f"idle {first + offset}"}
+                    )
+                    created.append(result["session_id"])
+            finally:
+                await client.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {
+        "session_ids": created,
+        "sessions": len(created),
+        "connections": connections,
+        "elapsed_s": time.perf_counter() - started,
+    }
+
+
+async def count_statuses(url: str, tokens: Sequence[str], ids: set[str]) -> dict[str, int]:
+    """``session.list`` as each user: how many of the sessions ``ids`` are in each status
+    (rows of earlier runs, on other server processes, are left out)."""
+    totals: dict[str, int] = {}
+    for token in tokens:
+        client = await Client.open(url, token)
+        try:
+            rows = (await client.call("session.list"))["sessions"]
+        finally:
+            await client.close()
+        for row in rows:
+            if row["session_id"] not in ids:
+                continue
+            totals[row["status"]] = totals.get(row["status"], 0) + 1
+    return totals

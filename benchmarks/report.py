@@ -1,0 +1,146 @@
+"""
+The benchmark's verdicts and its one printed table: figures per target, gateway ratios and
+PASS/FAIL against the targets, plus notes on anything that makes a figure suspect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = ("stock", "nohop", "gateway")
+TARGET_TITLES = {"stock": "stock", "nohop": "no-hop", "gateway": "gateway"}
+
+# Targets (ratios are gateway / baseline, measured in the same run).
+RPC_MIN_RATIO = 0.8
+CHURN_MIN_RATIO = 0.8
+STREAM_MIN_RATIO = 0.8
+MAX_KB_PER_SESSION = 50.0
+
+
+def _ratio(value: float, base: float) -> float:
+    return value / base if base else float("inf")
+
+
+def verdicts(results: dict[str, Any], config: Any) -> dict[str, dict[str, Any]]:
+    rpc, stream, churn, memory = (results[k] for k in ("rpc", "stream", "churn", "memory"))
+    out: dict[str, dict[str, Any]] = {}
+
+    ratio = _ratio(rpc["gateway"]["req_per_s"], rpc["nohop"]["req_per_s"])
+    out["rpc"] = {
+        "ratio": ratio,
+        "target": f">= {RPC_MIN_RATIO}x no-hop",
+        "pass": ratio >= RPC_MIN_RATIO and rpc["gateway"]["errors"] == 0,
+    }
+    best = max(stream["stock"]["words_per_s"], stream["nohop"]["words_per_s"])
+    ratio = _ratio(stream["gateway"]["words_per_s"], best)
+    out["stream"] = {
+        "ratio": ratio,
+        "target": f">= {STREAM_MIN_RATIO}x best",
+        "pass": ratio >= STREAM_MIN_RATIO and stream["gateway"]["incomplete_turns"] == 0,
+    }
+    best = max(churn["stock"]["cycles_per_s"], churn["nohop"]["cycles_per_s"])
+    ratio = _ratio(churn["gateway"]["cycles_per_s"], best)
+    out["churn"] = {
+        "ratio": ratio,
+        "target": f">= {CHURN_MIN_RATIO}x best",
+        "pass": ratio >= CHURN_MIN_RATIO
+        and churn["gateway"]["errors"] == 0
+        and churn["gateway"]["slash_workers_alive"] == 0,
+    }
+    mem = memory["gateway"]
+    detached = mem.get("statuses", {}).get("detached", 0)
+    out["memory"] = {
+        "ratio": mem["kb_per_session"],
+        "target": f"<= {MAX_KB_PER_SESSION:g} KB",
+        "pass": mem["kb_per_session"] <= MAX_KB_PER_SESSION
+        and mem["slash_workers_seen"] == 0
+        and detached == config.sessions,
+    }
+    return out
+
+
+# (phase, key, label, format, verdict shown on this row)
+ROWS = [
+    ("rpc", "req_per_s", "rpc session.list req/s", "{:.0f}", "rpc"),
+    ("rpc", "p50_ms", "rpc p50 ms", "{:.2f}", None),
+    ("rpc", "p99_ms", "rpc p99 ms", "{:.2f}", None),
+    ("stream", "words_per_s", "stream words/s", "{:.0f}", "stream"),
+    ("stream", "first_delta_p50_ms", "stream first delta p50 ms", "{:.1f}", None),
+    ("stream", "delta_frames", "stream delta frames", "{:d}", None),
+    ("churn", "cycles_per_s", "churn cycles/s", "{:.1f}", "churn"),
+    ("churn", "slash_workers_alive", "churn slash workers alive", "{:d}", None),
+    ("memory", "kb_per_session", "memory KB/idle session", "{:.1f}", "memory"),
+    ("memory", "slash_workers_seen", "memory slash workers spawned", "{:d}", None),
+]
+HIGHER_IS_BETTER = {"req_per_s", "words_per_s", "cycles_per_s"}
+
+
+def table(all_results: dict[str, dict[str, Any]], config: Any) -> str:
+    header = [
+        "server",
+        "metric",
+        "stock",
+        "no-hop",
+        "gateway",
+        "gw/stock",
+        "gw/no-hop",
+        "target",
+        "",
+    ]
+    lines = [header]
+    for server, results in all_results.items():
+        marks = verdicts(results, config)
+        for phase, key, label, fmt, verdict in ROWS:
+            values = [results[phase][target][key] for target in TARGETS]
+            cells = [server, label, *(fmt.format(v) for v in values)]
+            if key in HIGHER_IS_BETTER or key.endswith("_ms") or key == "kb_per_session":
+                cells += [
+                    f"{_ratio(values[2], values[0]):.2f}x",
+                    f"{_ratio(values[2], values[1]):.2f}x",
+                ]
+            else:
+                cells += ["", ""]
+            if verdict is not None:
+                mark = marks[verdict]
+                cells += [mark["target"], "PASS" if mark["pass"] else "FAIL"]
+            else:
+                cells += ["", ""]
+            lines.append(cells)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    right = {2, 3, 4, 5, 6}
+    text = []
+    for index, row in enumerate(lines):
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        text.append("  ".join(cells).rstrip())
+        if index == 0:
+            text.append("  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
+def notes(all_results: dict[str, dict[str, Any]], config: Any) -> list[str]:
+    """Anything that makes a figure suspect, over every round: errors, short turns, sessions
+    not detached."""
+    out = []
+    for server, results in all_results.items():
+        rounds = results["rounds"]
+        for target in TARGETS:
+            name = f"{server}/{TARGET_TITLES[target]}"
+            errors = sum(r["errors"] for r in rounds["rpc"][target])
+            if errors:
+                out.append(f"{name}: {errors} rpc error responses")
+            short = sum(r["incomplete_turns"] for r in rounds["stream"][target])
+            if short:
+                out.append(
+                    f"{name}: {short} stream turns did not deliver {config.words} words "
+                    "with a matching message.complete"
+                )
+            failed = [r for r in rounds["churn"][target] if r["errors"]]
+            if failed:
+                total = sum(r["errors"] for r in failed)
+                out.append(f"{name}: {total} churn cycles failed ({failed[0]['first_error']})")
+        statuses = results["memory"]["gateway"].get("statuses", {})
+        out.append(f"{server}/gateway: idle sessions by status after the memory fill: {statuses}")
+    return out
