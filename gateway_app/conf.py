@@ -43,7 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SESSIONS_PER_USER": 64,  # live sessions
     "MAX_CONNECTIONS_PER_USER": 32,
     "MAX_PROMPT_CHARS": 32000,
-    "SEND_QUEUE_LIMIT": 2000,  # frames queued for a client that stopped reading
+    "SEND_QUEUE_LIMIT": 2000,  # frames queued for a client that stopped reading (4008)
+    "SEND_QUEUE_BYTES": 8 * 1024 * 1024,  # bytes queued for such a client (4008)
+    "TOKEN_RECHECK_S": 60.0,  # open token sockets re-check revocation this often
     # Presentation.
     "SKIN": {"name": "default", "accent": "#5b8def", "banner": "Hermes gateway"},
     # Multi-worker.
@@ -51,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_S": 1.0,  # hosts refresh their liveness key this often
     "HOST_DEAD_AFTER_S": 3.0,  # a host silent this long is dead; its sessions are taken over
     "FORWARD_TIMEOUT_S": 5.0,  # a forwarded call unanswered this long fails (-32603)
+    # session.list answers from memory; rows changed by other processes show within this.
+    "LIST_CACHE_S": 5.0,
 }
 
 

@@ -6,6 +6,7 @@ Environment variables are read here, once; the gateway reads its own options thr
 one process with the InMemory channel layer, SQLite and the offline echo agent.
 """
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -92,8 +93,17 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("HERMES_DB_PATH", str(BASE_DIR / "db.sqlite3")),
-        # Several daphne workers may share one SQLite file; wait for the lock instead of failing.
-        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        # Several daphne workers may share one SQLite file; wait for the lock instead of
+        # failing. WAL lets readers run beside the writer and makes commits cheap.
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # database_sync_to_async runs ORM work on one thread: keep its connection open
+        # rather than reconnecting per call (it is still closed when broken or expired).
+        "CONN_MAX_AGE": 600,
+        "CONN_HEALTH_CHECKS": True,
     }
 }
 
@@ -160,6 +170,8 @@ HERMES_GATEWAY = {
     "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
     "MODEL": os.environ.get("HERMES_MODEL", "gpt-4o-mini"),
     "WORKER_NAME": os.environ.get("HERMES_WORKER_NAME", ""),
+    # Any other option, as a JSON object: HERMES_GATEWAY_OPTIONS='{"SEND_QUEUE_LIMIT": 500}'.
+    **json.loads(os.environ.get("HERMES_GATEWAY_OPTIONS") or "{}"),
 }
 
 LOGGING = {

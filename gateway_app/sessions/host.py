@@ -37,6 +37,7 @@ from ..protocol import encode, event_message
 from ..reaper import REAP_MESSAGE, Reaper
 from ..slash_client import SlashClient, SlashError
 from .events import ReplayBuffer
+from .index import SessionIndex
 from .registry import LocalRegistry, build_registry
 from .routing import CALL_MESSAGE, REPLY_MESSAGE, SessionRouter
 from .state import LiveSession, Phase
@@ -72,6 +73,7 @@ class SessionHost:
         self.sessions: dict[str, LiveSession] = {}
         self.connections: dict[str, CallContext] = {}
         self.store = SessionStore()
+        self.index = SessionIndex(self.store, float(setting("LIST_CACHE_S")))
         self.reaper = Reaper(self)
         self.counters: Counter = Counter()
         #: Sessions of each user reaped/evicted/expired, for connection close lines.
@@ -263,6 +265,9 @@ class SessionHost:
                 host_worker=self.worker_name,
                 host_channel=self.channel_name,
             )
+            self.index.upsert(
+                user_id, session_id, status="detached", host_channel=self.channel_name
+            )
             self.counters["cold_starts"] += 1
             logger.info("cold-started session %s from its transcript", session_id)
         except BaseException as exc:
@@ -298,6 +303,17 @@ class SessionHost:
         session = self._new_live(new_session_id(), ctx.user_id, title, timezone.now().isoformat())
         self.sessions[session.id] = session
         self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name)
+        self.index.upsert(
+            ctx.user_id,
+            session.id,
+            title=title,
+            status="live",
+            attached=True,
+            created_at=session.created_at,
+            last_activity=session.created_at,
+            messages=0,
+            host_channel=self.channel_name,
+        )
         await self.registry.register(session.id, ctx.user_id, self.channel_name)
         self.counters["created"] += 1
         await self.attach(ctx, session, persist=False)
@@ -411,6 +427,15 @@ class SessionHost:
         session.attached.clear()
         self.sessions.pop(session.id, None)
         self.store.finalize(session.id, reason, session.seq)
+        self.index.upsert(
+            session.user_id,
+            session.id,
+            status="closed",
+            attached=False,
+            title=session.title,
+            messages=session.message_count,
+            last_activity=timezone.now().isoformat(),
+        )
         try:
             await self.registry.release(session.id, self.channel_name)
         except Exception as exc:
@@ -490,6 +515,9 @@ class SessionHost:
         try:
             result = await session.slash.execute(command, context)
         except SlashError as exc:
+            if session.phase is not Phase.ACTIVE:
+                # Closed (or reaped) while the command ran: the worker went with it.
+                raise SessionNotFound("Session closed while the slash command ran") from exc
             raise InternalError(f"slash command failed: {exc}") from exc
         effects = result.get("effects") or {}
         updates: dict[str, Any] = {}
