@@ -10,8 +10,10 @@ import logging
 from datetime import timedelta
 from urllib.parse import parse_qs
 
+from asgiref.sync import async_to_sync
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
 from django.contrib.auth.models import AnonymousUser
@@ -72,6 +74,42 @@ def _resolve_token(raw: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def token_group(token_id: int) -> str:
+    """The channel-layer group of every connection authenticated by one API token."""
+    return f"token.{int(token_id)}"
+
+
+@database_sync_to_async
+def token_is_active(token_id: int) -> bool:
+    """Whether the token still authenticates (not revoked, user active)."""
+    return ApiToken.objects.active().filter(pk=token_id, user__is_active=True).exists()
+
+
+@database_sync_to_async
+def _mark_revoked(token_id: int) -> bool:
+    return bool(ApiToken.objects.active().filter(pk=token_id).update(revoked_at=timezone.now()))
+
+
+async def revoke_token(token: ApiToken | int) -> bool:
+    """
+    Revoke an API token and close (4003) every open socket it authenticated, on every
+    worker sharing the channel layer. Returns False if it was already revoked; the sockets
+    are told again either way.
+    """
+    token_id = token.pk if isinstance(token, ApiToken) else int(token)
+    revoked = await _mark_revoked(token_id)
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(token_group(token_id), {"type": "token.revoked"})
+    logger.info("API token %s revoked%s", token_id, "" if revoked else " (again)")
+    return revoked
+
+
+def revoke_token_sync(token: ApiToken | int) -> bool:
+    """``revoke_token`` for sync callers: the admin, management commands."""
+    return async_to_sync(revoke_token)(token)
 
 
 class TokenAuthMiddleware(BaseMiddleware):

@@ -1,27 +1,33 @@
 """
 The WebSocket transport: ``/api/ws``. A thin ``AsyncJsonWebsocketConsumer`` whose JSON hooks
 do JSON-RPC framing; every line goes to the one shared dispatch, and session events arrive
-through the channel layer (the session groups this connection's channel joins).
+through the channel layer (the session groups this connection's channel joins). Input and
+output limits live in ``limits``; this module only wires them to the socket.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from . import limits
+from .auth import token_group, token_is_active
 from .conf import setting
 from .context import CallContext, Caller, close_summary
 from .dispatch import dispatch_frame
-from .protocol import Frame, encode, parse_frame, ready_message
+from .limits import InputGuard, Outbox, cap_response, user_connections
+from .protocol import Frame, encode, ready_message
 from .sessions import get_host
 from .sessions.host import SessionHost
 
 logger = logging.getLogger(__name__)
 
-#: Close code for a connection refused for missing or bad credentials (HTTP 403 pre-accept).
+#: Close code for a connection refused for missing or bad credentials (HTTP 403 pre-accept),
+#: and for an open connection whose API token was revoked.
 CLOSE_FORBIDDEN = 4003
 
 
@@ -30,6 +36,13 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
 
     ctx: CallContext | None = None
     host: SessionHost | None = None
+    guard: InputGuard | None = None
+    outbox: Outbox | None = None
+    token_id: int | None = None
+    closing = False
+    _counted = False
+    _token_watch: asyncio.Task | None = None
+    _closer: asyncio.Task | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # AsyncConsumer.dispatch hops to a thread before every message to close stale DB
@@ -46,47 +59,118 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         client = self.scope.get("client") or ("", 0)
-        self.ctx = CallContext(
+        ctx = CallContext(
             caller=Caller(user.pk, user.get_username(), user.is_staff),
             channel_name=self.channel_name,
             transport="websocket",
             peer=f"{client[0]}:{client[1]}" if client[0] else "",
         )
+        if not await self._watch_token():
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.guard = InputGuard(ctx)
+        max_connections = int(setting("MAX_CONNECTIONS_PER_USER"))
+        if not user_connections.acquire(ctx.user_id, self.channel_name, max_connections):
+            # Accepted, then closed with a code of its own: a 403 would read as bad credentials.
+            self.guard.log.hit("connections_per_user", f"already {max_connections} open")
+            await self.accept()
+            await self.close(code=limits.CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        self._counted = True
+        self.outbox = Outbox(
+            self._write,
+            max_frames=int(setting("SEND_QUEUE_LIMIT")),
+            max_bytes=int(setting("SEND_QUEUE_BYTES")),
+            probe=limits.server_buffer_probe(self.base_send),
+        )
+        self.ctx = ctx
         self.host = await get_host()
-        self.host.connection_opened(self.ctx)
+        self.host.connection_opened(ctx)
         await self.accept()
-        await self.send(text_data=encode(ready_message(setting("SKIN"))))
+        self.outbox.start()
+        self.enqueue(encode(ready_message(setting("SKIN"))))
+
+    async def _watch_token(self) -> bool:
+        """Join the token's group (for ``token.revoked``), then confirm it is still active."""
+        token_id = self.scope.get("api_token_id")
+        if self.scope.get("auth_method") != "token" or token_id is None:
+            return True
+        self.token_id = token_id
+        await self.channel_layer.group_add(token_group(token_id), self.channel_name)
+        # Joined first, checked second: a revocation can no longer slip between the two.
+        if not await token_is_active(token_id):
+            return False
+        self._token_watch = asyncio.get_running_loop().create_task(self._recheck_token())
+        return True
+
+    async def _recheck_token(self) -> None:
+        while True:
+            await asyncio.sleep(float(setting("TOKEN_RECHECK_S")))
+            try:
+                active = await token_is_active(self.token_id)
+            except Exception:
+                logger.warning("token re-check failed on %s", self.channel_name, exc_info=True)
+                continue
+            if not active:
+                await self.token_revoked({"type": "token.revoked"})
+                return
 
     ### Incoming ###
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
-        if self.ctx is None:
+        if self.ctx is None or self.closing:
             return
         if text_data is None:
             # Binary frames are not part of the protocol; decode them as text anyway so the
             # client still gets a JSON-RPC answer rather than a dropped connection.
-            text_data = (bytes_data or b"").decode("utf-8", errors="replace")
+            raw = bytes_data or b""
+            if self.guard.frame_too_large(len(raw)):
+                await self._close(limits.CLOSE_FRAME_TOO_LARGE)
+                return
+            text_data = raw.decode("utf-8", errors="replace")
+        elif self.guard.frame_too_large(
+            len(text_data) if text_data.isascii() else limits.utf8_length(text_data)
+        ):
+            await self._close(limits.CLOSE_FRAME_TOO_LARGE)
+            return
         await self.receive_json(await self.decode_json(text_data))
 
-    @classmethod
-    async def decode_json(cls, text_data: str) -> Frame:
-        return parse_frame(text_data)
+    async def decode_json(self, text_data: str) -> Frame:
+        return self.guard.frame(text_data)
 
     @classmethod
     async def encode_json(cls, content: dict[str, Any]) -> str:
         return encode(content)
 
     async def receive_json(self, content: Frame, **kwargs: Any) -> None:
+        frame_limit = self.guard.limits.frame_bytes
         for response in await dispatch_frame(self.ctx, content):
-            await self.safe_send(await self.encode_json(response))
+            text = await self.encode_json(response)
+            self.enqueue(cap_response(response, text, frame_limit, self.guard.log))
 
     ### Outgoing ###
 
     async def session_event(self, message: dict[str, Any]) -> None:
         """A session event from the channel layer, already serialized by the host."""
-        await self.safe_send(message["frame"])
+        self.enqueue(message["frame"])
 
-    async def safe_send(self, text: str) -> None:
+    def enqueue(self, text: str) -> None:
+        """Queue a frame for the client; a client too far behind is closed with 4008."""
+        if self.closing or self.outbox is None:
+            return
+        if not self.outbox.put(text):
+            self.guard.log.hit(
+                "send_queue",
+                f"{self.outbox.frames} frames / {self.outbox.bytes} bytes unsent",
+            )
+            # The close is sent from a task: enqueue is called from handlers that must not
+            # wait, and the outbox is dropped at once so its memory is freed.
+            self._closer = asyncio.get_running_loop().create_task(
+                self._close(limits.CLOSE_SEND_QUEUE_FULL)
+            )
+            self.closing = True
+
+    async def _write(self, text: str) -> None:
         try:
             await self.send(text_data=text)
         except Exception:
@@ -94,7 +178,41 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
                 self.ctx.count("send_failures")
             logger.debug("send failed on %s", self.channel_name, exc_info=True)
 
+    async def _close(self, code: int) -> None:
+        self.closing = True
+        if self.outbox is not None:
+            await self.outbox.stop()
+        try:
+            await self.close(code=code)
+        except Exception:
+            if code != limits.CLOSE_FRAME_TOO_LARGE:
+                raise
+            # Daphne (autobahn) sends only 1000 and 3000-4999 from an application and
+            # refuses 1009; PROTOCOL.md's 4013 says the same thing in the gateway's range.
+            await self.close(code=limits.CLOSE_MESSAGE_TOO_LARGE)
+
+    async def token_revoked(self, message: dict[str, Any]) -> None:
+        """The connection's API token was revoked: close with 4003."""
+        if self.ctx is None or self.closing:
+            return
+        logger.info(
+            "closing connection of user=%s peer=%s: API token %s revoked",
+            self.ctx.caller.username,
+            self.ctx.peer or "-",
+            self.token_id,
+        )
+        await self._close(CLOSE_FORBIDDEN)
+
     async def disconnect(self, code: int) -> None:
+        self.closing = True
+        if self._token_watch is not None:
+            self._token_watch.cancel()
+        if self.token_id is not None:
+            await self.channel_layer.group_discard(token_group(self.token_id), self.channel_name)
+        if self._counted:
+            user_connections.release(self.scope["user"].pk, self.channel_name)
+        if self.outbox is not None:
+            await self.outbox.stop()
         if self.ctx is None or self.host is None:
             return
         await self.host.connection_closed(self.ctx)

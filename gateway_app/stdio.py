@@ -2,6 +2,11 @@
 The stdio transport: newline-delimited JSON-RPC on stdin/stdout, through the same dispatch
 as the WebSocket consumer. Session events reach it the same way too: this connection gets
 its own channel-layer channel, which the host adds to session groups.
+
+Limits: a line over ``MAX_MESSAGE_BYTES`` is answered 4013 (id null) without being buffered
+whole. The rate limit throttles instead of refusing: a pipe has backpressure, so stdin is
+simply read more slowly (scripts piped in keep working). The inbox is bounded, so a client
+that stops reading stdout stalls the reads rather than growing memory.
 """
 
 from __future__ import annotations
@@ -17,14 +22,38 @@ from channels.layers import get_channel_layer
 from .conf import setting
 from .context import CallContext, Caller, close_summary
 from .dispatch import dispatch_frame
-from .exceptions import TooLarge
-from .protocol import encode, error_message, parse_frame, ready_message
+from .limits import InputGuard
+from .protocol import Frame, Rejected, encode, ready_message
 from .sessions import get_host
 from .sessions.host import EVENT_MESSAGE
 
 logger = logging.getLogger(__name__)
 
-_STDIN_LIMIT = 16 * 1024 * 1024
+#: StreamReader buffer limit; longer lines are discarded in pieces of at most this size.
+_STDIN_LIMIT = 1024 * 1024
+_TOO_LARGE = object()
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes | object | None:
+    """
+    The next line (``None`` at EOF). A line longer than the reader's limit is discarded
+    chunk by chunk, up to and including its newline, and reported as ``_TOO_LARGE``.
+    """
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial or None
+    except asyncio.LimitOverrunError as exc:
+        consumed = exc.consumed
+    while True:
+        await reader.readexactly(consumed)
+        try:
+            await reader.readuntil(b"\n")
+            return _TOO_LARGE
+        except asyncio.IncompleteReadError:
+            return _TOO_LARGE
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
 
 
 async def serve(
@@ -40,19 +69,18 @@ async def serve(
         peer=peer,
     )
     host.connection_opened(ctx)
-    inbox: asyncio.Queue = asyncio.Queue()
+    guard = InputGuard(ctx)
+    inbox: asyncio.Queue = asyncio.Queue(maxsize=max(int(setting("SEND_QUEUE_LIMIT")), 16))
 
     async def read_lines() -> None:
         while True:
-            try:
-                line = await reader.readline()
-            except ValueError:
-                # Over the stream limit; asyncio has already discarded the line.
-                await inbox.put(("too_large", b""))
-                continue
-            if not line:
+            line = await read_line(reader)
+            if line is None:
                 await inbox.put(None)
                 return
+            if line is not _TOO_LARGE and not line.strip():
+                continue
+            await guard.bucket.wait()
             await inbox.put(("line", line))
 
     async def read_events() -> None:
@@ -71,11 +99,13 @@ async def serve(
             if kind == "event":
                 await write_line(data)
                 continue
-            if kind == "too_large":
-                await write_line(encode(error_message(None, TooLarge("Line too large"))))
-                continue
-            text = data.decode("utf-8", errors="replace")
-            for response in await dispatch_frame(ctx, parse_frame(text)):
+            if data is _TOO_LARGE:
+                guard.log.hit("message_bytes", "line longer than the stdin buffer")
+                frame = Frame([Rejected(guard.too_large_message())])
+            else:
+                text = data.decode("utf-8", errors="replace").strip()
+                frame = Frame([guard.line(text)] if text else [])
+            for response in await dispatch_frame(ctx, frame):
                 await write_line(encode(response))
     finally:
         for task in tasks:
@@ -99,7 +129,8 @@ async def serve_process_stdio(caller: Caller) -> None:
 
 async def _stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_STDIN_LIMIT)
+    limit = max(_STDIN_LIMIT, int(setting("MAX_MESSAGE_BYTES")) + 2)
+    reader = asyncio.StreamReader(limit=limit)
     try:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     except ValueError:

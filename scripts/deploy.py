@@ -25,6 +25,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from hermes_site.serving import DAPHNE_ARGS  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -89,6 +93,7 @@ class Supervisor:
             sys.executable,
             "-m",
             "daphne",
+            *DAPHNE_ARGS,
             "--fd",
             str(self.sock.fileno()),
             "hermes_site.asgi:application",

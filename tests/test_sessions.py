@@ -318,3 +318,22 @@ async def test_session_of_a_dead_worker_lists_as_detached_and_resumes_cold(conne
     assert (listed["status"], listed["attached"]) == ("detached", False)
     resumed = await rpc.call("session.resume", {"session_id": row.pk})
     assert resumed["messages"] == [{"role": "user", "content": "from before"}]
+
+
+async def test_slash_exec_cut_short_by_session_close_answers_4001(connect, alice):
+    """Tests that a slash command whose session is closed while it runs (here: while its
+    worker is still starting) gets 4001 like any call on a closed session, not -32603."""
+    first, second = await connect(alice), await connect(alice)
+    sid = await create(first)
+    await second.call("session.resume", {"session_id": sid})
+    slash = asyncio.create_task(
+        first.error("slash.exec", {"session_id": sid, "command": "/status"})
+    )
+    for _ in range(200):
+        session = current_host().sessions.get(sid)
+        if session is not None and session.slash is not None:
+            break
+        await asyncio.sleep(0.005)
+    await second.call("session.close", {"session_id": sid})
+    error = await slash
+    assert error["code"] == 4001

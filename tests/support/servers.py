@@ -19,6 +19,8 @@ from typing import Any
 
 import psutil
 
+from hermes_site.serving import DAPHNE_ARGS
+
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
@@ -173,7 +175,17 @@ class GatewayServer:
 
     def command(self) -> list[str]:
         if self.server == "daphne":
-            return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.app]
+            return [
+                PYTHON,
+                "-m",
+                "daphne",
+                *DAPHNE_ARGS,
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                self.app,
+            ]
         if self.server == "uvicorn":
             return [
                 PYTHON,

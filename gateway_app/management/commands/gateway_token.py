@@ -2,8 +2,8 @@
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
+from gateway_app.auth import revoke_token_sync
 from gateway_app.models import TOKEN_PREFIX, ApiToken, hash_token
 
 
@@ -86,5 +86,8 @@ class Command(BaseCommand):
             raise CommandError(f"No active token {key!r} for {user.get_username()}.")
         if len(matches) > 1:
             raise CommandError(f"{key!r} matches several tokens; use the id (see --list).")
-        ApiToken.objects.filter(pk=matches[0].pk).update(revoked_at=timezone.now())
-        self.stdout.write(f"Revoked token {matches[0].pk} ({matches[0].prefix}).")
+        revoke_token_sync(matches[0].pk)
+        self.stdout.write(
+            f"Revoked token {matches[0].pk} ({matches[0].prefix}); sockets it opened are"
+            " closed (at once through a shared Redis layer, otherwise within TOKEN_RECHECK_S)."
+        )
