@@ -148,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(drive(server, tokens, args.phase, args.duration))
 
         if args.sampler == "cprofile":
-            server = CProfiledServer(database, server=args.server, profile_path=out)
+            server = CProfiledServer(
+                database, server=args.server, profile_path=out, env=load.GATEWAY_ENV
+            )
             with server:
                 figures = run()
             summary = summarize_pstats(out, args.top)
         else:
-            server = GatewayServer(database, server=args.server)
+            server = GatewayServer(database, server=args.server, env=load.GATEWAY_ENV)
             with server:
                 figures = py_spy_profile(server, run, out)
             summary = summarize_collapsed(out, args.top)

@@ -110,19 +110,21 @@ def make_server(
     database: Database, server: str, target: str, config: Config, *, memory: bool
 ) -> GatewayServer:
     env: dict[str, Any] = {}
-    if target != "gateway":
+    if target == "gateway":
+        env.update(load.GATEWAY_ENV)
+    else:
         # base_env() sets the gateway's settings module; the baselines bring their own.
         env = {
             "DJANGO_SETTINGS_MODULE": "benchmarks.baseline_site.settings",
             "BENCH_LIST_SIZE": config.connections,
         }
-    elif memory:
+    if target == "gateway" and memory:
         # Keep every idle session live for the measurement: no eviction beyond the default
         # cap of 256 and no reap during the run (20 s grace by default).
-        env = {
-            "HERMES_TUI_MAX_LIVE_SESSIONS": config.sessions + 1000,
-            "HERMES_TUI_WS_ORPHAN_REAP_GRACE_S": 3600,
-        }
+        env.update(
+            HERMES_TUI_MAX_LIVE_SESSIONS=config.sessions + 1000,
+            HERMES_TUI_WS_ORPHAN_REAP_GRACE_S=3600,
+        )
     return GatewayServer(database, server=server, app=APPS[target], env=env)
 
 

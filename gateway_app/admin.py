@@ -11,9 +11,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from . import views
-from .auth import revoke_token_sync
 from .models import ApiToken, GatewaySession, Message, SessionStatus
 from .sessions.control import request_teardown
+from .tokens import revoke_token_sync
 
 # The index links to the live page; the template only extends admin/index.html.
 if admin.site.index_template is None:
@@ -198,7 +198,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset) -> None:
-        # Through auth.revoke_token: besides marking the row, it closes the open sockets.
+        # Through tokens.revoke_token: besides marking the row, it closes the open sockets.
         count = sum(
             revoke_token_sync(pk)
             for pk in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True)

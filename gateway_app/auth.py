@@ -7,24 +7,18 @@ A connection that resolves to no user keeps ``AnonymousUser``; the consumer refu
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from urllib.parse import parse_qs
 
-from asgiref.sync import async_to_sync
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.utils import timezone
 
-from .models import ApiToken, hash_token
+from .tokens import resolve_token
 
 logger = logging.getLogger(__name__)
 
-#: ``last_used_at`` is rewritten at most this often per token, to keep connects read-only.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 #: Longer credentials are refused without a database query (minted tokens are ~47 chars).
 MAX_TOKEN_LENGTH = 256
 
@@ -62,60 +56,10 @@ def token_from_scope(scope) -> str | None:
     return raw
 
 
-@database_sync_to_async
-def _resolve_token(raw: str) -> ApiToken | None:
-    token = (
-        ApiToken.objects.active().select_related("user").filter(key_hash=hash_token(raw)).first()
-    )
-    if token is None or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
-    return token
-
-
-def token_group(token_id: int) -> str:
-    """The channel-layer group of every connection authenticated by one API token."""
-    return f"token.{int(token_id)}"
-
-
-@database_sync_to_async
-def token_is_active(token_id: int) -> bool:
-    """Whether the token still authenticates (not revoked, user active)."""
-    return ApiToken.objects.active().filter(pk=token_id, user__is_active=True).exists()
-
-
-@database_sync_to_async
-def _mark_revoked(token_id: int) -> bool:
-    return bool(ApiToken.objects.active().filter(pk=token_id).update(revoked_at=timezone.now()))
-
-
-async def revoke_token(token: ApiToken | int) -> bool:
-    """
-    Revoke an API token and close (4003) every open socket it authenticated, on every
-    worker sharing the channel layer. Returns False if it was already revoked; the sockets
-    are told again either way.
-    """
-    token_id = token.pk if isinstance(token, ApiToken) else int(token)
-    revoked = await _mark_revoked(token_id)
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_send(token_group(token_id), {"type": "token.revoked"})
-    logger.info("API token %s revoked%s", token_id, "" if revoked else " (again)")
-    return revoked
-
-
-def revoke_token_sync(token: ApiToken | int) -> bool:
-    """``revoke_token`` for sync callers: the admin, management commands."""
-    return async_to_sync(revoke_token)(token)
-
-
 class TokenAuthMiddleware(BaseMiddleware):
     """
     Authenticates by API token when the session cookie did not, and records how in
-    ``scope["auth_method"]`` ("session", "token" or None). Sits inside ``AuthMiddlewareStack``.
+    ``scope["auth_method"]`` ("session", "token" or None). Sits inside ``SessionCookieAuth``.
     """
 
     async def __call__(self, scope, receive, send):
@@ -131,7 +75,7 @@ class TokenAuthMiddleware(BaseMiddleware):
         scope["user"] = user if user is not None else AnonymousUser()
         raw = token_from_scope(scope)
         if raw is not None:
-            token = await _resolve_token(raw)
+            token = await resolve_token(raw)
             if token is None:
                 logger.info(
                     "refused a token (unknown, revoked or inactive user) from %s", _client(scope)
@@ -168,6 +112,28 @@ class GatewayOriginValidator(OriginValidator):
         return await super().__call__(dict(scope, origin_checked=True), receive, send)
 
 
+class SessionCookieAuth:
+    """
+    Channels' ``AuthMiddlewareStack``, entered only when the request carries Django's
+    session cookie. Without one it could only find ``AnonymousUser``, after a thread hop and
+    a database-connection check on every connect: token clients skip all of that.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.cookie_stack = AuthMiddlewareStack(inner)
+
+    async def __call__(self, scope, receive, send):
+        if _has_session_cookie(scope):
+            return await self.cookie_stack(scope, receive, send)
+        return await self.inner(dict(scope, user=AnonymousUser()), receive, send)
+
+
+def _has_session_cookie(scope) -> bool:
+    name = settings.SESSION_COOKIE_NAME.encode("latin1") + b"="
+    return any(name in cookie for cookie in _headers(scope, b"cookie"))
+
+
 def GatewayAuthStack(inner):
     """The one wrapper around the WebSocket router: Origin check, session cookie, API token."""
-    return GatewayOriginValidator(AuthMiddlewareStack(TokenAuthMiddleware(inner)))
+    return GatewayOriginValidator(SessionCookieAuth(TokenAuthMiddleware(inner)))

@@ -14,8 +14,7 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import limits
-from .auth import token_group, token_is_active
+from . import limits, tokens
 from .conf import setting
 from .context import CallContext, Caller, close_summary
 from .dispatch import dispatch_frame
@@ -91,14 +90,15 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         self.enqueue(encode(ready_message(setting("SKIN"))))
 
     async def _watch_token(self) -> bool:
-        """Join the token's group (for ``token.revoked``), then confirm it is still active."""
+        """Join the token's group (for ``token.revoked``), then confirm it is not revoked."""
         token_id = self.scope.get("api_token_id")
         if self.scope.get("auth_method") != "token" or token_id is None:
             return True
         self.token_id = token_id
-        await self.channel_layer.group_add(token_group(token_id), self.channel_name)
-        # Joined first, checked second: a revocation can no longer slip between the two.
-        if not await token_is_active(token_id):
+        await self.channel_layer.group_add(tokens.token_group(token_id), self.channel_name)
+        # Joined first, checked second: a revocation sent to the group before the join was
+        # announced to this worker before that (tokens.revoke_token), so it is known here.
+        if tokens.cache.is_revoked(token_id):
             return False
         self._token_watch = asyncio.get_running_loop().create_task(self._recheck_token())
         return True
@@ -107,7 +107,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         while True:
             await asyncio.sleep(float(setting("TOKEN_RECHECK_S")))
             try:
-                active = await token_is_active(self.token_id)
+                active = await tokens.token_is_active(self.token_id)
             except Exception:
                 logger.warning("token re-check failed on %s", self.channel_name, exc_info=True)
                 continue
@@ -208,7 +208,9 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         if self._token_watch is not None:
             self._token_watch.cancel()
         if self.token_id is not None:
-            await self.channel_layer.group_discard(token_group(self.token_id), self.channel_name)
+            await self.channel_layer.group_discard(
+                tokens.token_group(self.token_id), self.channel_name
+            )
         if self._counted:
             user_connections.release(self.scope["user"].pk, self.channel_name)
         if self.outbox is not None:

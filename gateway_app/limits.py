@@ -223,12 +223,12 @@ def cap_response(response: dict[str, Any], text: str, limit: int, log: LimitLog)
     An encoded response too large for one frame is replaced by a 4013 error with its id,
     so the client gets an answer instead of waiting forever on a frame the server refuses.
     """
-    if not limit or len(text) <= limit:  # encode() is ASCII: characters are bytes
+    if not limit or len(text) <= limit // 4 or (size := utf8_length(text)) <= limit:
         return text
-    log.hit("response_bytes", f"response of {len(text)} bytes > {limit}")
+    log.hit("response_bytes", f"response of {size} bytes > {limit}")
     error = TooLarge(
-        f"Response too large: {len(text)} bytes, at most {limit} per frame",
-        {"limit": "frame_bytes", "max": limit, "size": len(text)},
+        f"Response too large: {size} bytes, at most {limit} per frame",
+        {"limit": "frame_bytes", "max": limit, "size": size},
     )
     return encode(error_message(response.get("id"), error))
 

@@ -9,13 +9,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .exceptions import InvalidParams, InvalidRequest, ParseError, RpcError
 
 PROTOCOL_VERSION = 1
 
 RequestId = int | str | None
 
-# ensure_ascii keeps lone surrogates (legal in JSON text, illegal in UTF-8) sendable.
+# The fallback for what orjson refuses: lone surrogates (legal in JSON text, illegal in
+# UTF-8; ensure_ascii escapes them) and integers beyond 64 bits.
 _encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -123,5 +126,11 @@ def ready_message(skin: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode(message: dict[str, Any]) -> str:
-    """Serialize one outgoing message as a single-line JSON text."""
-    return _encoder.encode(message)
+    """
+    Serialize one outgoing message as a single-line JSON text (UTF-8 characters unescaped).
+    orjson is ~10x faster than ``json`` here, on every response and event of the hot path.
+    """
+    try:
+        return orjson.dumps(message).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _encoder.encode(message)

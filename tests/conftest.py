@@ -10,10 +10,16 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from gateway_app import slash_client
+from gateway_app import slash_client, tokens
 from gateway_app.consumers import GatewayConsumer
 from gateway_app.sessions import reset_host
 from tests.support.rpc import RpcClient
+
+
+@pytest.fixture(autouse=True)
+def fresh_token_cache() -> None:
+    """Every test starts with no API token resolved from an earlier one."""
+    tokens.cache.clear()
 
 
 @pytest.fixture

@@ -241,3 +241,17 @@ def test_header_token_takes_precedence_over_query_string():
 def test_repeated_query_token_is_ignored():
     """Tests that an ambiguous query string with two tokens yields no token."""
     assert token_from_scope({"headers": [], "query_string": b"token=a&token=b"}) is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_token_connect_without_cookie_skips_the_session_lookup(app, token, monkeypatch):
+    """Tests that a connection carrying no session cookie does not go through channels'
+    session/auth middleware (a thread hop per connect that could only find no user)."""
+    _, raw = token
+
+    async def no_session_lookup(scope):
+        raise AssertionError("the session cookie stack ran without a cookie")
+
+    monkeypatch.setattr("channels.auth.get_user", no_session_lookup)
+    connected, _, hello = await handshake(app, headers=[bearer(raw)])
+    assert connected and hello["auth_method"] == "token"

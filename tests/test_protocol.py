@@ -12,6 +12,7 @@ from gateway_app.protocol import (
     event_message,
     parse_frame,
     parse_line,
+    result_message,
 )
 
 
@@ -92,6 +93,22 @@ def test_encode_escapes_lone_surrogates_so_the_frame_is_valid_utf8():
     assert "\n" not in text
     text.encode("utf-8")
     assert json.loads(text)["params"]["payload"]["text"] == "a\ud800b\nc"
+
+
+def test_encode_sends_unicode_as_utf8_text_on_one_line():
+    """Tests that non-ASCII text goes out unescaped (smaller frames) and still on one line."""
+    text = encode(event_message("message.delta", {"text": "héllo 🌍\nnext"}, "s", 1))
+    assert "héllo 🌍" in text and "\n" not in text.replace("\\n", "")
+    assert json.loads(text)["params"]["payload"]["text"] == "héllo 🌍\nnext"
+
+
+def test_encode_falls_back_for_integers_beyond_64_bits():
+    """Tests that an id no 64-bit encoder can write (a client may send one) is still echoed."""
+    assert json.loads(encode(result_message(2**70, {"ok": True}))) == {
+        "jsonrpc": "2.0",
+        "id": 2**70,
+        "result": {"ok": True},
+    }
 
 
 def test_event_carries_session_id_and_seq_only_when_given():

@@ -23,6 +23,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from .. import tokens
 from ..agents import get_agent
 from ..conf import setting
 from ..context import CallContext
@@ -93,6 +94,7 @@ class SessionHost:
         # The default prefix on purpose: channels-redis serves every "specific.<client>!"
         # channel of a process with one BZPOPMIN; another prefix would queue behind it.
         self.channel_name = await self.layer.new_channel()
+        await self.layer.group_add(tokens.REVOCATIONS_GROUP, self.channel_name)
         self.store.start()
         self.reaper.start()
         loop = asyncio.get_running_loop()
@@ -113,6 +115,10 @@ class SessionHost:
                 await asyncio.gather(task, return_exceptions=True)
         self._listener = self._heartbeat = None
         await self.store.stop()
+        try:
+            await self.layer.group_discard(tokens.REVOCATIONS_GROUP, self.channel_name)
+        except Exception:
+            logger.debug("could not leave %s", tokens.REVOCATIONS_GROUP, exc_info=True)
         await self.registry.close()
 
     async def _listen(self) -> None:
@@ -142,6 +148,8 @@ class SessionHost:
                     self.router.handle_reply(message)
                 elif kind == TEARDOWN_MESSAGE:
                     await self._handle_teardown(message)
+                elif kind == tokens.REVOKED_MESSAGE:
+                    tokens.cache.forget(int(message["token_id"]))
                 else:
                     logger.warning("host channel got unknown message %r", kind)
             except Exception:
@@ -174,6 +182,7 @@ class SessionHost:
         if data_id != self._registry_data_id:
             # First beat, or Redis restarted (without persistence its data is gone): publish
             # where our sessions live again, and the group memberships events travel by.
+            await self.layer.group_add(tokens.REVOCATIONS_GROUP, self.channel_name)
             for session in list(self.sessions.values()):
                 await self.registry.register(session.id, session.user_id, self.channel_name)
                 for channel in list(session.attached):

@@ -2,8 +2,10 @@
 Database persistence for sessions and transcripts, kept off the hot path.
 
 Writes go through one ordered write-behind queue drained by a single task, a batch per
-thread hop, so a handler never waits for the database and writes never reorder. Reads that
-must see earlier writes call ``flush()`` first. All ORM work runs in
+thread hop, so a handler never waits for the database and writes never reorder. Changes to a
+session row still waiting in the queue are merged into the waiting write (a create followed
+by a detach is one INSERT), so a burst costs one statement per row. Reads that must see
+earlier writes call ``flush()`` first. All ORM work runs in
 ``database_sync_to_async``, which closes stale connections itself.
 """
 
@@ -28,6 +30,21 @@ Write = Callable[[], None]
 
 
 @dataclass(slots=True)
+class RowWrite:
+    """A queued create or update of one ``GatewaySession`` row; later changes merge in."""
+
+    session_id: str
+    fields: dict[str, Any]
+    create: bool = False
+
+    def __call__(self) -> None:
+        if self.create:
+            GatewaySession.objects.create(id=self.session_id, **self.fields)
+        else:
+            GatewaySession.objects.filter(pk=self.session_id).update(**self.fields)
+
+
+@dataclass(slots=True)
 class StoredSession:
     id: str
     user_id: int
@@ -43,6 +60,8 @@ class SessionStore:
 
     def __init__(self) -> None:
         self._queue: list[Write] = []
+        #: The row writes in ``_queue``, by session, while they can still take changes.
+        self._rows: dict[str, RowWrite] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -74,6 +93,7 @@ class SessionStore:
 
     def _take(self) -> list[Write]:
         batch, self._queue = self._queue, []
+        self._rows = {}
         return batch
 
     async def _drain_forever(self) -> None:
@@ -93,23 +113,33 @@ class SessionStore:
 
     def create(self, session_id: str, user_id: int, title: str, host: str, channel: str) -> None:
         now = timezone.now()
-        self.submit(
-            lambda: GatewaySession.objects.create(
-                id=session_id,
-                user_id=user_id,
-                title=title,
-                status=SessionStatus.LIVE,
-                attached=1,
-                host_worker=host,
-                host_channel=channel,
-                created_at=now,
-                last_activity=now,
-            )
+        self._write_row(
+            session_id,
+            {
+                "user_id": user_id,
+                "title": title,
+                "status": SessionStatus.LIVE,
+                "attached": 1,
+                "host_worker": host,
+                "host_channel": channel,
+                "created_at": now,
+                "last_activity": now,
+            },
+            create=True,
         )
 
     def update(self, session_id: str, **fields: Any) -> None:
         fields.setdefault("last_activity", timezone.now())
-        self.submit(lambda: GatewaySession.objects.filter(pk=session_id).update(**fields))
+        self._write_row(session_id, fields)
+
+    def _write_row(self, session_id: str, fields: dict[str, Any], *, create: bool = False) -> None:
+        queued = self._rows.get(session_id)
+        if queued is not None and not create:
+            queued.fields.update(fields)
+            return
+        write = RowWrite(session_id, fields, create)
+        self._rows[session_id] = write
+        self.submit(write)
 
     def add_message(
         self,

@@ -7,15 +7,18 @@ import io
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from gateway_app.auth import GatewayAuthStack, revoke_token, revoke_token_sync
+from gateway_app import tokens
+from gateway_app.auth import GatewayAuthStack
 from gateway_app.consumers import GatewayConsumer
-from gateway_app.models import ApiToken
+from gateway_app.models import ApiToken, hash_token
+from gateway_app.tokens import revoke_token, revoke_token_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,13 +129,48 @@ async def test_revoke_token_sync_works_from_sync_code(app, opened, token):
 
 
 async def test_token_revoked_between_auth_and_connect_is_refused(fresh_host, alice, token):
-    """Tests that the consumer re-checks the token after joining its group, so a revocation
-    landing between authentication and the group join is not missed."""
+    """Tests that a socket authenticated just before its token was revoked, whose group join
+    comes after the revocation's group message, is refused: the consumer checks the
+    revocations announced to its worker after joining."""
     row, _ = token
-    await ApiToken.objects.filter(pk=row.pk).aupdate(revoked_at=timezone.now())
     communicator = WebsocketCommunicator(GatewayConsumer.as_asgi(), "/api/ws")
     communicator.scope.update(user=alice, auth_method="token", api_token_id=row.pk)
+    await revoke_token(row)  # after authentication, before the consumer joins its group
     assert await communicator.connect(timeout=5) == (False, 4003)
+
+
+async def test_revocation_reaches_other_workers_token_caches(app, opened, token):
+    """Tests that the revocation message to the hosts' group drops the token from a worker's
+    cache, so a worker that did not revoke it stops accepting it at once."""
+    row, raw = token
+    socket, _, _ = await opened(app, [bearer(raw)])  # resolved and cached
+    assert tokens.cache.get(hash_token(raw)) is not None
+    await ApiToken.objects.filter(pk=row.pk).aupdate(revoked_at=timezone.now())
+    # What another worker's revoke_token sends to this worker's host:
+    await get_channel_layer().group_send(
+        tokens.REVOCATIONS_GROUP, {"type": tokens.REVOKED_MESSAGE, "token_id": row.pk}
+    )
+    for _ in range(100):
+        if tokens.cache.is_revoked(row.pk):
+            break
+        await asyncio.sleep(0.01)
+    assert tokens.cache.get(hash_token(raw)) is None
+    _, connected, code = await opened(app, [bearer(raw)])
+    assert (connected, code) == (False, 4003)
+
+
+async def test_reconnecting_with_a_cached_token_costs_no_query(app, opened, token, monkeypatch):
+    """Tests that a token resolved once is served from the cache by the next connects."""
+    _, raw = token
+    reads = []
+    real_resolve = tokens._resolve
+    monkeypatch.setattr(
+        tokens, "_resolve", lambda key_hash: reads.append(key_hash) or real_resolve(key_hash)
+    )
+    for _ in range(3):
+        _, connected, _ = await opened(app, [bearer(raw)])
+        assert connected
+    assert reads == [hash_token(raw)]
 
 
 async def test_revocation_the_layer_cannot_deliver_is_caught_by_the_recheck(
