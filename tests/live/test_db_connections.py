@@ -1,0 +1,64 @@
+"""
+The gateway never leaks database connections: thousands of requests that reach the database
+(token lookups, session rows, transcripts, listings) through real daphne leave the server
+holding exactly the SQLite handles it held after its first few requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import psutil
+import pytest
+
+from tests.support.live import ws_rpc
+from tests.support.servers import Database, GatewayServer
+
+pytestmark = pytest.mark.live
+
+CONNECTIONS = 8
+ROUNDS = 30  # per connection; each round is a reconnect and five database-backed calls
+
+
+def sqlite_handles(pid: int, db_path) -> int:
+    """Open file descriptors of the process on the database file and its -wal/-shm files."""
+    prefix = str(db_path)
+    return sum(1 for f in psutil.Process(pid).open_files() if f.path.startswith(prefix))
+
+
+async def database_round(url: str, token: str) -> None:
+    """A new connection (token lookup), a session created, prompted (transcript rows),
+    listed (database read: LIST_CACHE_S is 0), closed (final status)."""
+    async with ws_rpc(url, token) as rpc:
+        sid = (await rpc.call("session.create", {"title": "db"}))["session_id"]
+        await rpc.turn(sid, "hello database")
+        await rpc.call("session.list")
+        await rpc.call("session.close", {"session_id": sid})
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    return Database(tmp_path_factory.mktemp("dbconn"))
+
+
+async def test_many_database_backed_requests_leak_no_connection(database):
+    """Tests that after 240 connections and ~1200 database-backed calls the daphne process
+    has no more SQLite handles open than after its first round (no connection per request,
+    per thread or per socket is left behind)."""
+    tokens = [database.token(f"db-user-{index}") for index in range(CONNECTIONS)]
+    options = {"LIST_CACHE_S": 0, "RATE_LIMIT_PER_S": 0, "TOKEN_RECHECK_S": 0.1}
+    with GatewayServer(database, env={"HERMES_GATEWAY_OPTIONS": json.dumps(options)}) as server:
+        await asyncio.gather(*(database_round(server.url, token) for token in tokens))
+        await asyncio.sleep(0.5)  # write-behind settles
+        warm = sqlite_handles(server.pid, database.path)
+
+        for _ in range(ROUNDS):
+            await asyncio.gather(*(database_round(server.url, token) for token in tokens))
+        await asyncio.sleep(0.5)
+        after = sqlite_handles(server.pid, database.path)
+
+        assert warm >= 1, "the probe sees no database handle at all"
+        assert after == warm
+        async with ws_rpc(server.url, tokens[0]) as rpc:
+            assert len((await rpc.call("session.list"))["sessions"]) == ROUNDS + 1
