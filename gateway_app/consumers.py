@@ -87,7 +87,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         self.host.connection_opened(ctx)
         await self.accept()
         self.outbox.start()
-        self.enqueue(encode(ready_message(setting("SKIN"))))
+        await self.deliver(encode(ready_message(setting("SKIN"))))
 
     async def _watch_token(self) -> bool:
         """Join the token's group (for ``token.revoked``), then confirm it is not revoked."""
@@ -146,25 +146,25 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         frame_limit = self.guard.limits.frame_bytes
         for response in await dispatch_frame(self.ctx, content):
             text = await self.encode_json(response)
-            self.enqueue(cap_response(response, text, frame_limit, self.guard.log))
+            await self.deliver(cap_response(response, text, frame_limit, self.guard.log))
 
     ### Outgoing ###
 
     async def session_event(self, message: dict[str, Any]) -> None:
         """A session event from the channel layer, already serialized by the host."""
-        self.enqueue(message["frame"])
+        await self.deliver(message["frame"])
 
-    def enqueue(self, text: str) -> None:
-        """Queue a frame for the client; a client too far behind is closed with 4008."""
+    async def deliver(self, text: str) -> None:
+        """Send or queue a frame for the client; a client too far behind is closed with 4008."""
         if self.closing or self.outbox is None:
             return
-        if not self.outbox.put(text):
+        if not await self.outbox.send(text):
             self.guard.log.hit(
                 "send_queue",
                 f"{self.outbox.frames} frames / {self.outbox.bytes} bytes unsent",
             )
-            # The close is sent from a task: enqueue is called from handlers that must not
-            # wait, and the outbox is dropped at once so its memory is freed.
+            # The close is sent from a task, so this handler returns at once; the outbox is
+            # dropped at once too, so its memory is freed.
             self._closer = asyncio.get_running_loop().create_task(
                 self._close(limits.CLOSE_SEND_QUEUE_FULL)
             )

@@ -155,6 +155,46 @@ async def test_outbox_bounds_waiting_on_a_blocking_writer():
     assert outbox.frames == 0 and outbox.bytes == 0
 
 
+async def test_outbox_send_writes_directly_when_the_server_has_flushed_everything():
+    """Tests that with nothing queued and nothing unsent, send() writes inline (no task
+    switch), and that with unsent bytes it queues instead."""
+    written = []
+    buffered = [0]
+
+    async def write(text):
+        written.append(text)
+
+    outbox = Outbox(write, max_frames=10, max_bytes=1000, probe=lambda: buffered[0])
+    assert await outbox.send("direct")
+    assert written == ["direct"] and outbox.frames == 0
+    buffered[0] = 10
+    assert await outbox.send("queued")
+    assert written == ["direct"] and outbox.frames == 1
+
+
+async def test_outbox_send_keeps_order_behind_queued_frames():
+    """Tests that a frame sent while others wait is queued behind them, even once the
+    server has flushed, so frames never overtake each other."""
+    written = []
+    buffered = [10]
+
+    async def write(text):
+        written.append(text)
+
+    outbox = Outbox(write, max_frames=10, max_bytes=1000, probe=lambda: buffered[0])
+    await outbox.send("first")
+    buffered[0] = 0
+    await outbox.send("second")
+    assert written == [] and outbox.frames == 2
+    outbox.start()
+    for _ in range(100):
+        if len(written) == 2:
+            break
+        await asyncio.sleep(0.005)
+    await outbox.stop()
+    assert written == ["first", "second"]
+
+
 def test_outbox_accepts_one_oversized_frame_when_empty():
     """Tests that a single frame larger than the byte bound still fits an empty queue."""
     outbox = Outbox(None, max_frames=5, max_bytes=10)
