@@ -308,3 +308,17 @@ async def test_healthz_is_503_when_the_layer_hangs(async_client, monkeypatch):
     assert response.status_code == 503
     assert response.json()["channel_layer"]["ok"] is False
     assert response.json()["database"]["ok"] is True
+
+
+async def test_sessions_persist_when_healthz_started_the_host(
+    fresh_host, async_client, connect, alice
+):
+    """Tests that a host first started by an HTTP request (/healthz, the load balancer's
+    first call) keeps writing sessions once that request is over: its background tasks do
+    not inherit the request's short-lived thread executor."""
+    assert (await async_client.get("/healthz")).status_code == 200
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create", {"title": "after healthz"}))["session_id"]
+    listed = await asyncio.wait_for(rpc.call("session.list"), 5)
+    assert [s["session_id"] for s in listed["sessions"]] == [sid]
+    assert await GatewaySession.objects.filter(pk=sid).aexists()

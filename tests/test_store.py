@@ -1,5 +1,7 @@
 """The write-behind session store: ordered writes, changes to a waiting row merged in."""
 
+import asyncio
+
 import pytest
 
 from gateway_app.models import GatewaySession, Message
@@ -48,3 +50,24 @@ async def test_messages_keep_their_order_around_merged_rows(alice):
     contents = [m.content async for m in Message.objects.filter(session_id="s1").order_by("id")]
     assert contents == ["first", "second"]
     assert (await GatewaySession.objects.aget(pk="s1")).status == "running"
+
+
+async def test_a_failed_hop_to_the_database_keeps_the_batch_and_retries(alice, monkeypatch):
+    """Tests that when the hop to the database thread itself fails, the drain task survives,
+    keeps the writes in order and applies them on the next try (flush returns)."""
+    store = SessionStore()
+    real_apply = SessionStore._apply
+    failures = [RuntimeError("CurrentThreadExecutor already quit or is broken")]
+
+    async def flaky_apply(batch):
+        if failures:
+            raise failures.pop()
+        await real_apply(batch)
+
+    monkeypatch.setattr(store, "_apply", flaky_apply)
+    store.start()
+    store.create("s1", alice.pk, "t", "w", "c")
+    store.add_message("s1", "user", "kept")
+    await asyncio.wait_for(store.flush(), 5)
+    await store.stop()
+    assert await Message.objects.filter(session_id="s1", content="kept").aexists()

@@ -11,6 +11,7 @@ any worker) receives them in ``seq`` order.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import re
@@ -625,7 +626,10 @@ async def get_host() -> SessionHost:
         if _host is None:
             registry = build_registry(getattr(settings, "REDIS_URL", ""))
             host = SessionHost(get_channel_layer(), setting("WORKER_NAME"), registry)
-            await host.start()
+            # Started in a context of its own: the host's background tasks inherit the
+            # context they are created in, and the first caller may be an HTTP request
+            # (/healthz) whose thread executor is shut down when the request ends.
+            await loop.create_task(host.start(), context=contextvars.Context())
             _host = host
     return _host
 

@@ -97,11 +97,24 @@ class SessionStore:
         return batch
 
     async def _drain_forever(self) -> None:
+        backoff = 0.1
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                await self._apply(self._take())
+                batch = self._take()
+                try:
+                    await self._apply(batch)
+                except Exception:
+                    # Not the writes (_run_batch handles those): the hop to the database
+                    # thread failed. Keep the batch, in order, and try again.
+                    logger.exception("session store could not write; retrying in %.1fs", backoff)
+                    self._queue[:0] = batch
+                    self._rows = {}
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.1
             self._idle.set()
 
     @staticmethod

@@ -73,3 +73,6 @@ async def test_launcher_serves_sessions_across_its_workers(deployment):
         async with ws_rpc(url, token) as rpc:
             resumed = await rpc.call("session.resume", {"session_id": sid})
             assert resumed["messages"][0]["content"] == "through the launcher"
+            # Stored too, by a host that /healthz started (whichever worker answers).
+            listed = await asyncio.wait_for(rpc.call("session.list"), 10)
+            assert sid in [row["session_id"] for row in listed["sessions"]]
