@@ -39,6 +39,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     outbox: Outbox | None = None
     token_id: int | None = None
     closing = False
+    sent_close_code: int | None = None
     _counted = False
     _token_watch: asyncio.Task | None = None
     _closer: asyncio.Task | None = None
@@ -180,6 +181,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
 
     async def _close(self, code: int) -> None:
         self.closing = True
+        self.sent_close_code = code
         if self.outbox is not None:
             await self.outbox.stop()
         try:
@@ -189,6 +191,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
                 raise
             # Daphne (autobahn) sends only 1000 and 3000-4999 from an application and
             # refuses 1009; PROTOCOL.md's 4013 says the same thing in the gateway's range.
+            self.sent_close_code = limits.CLOSE_MESSAGE_TOO_LARGE
             await self.close(code=limits.CLOSE_MESSAGE_TOO_LARGE)
 
     async def token_revoked(self, message: dict[str, Any]) -> None:
@@ -218,7 +221,10 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         if self.ctx is None or self.host is None:
             return
         await self.host.connection_closed(self.ctx)
-        logger.info("%s code=%s", close_summary(self.ctx), code)
+        # The code the gateway closed with when it did (4008, 4013, 4003...): the client may
+        # never see that close frame, and the server then reports a dropped socket (1006).
+        sent = f" closed_by_gateway={self.sent_close_code}" if self.sent_close_code else ""
+        logger.info("%s code=%s%s", close_summary(self.ctx), code, sent)
 
 
 class RefuseConsumer(AsyncJsonWebsocketConsumer):
