@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_S": 1.0,  # hosts refresh their liveness key this often
     "HOST_DEAD_AFTER_S": 3.0,  # a host silent this long is dead; its sessions are taken over
     "FORWARD_TIMEOUT_S": 5.0,  # a forwarded call unanswered this long fails (-32603)
+    # Database writes are gathered this long into one batch (merged per row, bulk inserts).
+    "STORE_BATCH_MS": 50.0,
     # session.list answers from memory; rows changed by other processes show within this.
     "LIST_CACHE_S": 5.0,
 }

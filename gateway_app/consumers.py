@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import limits, tokens
@@ -52,6 +53,13 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # The base class hops to a thread after disconnect() to close stale DB connections
+        # (aclose_old_connections), for the same reason as dispatch: not needed here. The
+        # gateway joins no static ``groups``; its session groups are left in disconnect().
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -98,7 +106,9 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         self.token_id = token_id
         await self.channel_layer.group_add(tokens.token_group(token_id), self.channel_name)
         # Joined first, checked second: a revocation sent to the group before the join was
-        # announced to this worker before that (tokens.revoke_token), so it is known here.
+        # announced to the workers before that (tokens.revoke_token), so it is known here;
+        # at once when revoked in this process, else as soon as the host has read the
+        # announcement (the periodic re-check covers the instant it may still be in flight).
         if tokens.cache.is_revoked(token_id):
             return False
         self._token_watch = asyncio.get_running_loop().create_task(self._recheck_token())

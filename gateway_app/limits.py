@@ -265,28 +265,26 @@ class UserConnections:
 user_connections = UserConnections()
 
 
-def check_session_quota(ctx: CallContext, sessions: dict[str, Any]) -> None:
+def check_session_quota(ctx: CallContext, live: int) -> None:
     """Raise 4029 when the caller already has ``MAX_SESSIONS_PER_USER`` live sessions."""
     limit = int(setting("MAX_SESSIONS_PER_USER"))
-    if not limit:
+    if not limit or live < limit:
         return
-    live = sum(1 for session in sessions.values() if session.user_id == ctx.user_id)
-    if live >= limit:
-        logger.warning(
-            "limit sessions_per_user hit by user=%s peer=%s transport=%s: %s live >= %s",
-            ctx.caller.username,
-            ctx.peer or "-",
-            ctx.transport,
-            live,
-            limit,
-        )
-        ctx.count("limit_hits")
-        ctx.count("limit_sessions_per_user")
-        raise RateLimited(
-            f"Too many live sessions: at most {limit} per user; close one (or let a"
-            " detached one be reaped) first",
-            {"limit": "sessions_per_user", "max": limit, "live": live},
-        )
+    logger.warning(
+        "limit sessions_per_user hit by user=%s peer=%s transport=%s: %s live >= %s",
+        ctx.caller.username,
+        ctx.peer or "-",
+        ctx.transport,
+        live,
+        limit,
+    )
+    ctx.count("limit_hits")
+    ctx.count("limit_sessions_per_user")
+    raise RateLimited(
+        f"Too many live sessions: at most {limit} per user; close one (or let a"
+        " detached one be reaped) first",
+        {"limit": "sessions_per_user", "max": limit, "live": live},
+    )
 
 
 ### Outgoing backpressure ###

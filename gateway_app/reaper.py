@@ -8,12 +8,15 @@ works identically with the InMemory and the Redis layer, and a reap scheduled be
 disconnect on another worker still travels to (and is judged by) the host. Any attach bumps
 the epoch, so a reap in flight arrives stale and is dropped; a local timer is also cancelled.
 A periodic sweep backs every one-shot timer (lost message, deferred busy session) and applies
-the idle TTL; the live-session cap evicts the least recently used idle detached session.
+the idle TTL; the live-session cap evicts the least recently used idle detached session,
+found through a heap of the sessions that went idle (checked when popped) rather than a scan
+of every live session on each create.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,9 @@ class Reaper:
         self.host = host
         self._sends: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
+        #: (last_activity, session id) of sessions that went idle and detached; entries are
+        #: checked when popped (a session may have been attached, touched or closed since).
+        self._idle: list[tuple[float, str]] = []
 
     @property
     def grace(self) -> float:
@@ -62,6 +68,7 @@ class Reaper:
 
     def schedule(self, session: LiveSession, delay: float | None = None) -> None:
         """Arm the reap of a detached session for its current epoch (no-op at grace 0)."""
+        self._note_idle(session)
         grace = self.grace
         if grace <= 0 or session.phase is not Phase.ACTIVE:
             return
@@ -151,15 +158,37 @@ class Reaper:
         limit = int(setting("MAX_LIVE_SESSIONS"))
         evicted = 0
         while len(self.host.sessions) > limit:
-            candidates = [s for s in self.host.sessions.values() if is_reapable(s)]
-            if not candidates:
+            victim = self._least_recently_used()
+            if victim is None:
                 logger.warning(
                     "%d live sessions exceed MAX_LIVE_SESSIONS=%d; none is evictable",
                     len(self.host.sessions),
                     limit,
                 )
                 break
-            victim = min(candidates, key=lambda s: s.last_activity)
             await self.host.teardown(victim, "evicted")
             evicted += 1
         return evicted
+
+    def _note_idle(self, session: LiveSession) -> None:
+        heapq.heappush(self._idle, (session.last_activity, session.id))
+        if len(self._idle) > 2 * len(self.host.sessions) + 64:
+            # Stale entries pile up when the cap is never reached: rebuild from what is true.
+            self._idle = [
+                (s.last_activity, s.id) for s in self.host.sessions.values() if is_reapable(s)
+            ]
+            heapq.heapify(self._idle)
+
+    def _least_recently_used(self) -> LiveSession | None:
+        while self._idle:
+            last_activity, session_id = heapq.heappop(self._idle)
+            session = self.host.sessions.get(session_id)
+            if session is None or not is_reapable(session):
+                continue  # closed, or attached/busy since: noted again when idle again
+            if session.last_activity != last_activity:
+                heapq.heappush(self._idle, (session.last_activity, session_id))
+                continue  # touched while detached: it waits its turn again
+            return session
+        # Backstop: a session that went idle without being noted is still found.
+        candidates = [s for s in self.host.sessions.values() if is_reapable(s)]
+        return min(candidates, key=lambda s: s.last_activity, default=None)

@@ -2,6 +2,8 @@
 
 import pytest
 
+from gateway_app.sessions.host import current_host
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -26,3 +28,17 @@ async def test_prompt_streams_words_then_completes(connect, alice):
     complete = await rpc.turn(session["session_id"], "hello there world")
     assert complete["text"] == "hello there world"
     assert complete["interrupted"] is False
+
+
+async def test_disconnect_makes_no_thread_hop_for_database_cleanup(connect, alice, monkeypatch):
+    """Tests that closing a socket skips channels' per-disconnect aclose_old_connections()
+    thread hop (the gateway's ORM work closes its own stale connections) and still detaches."""
+
+    async def no_hop():
+        raise AssertionError("aclose_old_connections ran on disconnect")
+
+    monkeypatch.setattr("channels.generic.websocket.aclose_old_connections", no_hop)
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    await rpc.connection.close()
+    assert current_host().sessions[sid].attached == set()

@@ -247,3 +247,33 @@ async def test_resume_racing_the_reap_is_always_consistent(alice, fresh_host, ga
     assert outcomes["warm"] > 0 and outcomes["cold"] > 0
     assert sum(outcomes.values()) == 200
     assert not host.sessions
+
+
+async def test_lru_eviction_counts_a_touch_while_detached_as_use(connect, alice, gateway_options):
+    """Tests that a detached session used since it detached (a slash command from another
+    connection, without attaching) is no longer the least recently used one."""
+    gateway_options(REAP_GRACE_S=0, MAX_LIVE_SESSIONS=2)
+    first = await create_detached(connect, alice)
+    second = await create_detached(connect, alice)
+    rpc = await connect(alice)
+    await rpc.call("slash.exec", {"session_id": first, "command": "/status"})
+    third = (await rpc.call("session.create"))["session_id"]
+    assert set(current_host().sessions) == {first, third}
+    assert second not in current_host().sessions
+
+
+async def test_session_cold_started_without_attach_is_reaped_after_the_grace(
+    connect, alice, gateway_options
+):
+    """Tests that a reaped session woken by a slash command from a connection that never
+    attaches it is reaped again after the grace, slash worker included (no leak until TTL)."""
+    gateway_options(REAP_GRACE_S=0.2)
+    sid = await create_detached(connect, alice)
+    host = current_host()
+    await wait_until(lambda: sid not in host.sessions)
+    rpc = await connect(alice)
+    await rpc.call("slash.exec", {"session_id": sid, "command": "/status"})
+    pid = host.sessions[sid].slash.pid
+    assert not host.sessions[sid].attached
+    await wait_until(lambda: sid not in host.sessions)
+    await wait_until(lambda: gone(pid))

@@ -71,3 +71,60 @@ async def test_a_failed_hop_to_the_database_keeps_the_batch_and_retries(alice, m
     await asyncio.wait_for(store.flush(), 5)
     await store.stop()
     assert await Message.objects.filter(session_id="s1", content="kept").aexists()
+
+
+async def test_writes_wait_for_the_batch_window_then_land_on_their_own(alice, settings):
+    """Tests that queued writes are gathered for STORE_BATCH_MS, then written with no flush."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "STORE_BATCH_MS": 200}
+    store = SessionStore()
+    store.start()
+    store.create("s1", alice.pk, "t", "w", "c")
+    await asyncio.sleep(0.05)
+    assert not await GatewaySession.objects.filter(pk="s1").aexists()
+    for _ in range(100):
+        if await GatewaySession.objects.filter(pk="s1").aexists():
+            break
+        await asyncio.sleep(0.02)
+    assert await GatewaySession.objects.filter(pk="s1").aexists()
+    await store.stop()
+
+
+async def test_flush_does_not_wait_for_the_batch_window(alice, settings):
+    """Tests that a reader's flush() writes at once even with a long batch window."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "STORE_BATCH_MS": 60_000}
+    store = SessionStore()
+    store.start()
+    store.create("s1", alice.pk, "t", "w", "c")
+    await asyncio.wait_for(store.flush(), 5)
+    assert await GatewaySession.objects.filter(pk="s1").aexists()
+    await store.stop()
+
+
+async def test_a_batch_of_new_sessions_and_messages_is_written_whole(alice):
+    """Tests that many new rows in one batch (bulk inserts) all land, with their changes."""
+    store = SessionStore()
+    for index in range(20):
+        store.create(f"s{index}", alice.pk, "t", "w", "c")
+        store.add_message(f"s{index}", "user", f"m{index}")
+        store.update(f"s{index}", attached=0, status="detached")
+    await store.flush()
+    assert await GatewaySession.objects.filter(status="detached").acount() == 20
+    assert await Message.objects.acount() == 20
+
+
+async def test_changed_rows_keep_every_field_type(alice):
+    """Tests that rows changed in one batch (one executemany) store datetimes, nulls and
+    numbers exactly as the ORM reads them back."""
+    store = SessionStore()
+    for sid in ("a", "b"):
+        store.create(sid, alice.pk, "t", "w", "c")
+    await store.flush()
+    store.update("a", slash_pid=4242, title="ä title")
+    store.finalize("b", "reaped", 17)
+    await store.flush()
+    a = await GatewaySession.objects.aget(pk="a")
+    b = await GatewaySession.objects.aget(pk="b")
+    assert (a.slash_pid, a.title) == (4242, "ä title")
+    assert (b.status, b.close_reason, b.last_seq, b.slash_pid) == ("closed", "reaped", 17, None)
+    assert b.closed_at is not None and b.closed_at.tzinfo is not None
+    assert b.last_activity == b.closed_at

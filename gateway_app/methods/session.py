@@ -16,7 +16,7 @@ async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, 
     """Create a session attached to this connection."""
     title = get_str(params, "title", required=False, default="", max_length=200)
     host = await get_host()
-    check_session_quota(ctx, host.sessions)
+    check_session_quota(ctx, host.live_by_user[ctx.user_id])
     session = await host.create(ctx, title.strip())
     return {"session_id": session.id, "title": session.title, "created_at": session.created_at}
 

@@ -73,6 +73,8 @@ class SessionHost:
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.channel_name = ""
         self.sessions: dict[str, LiveSession] = {}
+        #: Live sessions per user on this host (the MAX_SESSIONS_PER_USER quota).
+        self.live_by_user: Counter = Counter()
         self.connections: dict[str, CallContext] = {}
         self.store = SessionStore()
         self.index = SessionIndex(self.store, float(setting("LIST_CACHE_S")))
@@ -265,7 +267,11 @@ class SessionHost:
             )
             session.history = list(stored.messages)
             session.message_count = len(stored.messages)
-            self.sessions[session_id] = session
+            self._add_live(session)
+            # Detached until someone attaches: reapable like any other orphan (a slash.exec
+            # on a reaped session must not leave a worker behind until the TTL).
+            session.detached_at = time.monotonic()
+            self.reaper.schedule(session)
             await self.registry.register(session_id, user_id, self.channel_name)
             self.store.update(
                 session_id,
@@ -307,11 +313,21 @@ class SessionHost:
 
     ### Lifecycle ###
 
+    def _add_live(self, session: LiveSession) -> None:
+        self.sessions[session.id] = session
+        self.live_by_user[session.user_id] += 1
+
+    def _drop_live(self, session: LiveSession) -> None:
+        if self.sessions.pop(session.id, None) is not None:
+            self.live_by_user[session.user_id] -= 1
+            if not self.live_by_user[session.user_id]:
+                del self.live_by_user[session.user_id]
+
     async def create(self, ctx: CallContext, title: str) -> LiveSession:
         from ..models import new_session_id
 
         session = self._new_live(new_session_id(), ctx.user_id, title, timezone.now().isoformat())
-        self.sessions[session.id] = session
+        self._add_live(session)
         self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name)
         self.index.upsert(
             ctx.user_id,
@@ -435,7 +451,7 @@ class SessionHost:
                 ctx.attached.discard(session.id)
                 self.router.forget_proxy(ctx)
         session.attached.clear()
-        self.sessions.pop(session.id, None)
+        self._drop_live(session)
         self.store.finalize(session.id, reason, session.seq)
         self.index.upsert(
             session.user_id,

@@ -2,16 +2,18 @@
 Database persistence for sessions and transcripts, kept off the hot path.
 
 Writes go through one ordered write-behind queue drained by a single task, a batch per
-thread hop, so a handler never waits for the database and writes never reorder. Changes to a
-session row still waiting in the queue are merged into the waiting write (a create followed
-by a detach is one INSERT), so a burst costs one statement per row. Reads that must see
-earlier writes call ``flush()`` first. All ORM work runs in
+thread hop, so a handler never waits for the database and writes never reorder. The drain
+gathers writes for ``STORE_BATCH_MS`` before a batch; changes to a session row still waiting
+are merged into the waiting write (a create followed by a detach is one INSERT), and the new
+rows of a batch go in with one ``bulk_create`` per table. Reads that must see earlier writes
+call ``flush()`` first, which cuts the wait short. All ORM work runs in
 ``database_sync_to_async``, which closes stale connections itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +21,10 @@ from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
+from ..conf import setting
 from ..models import GatewaySession, Message, SessionStatus
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,16 @@ class RowWrite:
 
 
 @dataclass(slots=True)
+class MessageWrite:
+    """A queued transcript row."""
+
+    row: Message
+
+    def __call__(self) -> None:
+        self.row.save()
+
+
+@dataclass(slots=True)
 class StoredSession:
     id: str
     user_id: int
@@ -63,6 +76,8 @@ class SessionStore:
         #: The row writes in ``_queue``, by session, while they can still take changes.
         self._rows: dict[str, RowWrite] = {}
         self._wakeup = asyncio.Event()
+        #: Set by ``flush()``: write now, without waiting for more writes to batch.
+        self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task | None = None
@@ -89,6 +104,7 @@ class SessionStore:
         if self._task is None:
             await self._apply(self._take())
             return
+        self._urgent.set()
         await self._idle.wait()
 
     def _take(self) -> list[Write]:
@@ -101,6 +117,7 @@ class SessionStore:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            await self._gather()
             while self._queue:
                 batch = self._take()
                 try:
@@ -116,6 +133,14 @@ class SessionStore:
                     continue
                 backoff = 0.1
             self._idle.set()
+
+    async def _gather(self) -> None:
+        """Let writes accumulate for ``STORE_BATCH_MS``, unless someone waits on them."""
+        delay = float(setting("STORE_BATCH_MS")) / 1000
+        if delay > 0 and not self._urgent.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), delay)
+        self._urgent.clear()
 
     @staticmethod
     async def _apply(batch: list[Write]) -> None:
@@ -172,7 +197,7 @@ class SessionStore:
             data=data or {},
             interrupted=interrupted,
         )
-        self.submit(row.save)
+        self.submit(MessageWrite(row))
 
     def clear_messages(self, session_id: str) -> None:
         self.submit(lambda: Message.objects.filter(session_id=session_id).delete())
@@ -205,8 +230,7 @@ class SessionStore:
 def _run_batch(batch: list[Write]) -> None:
     try:
         with transaction.atomic():
-            for write in batch:
-                write()
+            _write_grouped(batch)
     except Exception:
         # One bad write must not lose the batch: retry each on its own.
         logger.exception("session store batch failed; retrying writes one by one")
@@ -215,6 +239,64 @@ def _run_batch(batch: list[Write]) -> None:
                 write()
             except Exception:
                 logger.exception("session store write failed")
+
+
+def _write_grouped(batch: list[Write]) -> None:
+    """
+    The batch, grouped: new session rows first in one INSERT and changed rows in one
+    ``executemany`` per set of fields (a row appears once: its changes were merged, and no
+    other write depends on a session row's fields), then the rest in order, each run of
+    transcript rows as one INSERT (after the sessions they belong to).
+    """
+    creates: list[RowWrite] = []
+    updates: dict[tuple[str, ...], list[RowWrite]] = {}
+    rest: list[Write] = []
+    for write in batch:
+        if isinstance(write, RowWrite):
+            if write.create:
+                creates.append(write)
+            else:
+                updates.setdefault(tuple(sorted(write.fields)), []).append(write)
+        else:
+            rest.append(write)
+    if creates:
+        GatewaySession.objects.bulk_create(
+            [GatewaySession(id=w.session_id, **w.fields) for w in creates]
+        )
+    for names, writes in updates.items():
+        _update_rows(names, writes)
+    messages: list[Message] = []
+    for write in rest:
+        if isinstance(write, MessageWrite):
+            messages.append(write.row)
+            continue
+        if messages:
+            Message.objects.bulk_create(messages)
+            messages = []
+        write()
+    if messages:
+        Message.objects.bulk_create(messages)
+
+
+def _update_rows(names: tuple[str, ...], writes: list[RowWrite]) -> None:
+    """
+    ``UPDATE ... WHERE id = %s`` for many rows in one ``executemany``: about ten times
+    cheaper per row than ``QuerySet.update`` (and than ``bulk_update``'s CASE expressions)
+    in churn. Values go through each field's ``get_db_prep_save``, as the ORM's would.
+    """
+    meta = GatewaySession._meta
+    fields = [meta.get_field(name) for name in names]
+    connection = connections[router.db_for_write(GatewaySession)]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    rows = [
+        [field.get_db_prep_save(w.fields[field.name], connection) for field in fields]
+        + [w.session_id]
+        for w in writes
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _load(session_id: str, user_id: int) -> StoredSession | None:
