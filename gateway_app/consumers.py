@@ -42,7 +42,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     closing = False
     sent_close_code: int | None = None
     _counted = False
-    _token_watch: asyncio.Task | None = None
+    _watching = False
     _closer: asyncio.Task | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -111,20 +111,9 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         # announcement (the periodic re-check covers the instant it may still be in flight).
         if tokens.cache.is_revoked(token_id):
             return False
-        self._token_watch = asyncio.get_running_loop().create_task(self._recheck_token())
+        tokens.watch.track(token_id)
+        self._watching = True
         return True
-
-    async def _recheck_token(self) -> None:
-        while True:
-            await asyncio.sleep(float(setting("TOKEN_RECHECK_S")))
-            try:
-                active = await tokens.token_is_active(self.token_id)
-            except Exception:
-                logger.warning("token re-check failed on %s", self.channel_name, exc_info=True)
-                continue
-            if not active:
-                await self.token_revoked({"type": "token.revoked"})
-                return
 
     ### Incoming ###
 
@@ -218,8 +207,8 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
-        if self._token_watch is not None:
-            self._token_watch.cancel()
+        if self._watching:
+            tokens.watch.untrack(self.token_id)
         if self.token_id is not None:
             await self.channel_layer.group_discard(
                 tokens.token_group(self.token_id), self.channel_name

@@ -361,6 +361,7 @@ class Outbox:
         self._bytes = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._started = False
         self._writing = False
 
     @property
@@ -372,7 +373,15 @@ class Outbox:
         return self._bytes
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._drain())
+        """Allow draining. The drain task itself is only created once a frame must wait:
+        a client that keeps up is served by the direct path and never needs one."""
+        self._started = True
+        if self._queue:
+            self._ensure_drain()
+
+    def _ensure_drain(self) -> None:
+        if self._task is None and self._started:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def send(self, text: str) -> bool:
         """
@@ -399,10 +408,12 @@ class Outbox:
         self._queue.append(text)
         self._bytes += len(text)
         self._wakeup.set()
+        self._ensure_drain()
         return True
 
     async def stop(self) -> None:
         """Drop what is queued and end the drain task."""
+        self._started = False
         self._queue.clear()
         self._bytes = 0
         if self._task is not None:

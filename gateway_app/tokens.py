@@ -7,14 +7,17 @@ How a revocation travels: ``revoke_token`` marks the row, tells every worker's s
 (group ``gateway.tokens``, so each drops the token from its cache) and then every socket the
 token opened (group ``token.<id>``, each closes with 4003). A revocation the channel layer
 cannot carry (``manage.py gateway_token --revoke`` beside an in-memory layer, a lost Redis)
-still takes effect within ``TOKEN_RECHECK_S``: cache entries live that long, and open token
-sockets re-check the database that often.
+still takes effect within ``TOKEN_RECHECK_S``: cache entries live that long, and each worker
+re-checks the tokens of its open sockets that often (one query for all of them).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
+from collections import Counter
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -121,9 +124,66 @@ def _resolve(key_hash: str) -> ApiToken | None:
 
 
 @database_sync_to_async
-def token_is_active(token_id: int) -> bool:
-    """Whether the token still authenticates (not revoked, user active): the database's word."""
-    return ApiToken.objects.active().filter(pk=token_id, user__is_active=True).exists()
+def _still_active(token_ids: list[int]) -> set[int]:
+    active = ApiToken.objects.active().filter(pk__in=token_ids, user__is_active=True)
+    return set(active.values_list("pk", flat=True))
+
+
+class RevocationWatch:
+    """
+    The tokens this worker's open sockets were authenticated with, re-checked against the
+    database every ``TOKEN_RECHECK_S`` in one query by one task; a revoked one is announced
+    to its sockets as ``revoke_token`` would. The backstop for revocations the channel layer
+    could not carry.
+    """
+
+    def __init__(self) -> None:
+        self._sockets: Counter = Counter()
+        self._task: asyncio.Task | None = None
+
+    def track(self, token_id: int) -> None:
+        self._sockets[token_id] += 1
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            # A context of its own: the first socket's context must not outlive it here.
+            self._task = loop.create_task(self._watch_forever(), context=contextvars.Context())
+
+    def untrack(self, token_id: int) -> None:
+        self._sockets[token_id] -= 1
+        if self._sockets[token_id] <= 0:
+            del self._sockets[token_id]
+
+    async def _watch_forever(self) -> None:
+        me = asyncio.current_task()
+        while self._sockets and self._task is me:
+            await asyncio.sleep(float(setting("TOKEN_RECHECK_S")))
+            try:
+                await self.check()
+            except Exception:
+                logger.warning("token re-check failed", exc_info=True)
+        if self._task is me:
+            self._task = None
+
+    async def check(self) -> list[int]:
+        """Announce every watched token that no longer authenticates; returns their ids."""
+        watched = list(self._sockets)
+        if not watched:
+            return []
+        revoked = sorted(set(watched) - await _still_active(watched))
+        layer = get_channel_layer()
+        for token_id in revoked:
+            cache.forget(token_id)
+            await layer.group_send(token_group(token_id), {"type": REVOKED_MESSAGE})
+        return revoked
+
+    def reset(self) -> None:
+        """Forget every socket; the task ends at its next wake-up (tests, between loops)."""
+        self._sockets.clear()
+        self._task = None
+
+
+#: This worker's watch over the tokens of its open sockets.
+watch = RevocationWatch()
 
 
 @database_sync_to_async

@@ -18,8 +18,9 @@ from tests.support.rpc import RpcClient
 
 @pytest.fixture(autouse=True)
 def fresh_token_cache() -> None:
-    """Every test starts with no API token resolved from an earlier one."""
+    """Every test starts with no API token resolved or watched by an earlier one."""
     tokens.cache.clear()
+    tokens.watch.reset()
 
 
 @pytest.fixture

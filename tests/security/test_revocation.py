@@ -208,3 +208,25 @@ async def test_gateway_token_revoke_command_closes_the_tokens_open_sockets(app, 
         "gateway_token", "alice", "--revoke", str(row.pk), stdout=io.StringIO()
     )
     assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4003}
+
+
+async def test_one_recheck_covers_every_watched_token_of_the_worker(
+    app, opened, alice, token, monkeypatch
+):
+    """Tests that the periodic re-check asks the database once for all the tokens this
+    worker's sockets use, and names only the revoked ones."""
+    row, raw = token
+    other_row, other_raw = await sync_to_async(ApiToken.mint)(alice, name="other")
+    await opened(app, [bearer(raw)])
+    await opened(app, [bearer(other_raw)])
+    await ApiToken.objects.filter(pk=row.pk).aupdate(revoked_at=timezone.now())
+    queries = []
+    real = tokens._still_active
+
+    def counting(token_ids):
+        queries.append(sorted(token_ids))
+        return real(token_ids)
+
+    monkeypatch.setattr(tokens, "_still_active", counting)
+    assert await tokens.watch.check() == [row.pk]
+    assert queries == [sorted([row.pk, other_row.pk])]
