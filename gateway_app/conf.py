@@ -55,7 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "FORWARD_TIMEOUT_S": 5.0,  # a forwarded call unanswered this long fails (-32603)
     # Database writes are gathered this long into one batch (merged per row, bulk inserts).
     "STORE_BATCH_MS": 50.0,
-    # session.list answers from memory; rows changed by other processes show within this.
+    # One worker: session.list answers from memory (with Redis: from the database each time);
+    # rows changed by other processes show within this.
     "LIST_CACHE_S": 5.0,
 }
 

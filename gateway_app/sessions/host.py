@@ -76,13 +76,17 @@ class SessionHost:
         #: Live sessions per user on this host (the MAX_SESSIONS_PER_USER quota).
         self.live_by_user: Counter = Counter()
         self.connections: dict[str, CallContext] = {}
-        self.store = SessionStore()
-        self.index = SessionIndex(self.store, float(setting("LIST_CACHE_S")))
         self.reaper = Reaper(self)
         self.counters: Counter = Counter()
         #: Sessions of each user reaped/evicted/expired, for connection close lines.
         self.reaped_by_user: Counter = Counter()
         self.registry = registry or LocalRegistry()
+        # One worker makes every change itself: its writes may wait to be batched and its
+        # session.list index stays exact. Beside other workers, which read these rows, writes
+        # go out at once and session.list reads the store each time.
+        shared = self.registry.shared
+        self.store = SessionStore(gather=not shared)
+        self.index = SessionIndex(self.store, 0.0 if shared else float(setting("LIST_CACHE_S")))
         self.router = SessionRouter(self, self.registry)
         self._starting: dict[str, asyncio.Future] = {}
         self._listener: asyncio.Task | None = None

@@ -71,7 +71,10 @@ class StoredSession:
 class SessionStore:
     """Ordered write-behind persistence plus the few reads the host needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, gather: bool = True) -> None:
+        #: Whether to wait ``STORE_BATCH_MS`` for more writes. Off beside other workers:
+        #: they read these rows and cannot flush this queue.
+        self.gather = gather
         self._queue: list[Write] = []
         #: The row writes in ``_queue``, by session, while they can still take changes.
         self._rows: dict[str, RowWrite] = {}
@@ -136,7 +139,7 @@ class SessionStore:
 
     async def _gather(self) -> None:
         """Let writes accumulate for ``STORE_BATCH_MS``, unless someone waits on them."""
-        delay = float(setting("STORE_BATCH_MS")) / 1000
+        delay = float(setting("STORE_BATCH_MS")) / 1000 if self.gather else 0.0
         if delay > 0 and not self._urgent.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._urgent.wait(), delay)

@@ -68,6 +68,28 @@ async def test_create_on_a_resume_and_stream_on_b(cluster):
     assert len(a.slash_workers()) == 1 and not b.slash_workers()
 
 
+async def test_sessions_created_on_a_show_in_session_list_on_b(cluster):
+    """Tests that B lists a session created on A (and its later title) as soon as A has
+    written it: a worker beside others does not answer session.list from a stale cache."""
+    a, b, token = cluster
+    async with ws_rpc(b.url, token) as on_b:
+        assert (await on_b.call("session.list"))["sessions"] == []
+        async with ws_rpc(a.url, token) as on_a:
+            sid = (await on_a.call("session.create", {"title": "made on a"}))["session_id"]
+
+            async def listed_on_b():
+                rows = (await on_b.call("session.list"))["sessions"]
+                return [(r["session_id"], r["title"]) for r in rows]
+
+            assert await eventually(listed_on_b, within=2.0, every=0.02) == [(sid, "made on a")]
+            await on_a.call("slash.exec", {"session_id": sid, "command": "/title renamed"})
+
+            async def renamed_on_b():
+                return (await listed_on_b()) == [(sid, "renamed")]
+
+            assert await eventually(renamed_on_b, within=2.0, every=0.02)
+
+
 async def test_close_on_b_ends_the_slash_worker_on_a(cluster):
     """Tests that session.close from B tears down the subprocess on host A."""
     a, b, token = cluster
