@@ -7,12 +7,15 @@ dict of figures; nothing here knows which server it is talking to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 #: Seconds any single request, connect or ready frame may take before the phase fails.
@@ -360,3 +363,35 @@ async def count_statuses(url: str, tokens: Sequence[str], ids: set[str]) -> dict
                 continue
             totals[row["status"]] = totals.get(row["status"], 0) + 1
     return totals
+
+
+class Sampler:
+    """
+    Calls ``sample()`` on a thread every ``interval`` seconds while the ``with`` block runs,
+    and once more when it ends: what a server holds *during* a phase (peak RSS, slash-worker
+    children) without slowing the load's event loop.
+    """
+
+    def __init__(self, sample: Callable[[], None], interval: float = 0.05):
+        self._sample = sample
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sample()
+            except psutil.Error:
+                return  # the server is gone
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(psutil.Error):
+            self._sample()

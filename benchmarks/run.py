@@ -20,7 +20,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -155,27 +154,15 @@ def _stop_and_check(server: GatewayServer) -> None:
     server.stop()
 
 
-class SlashWatch:
-    """Samples the server's slash-worker children every 50 ms while a phase runs."""
+class SlashWatch(load.Sampler):
+    """The server's slash-worker children seen while a phase runs (every 50 ms)."""
 
     def __init__(self, pid: int):
         self.pid = pid
         self.seen: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(self._look)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.seen |= slash_worker_pids(self.pid)
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> SlashWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _look(self) -> None:
         self.seen |= slash_worker_pids(self.pid)
 
 

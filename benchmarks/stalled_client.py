@@ -215,30 +215,16 @@ def _drain(raw: RawWebSocket) -> None:
         pass
 
 
-class RssSampler:
+class RssSampler(load.Sampler):
     """The server's RSS every 50 ms while a phase runs: the peak."""
 
     def __init__(self, server: GatewayServer):
         self.server = server
         self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(self._look)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, self.server.rss())
-            except psutil.Error:
-                return
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _look(self) -> None:
+        self.peak = max(self.peak, self.server.rss())
 
 
 _started_pids: set[int] = set()
