@@ -62,7 +62,8 @@ LIMIT_LINE = re.compile(
     r"limit send_queue hit by user=\S+ peer=[\d.]+:(\d+) \S+ (\d+) frames / (\d+) bytes unsent"
 )
 CLOSE_LINE = re.compile(
-    r"connection closed transport=websocket user=\S+ peer=[\d.]+:(\d+) .*code=(\S+)"
+    r"connection closed transport=websocket user=\S+ peer=[\d.]+:(\d+) .*? code=(\S+)"
+    r"(?: closed_by_gateway=(\d+))?"
 )
 
 
@@ -268,7 +269,10 @@ async def run_phase(
         _started_pids.update(proc.pid for proc in descendants(server.pid))
     clients = driver.clients if driver is not None else []
     limits = {int(m[1]): (int(m[2]), int(m[3])) for m in LIMIT_LINE.finditer(log)}
-    closes = {int(m[1]): m[2] for m in CLOSE_LINE.finditer(log)}
+    closes = {
+        int(m[1]): m[2] + (f" (gateway sent {m[3]})" if m[3] else "")
+        for m in CLOSE_LINE.finditer(log)
+    }
     for client in clients:
         if client.port in limits:
             client.queued_frames, client.queued_bytes = limits[client.port]
@@ -354,7 +358,7 @@ def report(results: dict[str, dict[str, Any]], config: Config) -> str:
                 server_codes.get(client["server_code"] or "?", 0) + 1
             )
         lines.append(f"  the stalled client then read: {endings}")
-        lines.append(f"  daphne's disconnect code in the close log line: {server_codes}")
+        lines.append(f"  disconnect code in the close log line: {server_codes}")
     errors = [c["error"] for c in stalled["clients"] if c["outcome"] == "error"]
     if errors:
         lines.append(f"  failed clients: {len(errors)}, first: {errors[0]}")
