@@ -8,8 +8,9 @@ Starts a throwaway redis-server and two real daphne workers, A and B, on one SQL
 same-worker and cross-worker samples interleaved one by one:
 
 - ``gateway.ping``: a control with no session (both sockets do purely local work);
-- ``session.list``: on A vs on B. Not forwarded: each worker answers from its own in-memory
-  index; on B the rows of sessions hosted on A cost one Redis ``EXISTS`` (host alive) per list;
+- ``session.list``: on A vs on B. Not forwarded: beside other workers each one reads the
+  user's rows from the database; on B the rows of sessions hosted on A cost one Redis
+  ``EXISTS`` (host alive) per list;
 - ``session.resume`` of a session hosted on A: from a socket on A vs on B (B forwards the call
   to A's host channel through Redis and relays A's reply);
 - ``slash.exec /status`` in A's slash worker: from a socket on A vs on B (forwarded);
@@ -63,7 +64,7 @@ SESSION_BUSY = 4009
 NOTES = {
     "gateway.ping": "control: no session; both sockets are answered by their own worker",
     "session.list": (
-        "not forwarded: each worker answers from its in-memory index; on B the rows hosted "
+        "not forwarded: each worker reads the rows from the database; on B the rows hosted "
         "on A add one Redis EXISTS (host alive) per list"
     ),
     "session.resume": "forwarded B -> A host channel (host.call/host.reply through Redis)",
