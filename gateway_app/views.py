@@ -161,12 +161,19 @@ async def live_state() -> dict[str, Any]:
         due = reap.get("due_at")
         reap["due_in_s"] = None if due is None else round(max(0.0, due - now), 1)
     pids = sorted(live_worker_pids())
+    others = await host.router.snapshots()
+    db = await sync_to_async(_db_numbers)()
+    # Rows whose worker answers neither here nor in the registry were left by one that
+    # stopped or died: say so rather than show them as open.
+    running = {host.worker_name, *(worker.get("worker") for worker in others)}
+    for name, numbers in db["open_sessions_by_worker"].items():
+        numbers["running"] = name in running
     return {
         "time": timezone.now().isoformat(),
         "host": snapshot,
         "slash_worker_pids": pids,
-        "other_workers": await host.router.snapshots(),
-        "db": await sync_to_async(_db_numbers)(),
+        "other_workers": others,
+        "db": db,
     }
 
 

@@ -322,3 +322,21 @@ async def test_sessions_persist_when_healthz_started_the_host(
     listed = await asyncio.wait_for(rpc.call("session.list"), 5)
     assert [s["session_id"] for s in listed["sessions"]] == [sid]
     assert await GatewaySession.objects.filter(pk=sid).aexists()
+
+
+async def test_live_json_tells_rows_of_a_stopped_worker_from_running_ones(
+    connect, alice, admin_user, async_client
+):
+    """Tests that open session rows left by a worker that no longer runs are marked as such
+    on the live page, while this worker's own rows show as running."""
+    rpc = await connect(alice)
+    await rpc.call("session.create", {})
+    host = await get_host()
+    await host.store.flush()
+    await sync_to_async(GatewaySession.objects.create)(
+        id="d" * 32, user=alice, status="live", attached=1, host_worker="gone:1"
+    )
+    await async_client.aforce_login(admin_user)
+    workers = (await async_client.get(reverse(LIVE_JSON))).json()["db"]["open_sessions_by_worker"]
+    assert workers[host.worker_name]["running"] is True
+    assert workers["gone:1"] == {"sessions": 1, "attached": 1, "running": False}

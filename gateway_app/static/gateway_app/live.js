@@ -69,7 +69,9 @@ function render(data) {
   fillRows("live-db-status", Object.entries(data.db.sessions_by_status).sort());
   fillRows(
     "live-db-workers",
-    Object.entries(data.db.open_sessions_by_worker).map(([w, v]) => [w, v.sessions, v.attached]),
+    Object.entries(data.db.open_sessions_by_worker).map(([w, v]) => [
+      w, v.sessions, v.attached, v.running ? "running" : "not running (rows left behind)",
+    ]),
   );
   setText("live-db-tokens", data.db.active_tokens);
   setText("live-updated", new Date(data.time).toLocaleTimeString());
