@@ -42,7 +42,7 @@ from .events import ReplayBuffer
 from .index import SessionIndex
 from .registry import LocalRegistry, build_registry
 from .routing import CALL_MESSAGE, REPLY_MESSAGE, SessionRouter
-from .state import LiveSession, Phase
+from .state import LiveSession, Phase, recent_messages
 from .store import SessionStore
 from .turn import TurnRunner
 
@@ -412,11 +412,15 @@ class SessionHost:
             resent = [q.frame for q in session.pending.values() if q.frame and q.seq <= floor]
             for frame in [*frames, *resent]:
                 await self.layer.send(ctx.channel_name, {"type": EVENT_MESSAGE, "frame": frame})
+        # The whole response must fit one frame a client accepts: the newest messages that
+        # fit in half of it (the rest stay in the database; "omitted" counts them).
+        messages, omitted = recent_messages(session.history, int(setting("MAX_FRAME_BYTES")) // 2)
         return {
             "session_id": session.id,
             "title": session.title,
             "status": session.status,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in session.history],
+            "messages": messages,
+            "omitted": omitted,
             "replayed": len(frames),
             "gap": gap and last_seq is not None,
             "last_seq": session.seq,

@@ -87,3 +87,30 @@ class LiveSession:
 def group_name(session_id: str) -> str:
     """The channel-layer group every connection attached to the session joins."""
     return f"session.{session_id}"
+
+
+#: Bytes counted per message besides its content (keys, quotes, escapes of a typical one).
+_MESSAGE_OVERHEAD = 40
+_CUT_MARK = "[...] "
+
+
+def recent_messages(history: list[dict[str, Any]], budget: int) -> tuple[list[dict[str, str]], int]:
+    """
+    The newest messages of a transcript whose JSON fits in about ``budget`` bytes, oldest
+    first, and how many older ones were left out. A newest message too large on its own is
+    cut to its end, marked by a leading ``[...]``.
+    """
+    picked: list[dict[str, str]] = []
+    used = 0
+    for message in reversed(history):
+        content = message["content"]
+        size = len(content.encode("utf-8", "surrogatepass")) + _MESSAGE_OVERHEAD
+        if used + size > budget:
+            if not picked:
+                keep = max(budget - _MESSAGE_OVERHEAD, 0) // 4  # 4 bytes per char at most
+                picked.append({"role": message["role"], "content": _CUT_MARK + content[-keep:]})
+            break
+        picked.append({"role": message["role"], "content": content})
+        used += size
+    picked.reverse()
+    return picked, len(history) - len(picked)

@@ -127,7 +127,8 @@ async def test_oversized_response_is_replaced_by_4013_with_its_id(connect, alice
     sid = (await rpc.call("session.create"))["session_id"]
     for _ in range(3):
         await rpc.turn(sid, "word " * 100)
-    error = await rpc.error("session.resume", {"session_id": sid})
+    # /history prints the transcript: ~1000 characters a turn, over the 2000-byte frame.
+    error = await rpc.error("slash.exec", {"session_id": sid, "command": "/history"})
     assert error["code"] == 4013 and error["data"]["limit"] == "frame_bytes"
     assert await rpc.call("gateway.ping") == {"pong": True}
 

@@ -315,6 +315,9 @@ function loadTranscript(view, result, { replayFollows }) {
     });
     if (lastUser >= 0) messages = messages.filter((m, i) => i <= lastUser || m.role !== "tool");
   }
+  if (result.omitted > 0) {
+    addItem(view, "system", `${result.omitted} older message(s) not shown (kept in the transcript)`);
+  }
   for (const m of messages) {
     if (m.role === "user") addItem(view, "user", m.content);
     else if (m.role === "assistant") addItem(view, "assistant", m.content, { done: true });

@@ -1,0 +1,51 @@
+"""session.resume returns the newest transcript that fits one frame, and says what it left."""
+
+import json
+
+import pytest
+
+from gateway_app.sessions.state import recent_messages
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def history(*contents):
+    return [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": c}
+        for i, c in enumerate(contents)
+    ]
+
+
+def test_a_transcript_within_the_budget_is_returned_whole():
+    """Tests that nothing is left out when everything fits."""
+    messages, omitted = recent_messages(history("a", "b", "c"), 10_000)
+    assert [m["content"] for m in messages] == ["a", "b", "c"] and omitted == 0
+
+
+def test_the_oldest_messages_are_left_out_first():
+    """Tests that the newest messages are kept, in order, and the rest counted."""
+    messages, omitted = recent_messages(history("x" * 500, "y" * 500, "z" * 500), 1100)
+    assert [m["content"][0] for m in messages] == ["y", "z"] and omitted == 1
+
+
+def test_a_newest_message_larger_than_the_budget_is_cut_to_its_end():
+    """Tests that a single huge message still shows its end, marked as cut."""
+    messages, omitted = recent_messages(history("old", "a" * 5000 + "END"), 1000)
+    (message,) = messages
+    assert message["content"].startswith("[...] ") and message["content"].endswith("END")
+    assert len(message["content"].encode()) <= 1000 and omitted == 1
+
+
+async def test_resume_of_a_transcript_larger_than_a_frame_still_answers(connect, alice, settings):
+    """Tests that resuming a session whose transcript exceeds MAX_FRAME_BYTES answers with
+    the newest messages and "omitted", not with a 4013 for an oversized response."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "MAX_FRAME_BYTES": 8000}
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    for index in range(6):
+        await rpc.turn(sid, f"turn{index} " + "w " * 900)
+    other = await connect(alice)
+    resumed = await other.call("session.resume", {"session_id": sid})
+    assert resumed["omitted"] > 0
+    assert resumed["messages"][-1]["content"].startswith("turn5 ")
+    assert len(json.dumps(resumed)) < 8000
