@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core import checks
 
 from .conf import DEFAULTS, gateway_settings
@@ -16,6 +17,7 @@ _NON_NEGATIVE = (
     "LIST_CACHE_S",
     "STORE_BATCH_MS",
     "TOKEN_RECHECK_S",
+    "GROUP_REFRESH_S",
     "RATE_LIMIT_PER_S",
 )
 _POSITIVE_INT = (
@@ -64,6 +66,18 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                     id="gateway_app.E002",
                 )
             )
+    group_expiry = _layer_group_expiry()
+    refresh = options["GROUP_REFRESH_S"]
+    if isinstance(refresh, int | float) and refresh >= group_expiry:
+        errors.append(
+            checks.Warning(
+                f"HERMES_GATEWAY['GROUP_REFRESH_S'] ({refresh}) is not below the channel "
+                f"layer's group_expiry ({group_expiry}).",
+                hint="Sockets open longer than group_expiry would stop getting session "
+                "events; renew memberships more often.",
+                id="gateway_app.W002",
+            )
+        )
     if options["AGENT"] not in ("echo", "openai"):
         errors.append(
             checks.Error(
@@ -72,3 +86,9 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+def _layer_group_expiry() -> float:
+    """The default channel layer's ``group_expiry`` (channels' own default: a day)."""
+    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
+    return float((config.get("CONFIG") or {}).get("group_expiry", 86400))

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     # Multi-worker.
     "WORKER_NAME": "",  # shown in the admin; defaults to host:pid
     "HEARTBEAT_S": 1.0,  # hosts refresh their liveness key this often
+    # Group memberships are renewed this often; must stay below the layer's group_expiry.
+    "GROUP_REFRESH_S": 3600.0,
     "HOST_DEAD_AFTER_S": 3.0,  # a host silent this long is dead; its sessions are taken over
     "FORWARD_TIMEOUT_S": 5.0,  # a forwarded call unanswered this long fails (-32603)
     # Database writes are gathered this long into one batch (merged per row, bulk inserts).

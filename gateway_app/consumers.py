@@ -73,7 +73,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             transport="websocket",
             peer=f"{client[0]}:{client[1]}" if client[0] else "",
         )
-        if not await self._watch_token():
+        if not await self._watch_token(ctx):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.guard = InputGuard(ctx)
@@ -98,12 +98,12 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         self.outbox.start()
         await self.deliver(encode(ready_message(setting("SKIN"))))
 
-    async def _watch_token(self) -> bool:
+    async def _watch_token(self, ctx: CallContext) -> bool:
         """Join the token's group (for ``token.revoked``), then confirm it is not revoked."""
         token_id = self.scope.get("api_token_id")
         if self.scope.get("auth_method") != "token" or token_id is None:
             return True
-        self.token_id = token_id
+        self.token_id = ctx.token_id = token_id
         await self.channel_layer.group_add(tokens.token_group(token_id), self.channel_name)
         # Joined first, checked second: a revocation sent to the group before the join was
         # announced to the workers before that (tokens.revoke_token), so it is known here;

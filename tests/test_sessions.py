@@ -337,3 +337,22 @@ async def test_slash_exec_cut_short_by_session_close_answers_4001(connect, alice
     await second.call("session.close", {"session_id": sid})
     error = await slash
     assert error["code"] == 4001
+
+
+async def test_a_connection_older_than_the_layers_group_expiry_still_gets_events(
+    connect, alice, settings
+):
+    """Tests that the host renews group memberships (GROUP_REFRESH_S), so a socket attached
+    longer than the channel layer's group_expiry still receives its session's events."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 5000, "expiry": 60, "group_expiry": 1},
+        }
+    }
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "GROUP_REFRESH_S": 0.2}
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await asyncio.sleep(1.5)
+    complete = await asyncio.wait_for(rpc.turn(sid, "still here"), 5)
+    assert "".join(rpc.deltas(complete["turn_id"])) == "still here"

@@ -91,6 +91,7 @@ class SessionHost:
         self._starting: dict[str, asyncio.Future] = {}
         self._listener: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
+        self._group_refresher: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         #: Redis run id seen by the last heartbeat (None before the first; "" after a failure).
         self._registry_data_id: str | None = None
@@ -106,6 +107,7 @@ class SessionHost:
         self.reaper.start()
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen())
+        self._group_refresher = loop.create_task(self._refresh_groups_forever())
         if self.registry.shared:
             await self._beat()
             self._heartbeat = loop.create_task(self._heartbeat_forever())
@@ -116,11 +118,11 @@ class SessionHost:
         for session in list(self.sessions.values()):
             await self.teardown(session, "closed")
         await self.reaper.stop()
-        for task in (self._listener, self._heartbeat):
+        for task in (self._listener, self._heartbeat, self._group_refresher):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._listener = self._heartbeat = None
+        self._listener = self._heartbeat = self._group_refresher = None
         await self.store.stop()
         try:
             await self.layer.group_discard(tokens.REVOCATIONS_GROUP, self.channel_name)
@@ -189,16 +191,42 @@ class SessionHost:
         if data_id != self._registry_data_id:
             # First beat, or Redis restarted (without persistence its data is gone): publish
             # where our sessions live again, and the group memberships events travel by.
-            await self.layer.group_add(tokens.REVOCATIONS_GROUP, self.channel_name)
             for session in list(self.sessions.values()):
                 await self.registry.register(session.id, session.user_id, self.channel_name)
-                for channel in list(session.attached):
-                    await self.layer.group_add(session.group, channel)
+            await self.refresh_groups()
             if self._registry_data_id is not None and self.sessions:
                 logger.warning(
                     "re-registered %d sessions after a registry loss", len(self.sessions)
                 )
             self._registry_data_id = data_id
+
+    async def _refresh_groups_forever(self) -> None:
+        while True:
+            await asyncio.sleep(float(setting("GROUP_REFRESH_S")))
+            try:
+                await self.refresh_groups()
+            except Exception as exc:
+                logger.warning("refreshing group memberships failed: %r", exc)
+
+    async def refresh_groups(self) -> int:
+        """
+        Join again every group this host's messages travel by: its revocations group, each
+        session's group for every attached connection, each token connection's token group.
+        Channel layers drop a membership ``group_expiry`` (a day by default) after it was
+        made, however busy the connection: without this, a socket open for longer would
+        stop getting its session's events. Returns how many memberships were renewed.
+        """
+        await self.layer.group_add(tokens.REVOCATIONS_GROUP, self.channel_name)
+        renewed = 1
+        for session in list(self.sessions.values()):
+            for channel in list(session.attached):
+                await self.layer.group_add(session.group, channel)
+                renewed += 1
+        for ctx in list(self.connections.values()):
+            if ctx.token_id is not None:
+                await self.layer.group_add(tokens.token_group(ctx.token_id), ctx.channel_name)
+                renewed += 1
+        return renewed
 
     async def _handle_teardown(self, message: dict[str, Any]) -> None:
         session = self.sessions.get(message.get("session_id", ""))
