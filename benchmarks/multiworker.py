@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -50,6 +49,7 @@ from tests.support.servers import (  # noqa: E402
     Database,
     GatewayServer,
     RedisServer,
+    alive,
     descendants,
     slash_worker_pids,
 )
@@ -329,13 +329,6 @@ def _stop_and_check(server: GatewayServer, name: str) -> None:
     server.stop()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def run(config: Config) -> dict[str, Any]:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hermes-multiworker-") as tmp:
@@ -371,7 +364,7 @@ def run(config: Config) -> dict[str, Any]:
                 for name, server in workers.items():
                     print(f"!! log of worker {name} (tail):\n{server.log()[-3000:]}")
                 raise
-    leftover = sorted(pid for pid in _started_pids if _alive(pid))
+    leftover = sorted(pid for pid in _started_pids if alive(pid))
     return {
         "config": {
             "samples": config.samples,

@@ -27,8 +27,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -38,6 +36,7 @@ from benchmarks.report import TARGETS, notes, table, verdicts  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     Database,
     GatewayServer,
+    alive,
     descendants,
     slash_worker_pids,
 )
@@ -332,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in config.servers:
             all_results[server] = run_server(database, users, server, config)
 
-    leftover = [pid for pid in _started_pids if _alive(pid)]
+    leftover = [pid for pid in _started_pids if alive(pid)]
     print()
     print(table(all_results, config))
     print()
@@ -377,13 +376,6 @@ def git_revision() -> str:
 
 def load_summary(values: tuple[float, float, float] | None = None) -> str:
     return " ".join(f"{v:.2f}" for v in (values or os.getloadavg()))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 if __name__ == "__main__":

@@ -39,8 +39,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -48,7 +46,7 @@ if str(REPO) not in sys.path:
 from benchmarks import load  # noqa: E402
 from gateway_app.conf import DEFAULTS  # noqa: E402
 from tests.support.rawws import RawWebSocket, encode_frame  # noqa: E402
-from tests.support.servers import Database, GatewayServer, descendants  # noqa: E402
+from tests.support.servers import Database, GatewayServer, alive, descendants  # noqa: E402
 
 #: The stalled client's kernel receive buffer (the kernel doubles it and applies a minimum).
 RECV_BUFFER = 4096
@@ -265,7 +263,7 @@ async def run_phase(
             rss_after = server.rss()
         rss_peak = max(sampler.peak, rss_after)
         log = server.log()
-        alive = server.process.poll() is None
+        server_alive = server.process.poll() is None
         _started_pids.update(proc.pid for proc in descendants(server.pid))
     clients = driver.clients if driver is not None else []
     limits = {int(m[1]): (int(m[2]), int(m[3])) for m in LIMIT_LINE.finditer(log)}
@@ -285,7 +283,7 @@ async def run_phase(
         "rss_after": rss_after,
         "clients": [asdict(client) for client in clients if client.port],
         "send_queue_hits": len(limits),
-        "server_alive": alive,
+        "server_alive": server_alive,
         "tracebacks": log.count("Traceback"),
     }
 
@@ -442,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results = asyncio.run(run(config))
-    leftover = [pid for pid in _started_pids if _alive(pid)]
+    leftover = [pid for pid in _started_pids if alive(pid)]
     print()
     print(report(results, config))
     for phase, result in results.items():
@@ -460,13 +458,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"wrote {args.json}")
     return 1 if leftover else 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 if __name__ == "__main__":
