@@ -156,7 +156,8 @@ class RevocationWatch:
     async def _watch_forever(self) -> None:
         me = asyncio.current_task()
         while self._sockets and self._task is me:
-            await asyncio.sleep(float(setting("TOKEN_RECHECK_S")))
+            # Floored: 0 (no cache) must not turn this into a busy loop on the database.
+            await asyncio.sleep(max(float(setting("TOKEN_RECHECK_S")), 0.05))
             try:
                 await self.check()
             except Exception:
