@@ -202,7 +202,7 @@ class SessionHost:
 
     async def _refresh_groups_forever(self) -> None:
         while True:
-            await asyncio.sleep(float(setting("GROUP_REFRESH_S")))
+            await asyncio.sleep(max(float(setting("GROUP_REFRESH_S")), 0.05))
             try:
                 await self.refresh_groups()
             except Exception as exc:
