@@ -20,7 +20,7 @@ from .conf import setting
 from .context import CallContext, Caller, close_summary
 from .dispatch import dispatch_frame
 from .limits import InputGuard, Outbox, cap_response, user_connections
-from .protocol import Frame, encode, ready_message
+from .protocol import Frame, encode, ready_message, utf8_length
 from .sessions import get_host
 from .sessions.host import SessionHost
 
@@ -128,9 +128,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
                 await self._close(limits.CLOSE_FRAME_TOO_LARGE)
                 return
             text_data = raw.decode("utf-8", errors="replace")
-        elif self.guard.frame_too_large(
-            len(text_data) if text_data.isascii() else limits.utf8_length(text_data)
-        ):
+        elif self.guard.frame_too_large(utf8_length(text_data)):
             await self._close(limits.CLOSE_FRAME_TOO_LARGE)
             return
         await self.receive_json(await self.decode_json(text_data))

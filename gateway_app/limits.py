@@ -19,7 +19,16 @@ from typing import Any
 from .conf import setting
 from .context import CallContext
 from .exceptions import RateLimited, TooLarge
-from .protocol import Frame, Rejected, Request, encode, error_message, parse_line, split_lines
+from .protocol import (
+    Frame,
+    Rejected,
+    Request,
+    encode,
+    error_message,
+    parse_line,
+    split_lines,
+    utf8_length,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +44,6 @@ CLOSE_TOO_MANY_CONNECTIONS = 4029
 SERVER_BUFFER_HIGH_WATER = 256 * 1024
 #: Limit warnings are written at most this often per connection and kind.
 WARN_INTERVAL_S = 5.0
-
-
-def utf8_length(text: str) -> int:
-    """Bytes of ``text`` on the wire; cheap when the answer is obvious from its length."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 ### Token bucket ###

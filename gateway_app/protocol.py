@@ -125,6 +125,13 @@ def ready_message(skin: dict[str, Any]) -> dict[str, Any]:
     return event_message("gateway.ready", {"skin": skin, "protocol": PROTOCOL_VERSION})
 
 
+def utf8_length(text: str) -> int:
+    """Bytes of ``text`` on the wire; cheap when the answer is obvious from its length."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def encode(message: dict[str, Any]) -> str:
     """
     Serialize one outgoing message as a single-line JSON text (UTF-8 characters unescaped).

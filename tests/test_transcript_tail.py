@@ -49,3 +49,10 @@ async def test_resume_of_a_transcript_larger_than_a_frame_still_answers(connect,
     assert resumed["omitted"] > 0
     assert resumed["messages"][-1]["content"].startswith("turn5 ")
     assert len(json.dumps(resumed)) < 8000
+
+
+def test_a_budget_below_the_per_message_overhead_keeps_no_content():
+    """Tests that a budget too small for any content leaves only the cut mark, never the
+    whole message."""
+    (message,), omitted = recent_messages(history("a" * 100), 10)
+    assert message["content"] == "[...] " and omitted == 0

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..protocol import utf8_length
 from .events import ReplayBuffer
 
 if TYPE_CHECKING:
@@ -104,11 +105,12 @@ def recent_messages(history: list[dict[str, Any]], budget: int) -> tuple[list[di
     used = 0
     for message in reversed(history):
         content = message["content"]
-        size = len(content.encode("utf-8", "surrogatepass")) + _MESSAGE_OVERHEAD
+        size = utf8_length(content) + _MESSAGE_OVERHEAD
         if used + size > budget:
             if not picked:
                 keep = max(budget - _MESSAGE_OVERHEAD, 0) // 4  # 4 bytes per char at most
-                picked.append({"role": message["role"], "content": _CUT_MARK + content[-keep:]})
+                tail = content[len(content) - keep :]
+                picked.append({"role": message["role"], "content": _CUT_MARK + tail})
             break
         picked.append({"role": message["role"], "content": content})
         used += size
