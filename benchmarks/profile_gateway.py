@@ -3,12 +3,15 @@ Profile the gateway server process under one benchmark load and print its top fu
 
     python benchmarks/profile_gateway.py [--sampler py-spy|cprofile] [--server daphne|uvicorn]
                                          [--phase rpc|churn|stream] [--duration 5] [--top 15]
+                                         [--target gateway|stock|nohop]
 
 ``py-spy`` (not a project requirement: ``pip install py-spy``; attaching needs root or
 ptrace rights) samples every thread, so ORM work in ``database_sync_to_async`` threads shows
 up; idle threads are left out, so the figures are where CPU goes. ``cprofile`` needs nothing
 extra: the server runs as ``python -m cProfile -o FILE -m daphne ...`` and is stopped with
 SIGTERM, but it sees the event-loop thread only (thread work appears as the loop waiting).
+``--target`` profiles one of ``run.py``'s baselines under the same load instead, to tell the
+ASGI server's own cost from the gateway's.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import load  # noqa: E402
+from benchmarks.run import APPS, target_env  # noqa: E402
 from tests.support.servers import PYTHON, Database, GatewayServer  # noqa: E402
 
 #: Churn cycles per user at the least; longer runs raise the gateway's per-user session limit.
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler", choices=["py-spy", "cprofile"], default="py-spy")
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--phase", choices=["rpc", "churn", "stream"], default="rpc")
+    parser.add_argument("--target", choices=list(APPS), default="gateway")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path, help="keep the raw profile file here")
@@ -147,22 +152,27 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(directory) / "profile.out"
         # Long churn runs keep more detached sessions per user than the default quota.
         options = {"RATE_LIMIT_PER_S": 0, "MAX_SESSIONS_PER_USER": 1_000_000}
-        env = {"HERMES_GATEWAY_OPTIONS": json.dumps(options)}
+        env = target_env(args.target, 8)
+        if args.target == "gateway":
+            env["HERMES_GATEWAY_OPTIONS"] = json.dumps(options)
+        app = APPS[args.target]
 
         def run() -> dict:
             return asyncio.run(drive(server, tokens, args.phase, args.duration))
 
         if args.sampler == "cprofile":
-            server = CProfiledServer(database, server=args.server, profile_path=out, env=env)
+            server = CProfiledServer(
+                database, server=args.server, app=app, profile_path=out, env=env
+            )
             with server:
                 figures = run()
             summary = summarize_pstats(out, args.top)
         else:
-            server = GatewayServer(database, server=args.server, env=env)
+            server = GatewayServer(database, server=args.server, app=app, env=env)
             with server:
                 figures = py_spy_profile(server, run, out)
             summary = summarize_collapsed(out, args.top)
-        print(f"{args.phase} on the gateway ({args.server}) under {args.sampler}: {figures}")
+        print(f"{args.phase} on {args.target} ({args.server}) under {args.sampler}: {figures}")
         print(summary)
     return 0
 

@@ -22,40 +22,43 @@ def _ratio(value: float, base: float) -> float:
 
 
 def verdicts(results: dict[str, Any], config: Any) -> dict[str, dict[str, Any]]:
-    rpc, stream, churn, memory = (results[k] for k in ("rpc", "stream", "churn", "memory"))
+    """PASS/FAIL per phase that ran (``--phases`` may leave some out)."""
     out: dict[str, dict[str, Any]] = {}
-
-    ratio = _ratio(rpc["gateway"]["req_per_s"], rpc["nohop"]["req_per_s"])
-    out["rpc"] = {
-        "ratio": ratio,
-        "target": f">= {RPC_MIN_RATIO}x no-hop",
-        "pass": ratio >= RPC_MIN_RATIO and rpc["gateway"]["errors"] == 0,
-    }
-    best = max(stream["stock"]["words_per_s"], stream["nohop"]["words_per_s"])
-    ratio = _ratio(stream["gateway"]["words_per_s"], best)
-    out["stream"] = {
-        "ratio": ratio,
-        "target": f">= {STREAM_MIN_RATIO}x best",
-        "pass": ratio >= STREAM_MIN_RATIO and stream["gateway"]["incomplete_turns"] == 0,
-    }
-    best = max(churn["stock"]["cycles_per_s"], churn["nohop"]["cycles_per_s"])
-    ratio = _ratio(churn["gateway"]["cycles_per_s"], best)
-    out["churn"] = {
-        "ratio": ratio,
-        "target": f">= {CHURN_MIN_RATIO}x best",
-        "pass": ratio >= CHURN_MIN_RATIO
-        and churn["gateway"]["errors"] == 0
-        and churn["gateway"]["slash_workers_alive"] == 0,
-    }
-    mem = memory["gateway"]
-    detached = mem.get("statuses", {}).get("detached", 0)
-    out["memory"] = {
-        "ratio": mem["kb_per_session"],
-        "target": f"<= {MAX_KB_PER_SESSION:g} KB",
-        "pass": mem["kb_per_session"] <= MAX_KB_PER_SESSION
-        and mem["slash_workers_seen"] == 0
-        and detached == config.sessions,
-    }
+    if rpc := results.get("rpc"):
+        ratio = _ratio(rpc["gateway"]["req_per_s"], rpc["nohop"]["req_per_s"])
+        out["rpc"] = {
+            "ratio": ratio,
+            "target": f">= {RPC_MIN_RATIO}x no-hop",
+            "pass": ratio >= RPC_MIN_RATIO and rpc["gateway"]["errors"] == 0,
+        }
+    if stream := results.get("stream"):
+        best = max(stream["stock"]["words_per_s"], stream["nohop"]["words_per_s"])
+        ratio = _ratio(stream["gateway"]["words_per_s"], best)
+        out["stream"] = {
+            "ratio": ratio,
+            "target": f">= {STREAM_MIN_RATIO}x best",
+            "pass": ratio >= STREAM_MIN_RATIO and stream["gateway"]["incomplete_turns"] == 0,
+        }
+    if churn := results.get("churn"):
+        best = max(churn["stock"]["cycles_per_s"], churn["nohop"]["cycles_per_s"])
+        ratio = _ratio(churn["gateway"]["cycles_per_s"], best)
+        out["churn"] = {
+            "ratio": ratio,
+            "target": f">= {CHURN_MIN_RATIO}x best",
+            "pass": ratio >= CHURN_MIN_RATIO
+            and churn["gateway"]["errors"] == 0
+            and churn["gateway"]["slash_workers_alive"] == 0,
+        }
+    if memory := results.get("memory"):
+        mem = memory["gateway"]
+        detached = mem.get("statuses", {}).get("detached", 0)
+        out["memory"] = {
+            "ratio": mem["kb_per_session"],
+            "target": f"<= {MAX_KB_PER_SESSION:g} KB",
+            "pass": mem["kb_per_session"] <= MAX_KB_PER_SESSION
+            and mem["slash_workers_seen"] == 0
+            and detached == config.sessions,
+        }
     return out
 
 
@@ -68,6 +71,7 @@ ROWS = [
     ("stream", "first_delta_p50_ms", "stream first delta p50 ms", "{:.1f}", None),
     ("stream", "delta_frames", "stream delta frames", "{:d}", None),
     ("churn", "cycles_per_s", "churn cycles/s", "{:.1f}", "churn"),
+    ("churn", "server_cpu_ms", "churn server CPU ms/cycle", "{:.2f}", None),
     ("churn", "slash_workers_alive", "churn slash workers alive", "{:d}", None),
     ("memory", "kb_per_session", "memory KB/idle session", "{:.1f}", "memory"),
     ("memory", "slash_workers_seen", "memory slash workers spawned", "{:d}", None),
@@ -91,6 +95,8 @@ def table(all_results: dict[str, dict[str, Any]], config: Any) -> str:
     for server, results in all_results.items():
         marks = verdicts(results, config)
         for phase, key, label, fmt, verdict in ROWS:
+            if phase not in results:
+                continue
             values = [results[phase][target][key] for target in TARGETS]
             cells = [server, label, *(fmt.format(v) for v in values)]
             if key in HIGHER_IS_BETTER or key.endswith("_ms") or key == "kb_per_session":
@@ -128,19 +134,22 @@ def notes(all_results: dict[str, dict[str, Any]], config: Any) -> list[str]:
         rounds = results["rounds"]
         for target in TARGETS:
             name = f"{server}/{TARGET_TITLES[target]}"
-            errors = sum(r["errors"] for r in rounds["rpc"][target])
+            errors = sum(r["errors"] for r in rounds.get("rpc", {}).get(target, []))
             if errors:
                 out.append(f"{name}: {errors} rpc error responses")
-            short = sum(r["incomplete_turns"] for r in rounds["stream"][target])
+            short = sum(r["incomplete_turns"] for r in rounds.get("stream", {}).get(target, []))
             if short:
                 out.append(
                     f"{name}: {short} stream turns did not deliver {config.words} words "
                     "with a matching message.complete"
                 )
-            failed = [r for r in rounds["churn"][target] if r["errors"]]
+            failed = [r for r in rounds.get("churn", {}).get(target, []) if r["errors"]]
             if failed:
                 total = sum(r["errors"] for r in failed)
                 out.append(f"{name}: {total} churn cycles failed ({failed[0]['first_error']})")
-        statuses = results["memory"]["gateway"].get("statuses", {})
-        out.append(f"{server}/gateway: idle sessions by status after the memory fill: {statuses}")
+        if "memory" in results:
+            statuses = results["memory"]["gateway"].get("statuses", {})
+            out.append(
+                f"{server}/gateway: idle sessions by status after the memory fill: {statuses}"
+            )
     return out

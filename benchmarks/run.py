@@ -54,6 +54,9 @@ SESSIONS_PER_CONNECTION = 10
 SETTLE_S = 1.5
 
 
+PHASES = ("memory", "rpc", "stream", "churn")
+
+
 @dataclass
 class Config:
     servers: tuple[str, ...]
@@ -64,6 +67,7 @@ class Config:
     sessions: int
     words: int
     rounds: int
+    phases: tuple[str, ...] = PHASES
 
 
 ### Users and servers ###
@@ -104,18 +108,21 @@ def users_needed(config: Config) -> list[str]:
     return names
 
 
+def target_env(target: str, list_size: int) -> dict[str, Any]:
+    """Server environment of a target; the baselines answer lists of ``list_size`` rows."""
+    if target == "gateway":
+        return dict(load.GATEWAY_ENV)
+    # base_env() sets the gateway's settings module; the baselines bring their own.
+    return {
+        "DJANGO_SETTINGS_MODULE": "benchmarks.baseline_site.settings",
+        "BENCH_LIST_SIZE": list_size,
+    }
+
+
 def make_server(
     database: Database, server: str, target: str, config: Config, *, memory: bool
 ) -> GatewayServer:
-    env: dict[str, Any] = {}
-    if target == "gateway":
-        env.update(load.GATEWAY_ENV)
-    else:
-        # base_env() sets the gateway's settings module; the baselines bring their own.
-        env = {
-            "DJANGO_SETTINGS_MODULE": "benchmarks.baseline_site.settings",
-            "BENCH_LIST_SIZE": config.connections,
-        }
+    env = target_env(target, config.connections)
     if target == "gateway" and memory:
         # Keep every idle session live for the measurement: no eviction beyond the default
         # cap of 256 and no reap during the run (20 s grace by default).
@@ -200,6 +207,7 @@ async def churn_phase(
     server: GatewayServer, users: Users, config: Config, offset: int
 ) -> dict[str, Any]:
     """Churn cycles; ``offset`` moves later rounds onto fresh pool users."""
+    cpu_before = server.cpu_seconds()
     with SlashWatch(server.pid) as watch:
         result = await load.churn_load(
             server.url,
@@ -207,6 +215,9 @@ async def churn_phase(
             config.churn,
             config.connections,
         )
+    # CPU of the server process (every thread) per cycle: steadier than cycles/s on a
+    # shared machine, and it shows the server's own cost apart from the client's.
+    result["server_cpu_ms"] = (server.cpu_seconds() - cpu_before) * 1000 / config.churn
     result["slash_workers_seen"] = len(watch.seen)
     result["slash_workers_alive"] = len(slash_worker_pids(server.pid))
     return result
@@ -218,21 +229,26 @@ BEST_BY = {"rpc": "req_per_s", "stream": "words_per_s", "churn": "cycles_per_s"}
 
 def run_server(database: Database, users: Users, server: str, config: Config) -> dict[str, Any]:
     """Every phase against the three targets under one ASGI server; best round per target."""
-    results: dict[str, Any] = {"memory": {}, "rpc": {}, "stream": {}, "churn": {}, "rounds": {}}
-    print(f"[{server}] memory: {config.sessions} idle detached sessions", flush=True)
-    with contextlib.ExitStack() as stack:
-        servers = start_servers(stack, database, server, config, memory=True)
-        for target, instance in servers.items():
-            results["memory"][target] = asyncio.run(
-                memory_phase(instance, users, config, verify=target == "gateway")
-            )
+    results: dict[str, Any] = {phase: {} for phase in config.phases}
+    results["rounds"] = {}
+    if "memory" in config.phases:
+        print(f"[{server}] memory: {config.sessions} idle detached sessions", flush=True)
+        with contextlib.ExitStack() as stack:
+            servers = start_servers(stack, database, server, config, memory=True)
+            for target, instance in servers.items():
+                results["memory"][target] = asyncio.run(
+                    memory_phase(instance, users, config, verify=target == "gateway")
+                )
+    titles = {
+        "rpc": f"{config.connections} connections x {config.duration}s",
+        "stream": f"{config.connections} x {config.words} words",
+        "churn": f"{config.churn} cycles",
+    }
+    phases = {phase: title for phase, title in titles.items() if phase in config.phases}
+    if not phases:
+        return results
     with contextlib.ExitStack() as stack:
         servers = start_servers(stack, database, server, config, memory=False)
-        phases = {
-            "rpc": f"{config.connections} connections x {config.duration}s",
-            "stream": f"{config.connections} x {config.words} words",
-            "churn": f"{config.churn} cycles",
-        }
         for phase, title in phases.items():
             print(f"[{server}] {phase}: {title}, {config.rounds} round(s)", flush=True)
             rounds: dict[str, list[dict[str, Any]]] = {target: [] for target in TARGETS}
@@ -295,6 +311,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument(
         "--rounds", type=int, help="rpc/stream/churn rounds per target, best one kept (1)"
     )
+    parser.add_argument(
+        "--phases",
+        type=_phases,
+        default=PHASES,
+        help=f"comma-separated subset of {','.join(PHASES)} (all)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--quick", action="store_true", help="small sizes: a ~30 s smoke run")
     args = parser.parse_args(argv)
@@ -304,7 +326,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         for key, default in sizes.items()
     }
     servers = ("daphne", "uvicorn") if args.server == "both" else (args.server,)
-    return Config(servers=servers, **values), args
+    return Config(servers=servers, phases=args.phases, **values), args
+
+
+def _phases(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [phase for phase in chosen if phase not in PHASES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"phases must be among {', '.join(PHASES)}")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:

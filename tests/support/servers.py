@@ -243,6 +243,11 @@ class GatewayServer:
     def rss(self) -> int:
         return psutil.Process(self.pid).memory_info().rss
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far (all threads)."""
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
+
     def slash_workers(self) -> set[int]:
         return slash_worker_pids(self.pid)
 
