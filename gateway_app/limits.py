@@ -42,6 +42,10 @@ CLOSE_TOO_MANY_CONNECTIONS = 4029
 #: Bytes the ASGI server may hold unsent for one connection before the outbox stops handing
 #: it frames (they wait in the outbox, which is bounded, instead).
 SERVER_BUFFER_HIGH_WATER = 256 * 1024
+#: A frame goes to the ASGI server at once (no task switch) while the server holds at most
+#: this many bytes unsent for the connection, this frame included: few enough that no
+#: server's send waits on the socket (asyncio transports pause writers at 64 KiB).
+DIRECT_WRITE_MAX = 16 * 1024
 #: Limit warnings are written at most this often per connection and kind.
 WARN_INTERVAL_S = 5.0
 
@@ -387,11 +391,17 @@ class Outbox:
 
     async def send(self, text: str) -> bool:
         """
-        Write ``text`` now if nothing is waiting and the server has sent everything it was
-        given (so the write cannot block, and order is kept); else queue it like ``put``.
-        The direct path saves a task switch per frame for a client that keeps up.
+        Write ``text`` now if nothing is waiting and the server holds little unsent (at
+        most ``DIRECT_WRITE_MAX`` with it, so the write cannot block, and order is kept);
+        else queue it like ``put``. The direct path saves a task (and a task switch) per
+        frame for a client that keeps up, such as the first frame after the handshake.
         """
-        if self._queue or self._writing or self.probe is None or self.probe():
+        if (
+            self._queue
+            or self._writing
+            or self.probe is None
+            or self.probe() + len(text) > DIRECT_WRITE_MAX
+        ):
             return self.put(text)
         self._writing = True
         try:

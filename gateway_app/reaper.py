@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REAP_MESSAGE = "session.reap"
+#: Evictions (the live-session cap is reached) are reported at most this often.
+EVICTION_WARN_INTERVAL_S = 60.0
 
 
 def is_reapable(session: LiveSession) -> bool:
@@ -47,6 +49,8 @@ class Reaper:
         #: (last_activity, session id) of sessions that went idle and detached; entries are
         #: checked when popped (a session may have been attached, touched or closed since).
         self._idle: list[tuple[float, str]] = []
+        self._evictions_unreported = 0
+        self._next_eviction_warning = 0.0
 
     @property
     def grace(self) -> float:
@@ -168,7 +172,26 @@ class Reaper:
                 break
             await self.host.teardown(victim, "evicted")
             evicted += 1
+        if evicted:
+            self._report_evictions(evicted, limit)
         return evicted
+
+    def _report_evictions(self, evicted: int, limit: int) -> None:
+        """One warning for the first eviction, then at most one per interval with a count."""
+        self._evictions_unreported += evicted
+        now = time.monotonic()
+        if now < self._next_eviction_warning:
+            return
+        logger.warning(
+            "MAX_LIVE_SESSIONS=%d reached: evicted %d least recently used idle session(s)"
+            " since the last report (%d in all); next report in %.0fs at the earliest",
+            limit,
+            self._evictions_unreported,
+            self.host.counters["evicted"],
+            EVICTION_WARN_INTERVAL_S,
+        )
+        self._evictions_unreported = 0
+        self._next_eviction_warning = now + EVICTION_WARN_INTERVAL_S
 
     def _note_idle(self, session: LiveSession) -> None:
         heapq.heappush(self._idle, (session.last_activity, session.id))

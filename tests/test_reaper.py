@@ -1,6 +1,7 @@
 """Orphan reaping: delayed reap through the layer, epochs, exemptions, TTL, LRU, races."""
 
 import asyncio
+import logging
 import time
 
 import psutil
@@ -193,6 +194,29 @@ async def test_lru_eviction_beyond_the_live_session_cap(connect, alice, gateway_
     assert gone(pid)
     await host.store.flush()
     assert (await GatewaySession.objects.aget(pk=oldest)).close_reason == "evicted"
+
+
+async def test_evictions_are_reported_in_one_rate_limited_warning(
+    connect, alice, gateway_options, caplog
+):
+    """Tests that the first eviction is reported at once and later ones within the interval
+    are counted for the next report, not logged one warning each."""
+    gateway_options(REAP_GRACE_S=0, MAX_LIVE_SESSIONS=1)
+    for _ in range(3):
+        await create_detached(connect, alice)
+    reaper = current_host().reaper
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    evictions = [m for m in warnings if "MAX_LIVE_SESSIONS=1 reached" in m]
+    assert evictions == [
+        "MAX_LIVE_SESSIONS=1 reached: evicted 1 least recently used idle session(s) since the"
+        " last report (1 in all); next report in 60s at the earliest"
+    ]
+    assert reaper._evictions_unreported == 1
+    reaper._next_eviction_warning = 0.0
+    await create_detached(connect, alice)
+    assert "evicted 2 least recently used idle session(s) since the last report (3 in all)" in (
+        caplog.text
+    )
 
 
 async def test_lru_eviction_spares_attached_sessions(connect, alice, gateway_options):

@@ -479,7 +479,10 @@ class SessionHost:
             question.future.cancel()
         if session.slash is not None:
             await session.slash.close()
-        await self.publish(session, "session.closed", {"reason": reason})
+        if session.attached:
+            # Only attached connections (local or on other workers) are in the group; a
+            # detached session's replay buffer goes with it, so nobody could see the event.
+            await self.publish(session, "session.closed", {"reason": reason})
         for channel in list(session.attached):
             await self.layer.group_discard(session.group, channel)
             ctx = self.connections.get(channel)
@@ -507,9 +510,10 @@ class SessionHost:
         self.counters[reason] += 1
         if reason != "closed":
             self.reaped_by_user[session.user_id] += 1
-            logger.warning("session %s %s (user %s)", session.id, reason, session.user_id)
-        else:
-            logger.info("session %s closed", session.id)
+        # Evictions come one per new session once the cap is reached: the reaper reports
+        # them in aggregate. Reaps and expiries are the leak-relevant events: one line each.
+        level = logging.DEBUG if reason == "evicted" else logging.INFO
+        logger.log(level, "session %s %s (user %s)", session.id, reason, session.user_id)
 
     ### Turns and questions ###
 

@@ -155,28 +155,30 @@ async def test_outbox_bounds_waiting_on_a_blocking_writer():
     assert outbox.frames == 0 and outbox.bytes == 0
 
 
-async def test_outbox_send_writes_directly_when_the_server_has_flushed_everything():
-    """Tests that with nothing queued and nothing unsent, send() writes inline (no task
-    switch), and that with unsent bytes it queues instead."""
+async def test_outbox_send_writes_directly_while_the_server_holds_little_unsent():
+    """Tests that with nothing queued and at most DIRECT_WRITE_MAX unsent (the frame
+    included), send() writes inline (no task switch), and that beyond it the frame queues."""
     written = []
     buffered = [0]
 
     async def write(text):
         written.append(text)
 
-    outbox = Outbox(write, max_frames=10, max_bytes=1000, probe=lambda: buffered[0])
+    outbox = Outbox(write, max_frames=10, max_bytes=10**6, probe=lambda: buffered[0])
     assert await outbox.send("direct")
-    assert written == ["direct"] and outbox.frames == 0
-    buffered[0] = 10
+    buffered[0] = limits.DIRECT_WRITE_MAX - len("also direct")
+    assert await outbox.send("also direct")
+    assert written == ["direct", "also direct"] and outbox.frames == 0
+    buffered[0] = limits.DIRECT_WRITE_MAX - 1
     assert await outbox.send("queued")
-    assert written == ["direct"] and outbox.frames == 1
+    assert written == ["direct", "also direct"] and outbox.frames == 1
 
 
 async def test_outbox_send_keeps_order_behind_queued_frames():
     """Tests that a frame sent while others wait is queued behind them, even once the
     server has flushed, so frames never overtake each other."""
     written = []
-    buffered = [10]
+    buffered = [limits.DIRECT_WRITE_MAX]
 
     async def write(text):
         written.append(text)
