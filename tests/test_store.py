@@ -1,11 +1,16 @@
 """The write-behind session store: ordered writes, changes to a waiting row merged in."""
 
 import asyncio
+import datetime as dt
 
 import pytest
+from django.db import connections
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from gateway_app.models import GatewaySession, Message
-from gateway_app.sessions.store import SessionStore
+from gateway_app.sessions.store import SessionStore, _converter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,3 +133,23 @@ async def test_changed_rows_keep_every_field_type(alice):
     assert (b.status, b.close_reason, b.last_seq, b.slash_pid) == ("closed", "reaped", 17, None)
     assert b.closed_at is not None and b.closed_at.tzinfo is not None
     assert b.last_activity == b.closed_at
+
+
+@settings_hypothesis(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_column_converters_agree_with_get_db_prep_save(data):
+    """Tests that the store's per-column converters give what ``get_db_prep_save`` gives,
+    for every GatewaySession column and the kinds of values the store writes (and some it
+    does not: those take the full chain)."""
+    connection = connections["default"]
+    field = data.draw(st.sampled_from(GatewaySession._meta.concrete_fields))
+    values = {
+        "DateTimeField": st.one_of(
+            st.none(),
+            st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-7))])),
+        ),
+        "CharField": st.one_of(st.none(), st.text(max_size=50), st.integers()),
+        "ForeignKey": st.one_of(st.none(), st.integers(0, 2**31), st.booleans()),
+    }.get(field.get_internal_type(), st.one_of(st.none(), st.integers(0, 2**40), st.booleans()))
+    value = data.draw(values)
+    assert _converter(field, connection)(value) == field.get_db_prep_save(value, connection)
