@@ -48,9 +48,17 @@ def registered_methods() -> dict[str, Method]:
     return dict(_registry)
 
 
+_methods_loaded = False
+
+
 def _load_methods() -> None:
-    # Importing the package registers every handler exactly once.
-    from . import methods  # noqa: F401
+    # Importing the package registers every handler exactly once. The flag spares every
+    # request a pass through the import machinery.
+    global _methods_loaded
+    if not _methods_loaded:
+        from . import methods  # noqa: F401
+
+        _methods_loaded = True
 
 
 async def dispatch(ctx: CallContext, item: Request | Rejected) -> dict[str, Any] | None:

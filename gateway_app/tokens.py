@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from collections import Counter
@@ -99,16 +100,40 @@ class TokenCache:
 cache = TokenCache()
 
 
+#: Lookups in flight, by token hash: concurrent connects with one token share one query.
+_resolving: dict[str, asyncio.Task] = {}
+
+
 async def resolve_token(raw: str) -> ApiToken | None:
     """The active token for a raw value, with its user loaded; ``None`` if it is not one."""
     key_hash = hash_token(raw)
     token = cache.get(key_hash)
     if token is not None:
         return token
+    loop = asyncio.get_running_loop()
+    task = _resolving.get(key_hash)
+    if task is None or task.get_loop() is not loop:
+        # A reconnect storm (every tab of a user, a mobile app's retries) reaches here many
+        # times at once: without this, each would query the database. A context of its own,
+        # as the lookup is shared by connections that may end before it does.
+        task = loop.create_task(_resolve_and_cache(key_hash), context=contextvars.Context())
+        _resolving[key_hash] = task
+        task.add_done_callback(functools.partial(_resolved, key_hash))
+    return await asyncio.shield(task)
+
+
+async def _resolve_and_cache(key_hash: str) -> ApiToken | None:
     token = await _resolve(key_hash)
     if token is not None:
         cache.put(key_hash, token)
     return token
+
+
+def _resolved(key_hash: str, task: asyncio.Task) -> None:
+    if _resolving.get(key_hash) is task:
+        del _resolving[key_hash]
+    if not task.cancelled():
+        task.exception()  # retrieved: every waiter got it (or none was left to)
 
 
 @database_sync_to_async

@@ -1,3 +1,4 @@
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from gateway_app import tokens
 from gateway_app.auth import GatewayAuthStack, token_from_scope
 from gateway_app.models import ApiToken
 
@@ -255,3 +257,45 @@ async def test_token_connect_without_cookie_skips_the_session_lookup(app, token,
     monkeypatch.setattr("channels.auth.get_user", no_session_lookup)
     connected, _, hello = await handshake(app, headers=[bearer(raw)])
     assert connected and hello["auth_method"] == "token"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_concurrent_connects_with_one_token_share_one_lookup(app, token, monkeypatch):
+    """Tests that a reconnect storm (many connects with one uncached token at once) resolves
+    the token with one database lookup, and that every connect is accepted."""
+    _, raw = token
+    lookups = []
+    real = tokens._resolve
+
+    async def counted(key_hash):
+        lookups.append(key_hash)
+        await asyncio.sleep(0.05)  # still in flight when the other connects arrive
+        return await real(key_hash)
+
+    monkeypatch.setattr(tokens, "_resolve", counted)
+    results = await asyncio.gather(*(handshake(app, headers=[bearer(raw)]) for _ in range(8)))
+    assert [connected for connected, _, _ in results] == [True] * 8
+    assert len(lookups) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_failed_shared_lookup_fails_every_waiter_and_the_next_connect_retries(
+    token, monkeypatch
+):
+    """Tests that when the shared lookup raises, every concurrent caller sees the error and
+    a later call queries again instead of reusing the failure."""
+    _, raw = token
+    calls = []
+
+    async def broken(key_hash):
+        calls.append(key_hash)
+        await asyncio.sleep(0.01)
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(tokens, "_resolve", broken)
+    results = await asyncio.gather(
+        *(tokens.resolve_token(raw) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results) and len(calls) == 1
+    monkeypatch.undo()
+    assert (await tokens.resolve_token(raw)) is not None

@@ -35,6 +35,7 @@ from ..exceptions import (
     SessionBusy,
     SessionNotFound,
 )
+from ..models import new_session_id
 from ..protocol import encode, event_message
 from ..reaper import REAP_MESSAGE, Reaper
 from ..slash_client import SlashClient, SlashError
@@ -356,8 +357,6 @@ class SessionHost:
                 del self.live_by_user[session.user_id]
 
     async def create(self, ctx: CallContext, title: str) -> LiveSession:
-        from ..models import new_session_id
-
         session = self._new_live(new_session_id(), ctx.user_id, title, timezone.now().isoformat())
         self._add_live(session)
         self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name)
