@@ -3,6 +3,7 @@ ASGI entry point: HTTP goes to Django; WebSockets pass the Origin check, then se
 or token authentication, then the URL router (``/api/ws``).
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -22,3 +23,9 @@ application = ProtocolTypeRouter(
         "websocket": GatewayAuthStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Everything loaded so far (Django, the ASGI server, the gateway: about 100 000 objects)
+# lives as long as the process. Frozen, those objects are left out of every later garbage
+# collection instead of being walked again by each full one; what is garbage now goes first.
+gc.collect()
+gc.freeze()

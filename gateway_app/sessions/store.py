@@ -176,7 +176,8 @@ class SessionStore:
         )
 
     def update(self, session_id: str, **fields: Any) -> None:
-        fields.setdefault("last_activity", timezone.now())
+        if "last_activity" not in fields:
+            fields["last_activity"] = timezone.now()
         self._write_row(session_id, fields)
 
     def _write_row(self, session_id: str, fields: dict[str, Any], *, create: bool = False) -> None:
