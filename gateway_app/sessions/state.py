@@ -24,7 +24,7 @@ class Phase(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PendingQuestion:
     """An approval or clarify request waiting for the user's answer."""
 
@@ -35,7 +35,7 @@ class PendingQuestion:
     seq: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class LiveSession:
     id: str
     user_id: int
