@@ -21,34 +21,38 @@ def _ratio(value: float, base: float) -> float:
     return value / base if base else float("inf")
 
 
+def _throughput_verdict(
+    phase: dict[str, Any], key: str, against: tuple[str, ...], min_ratio: float, clean: bool
+) -> dict[str, Any]:
+    """The gateway's ``key`` over the best of the ``against`` baselines, at least
+    ``min_ratio``, and ``clean`` (no errors, nothing left behind)."""
+    best = max(phase[target][key] for target in against)
+    ratio = _ratio(phase["gateway"][key], best)
+    versus = "no-hop" if against == ("nohop",) else "best"
+    return {
+        "ratio": ratio,
+        "target": f">= {min_ratio}x {versus}",
+        "pass": ratio >= min_ratio and clean,
+    }
+
+
 def verdicts(results: dict[str, Any], config: Any) -> dict[str, dict[str, Any]]:
     """PASS/FAIL per phase that ran (``--phases`` may leave some out)."""
     out: dict[str, dict[str, Any]] = {}
     if rpc := results.get("rpc"):
-        ratio = _ratio(rpc["gateway"]["req_per_s"], rpc["nohop"]["req_per_s"])
-        out["rpc"] = {
-            "ratio": ratio,
-            "target": f">= {RPC_MIN_RATIO}x no-hop",
-            "pass": ratio >= RPC_MIN_RATIO and rpc["gateway"]["errors"] == 0,
-        }
+        out["rpc"] = _throughput_verdict(
+            rpc, "req_per_s", ("nohop",), RPC_MIN_RATIO, rpc["gateway"]["errors"] == 0
+        )
     if stream := results.get("stream"):
-        best = max(stream["stock"]["words_per_s"], stream["nohop"]["words_per_s"])
-        ratio = _ratio(stream["gateway"]["words_per_s"], best)
-        out["stream"] = {
-            "ratio": ratio,
-            "target": f">= {STREAM_MIN_RATIO}x best",
-            "pass": ratio >= STREAM_MIN_RATIO and stream["gateway"]["incomplete_turns"] == 0,
-        }
+        complete = stream["gateway"]["incomplete_turns"] == 0
+        out["stream"] = _throughput_verdict(
+            stream, "words_per_s", ("stock", "nohop"), STREAM_MIN_RATIO, complete
+        )
     if churn := results.get("churn"):
-        best = max(churn["stock"]["cycles_per_s"], churn["nohop"]["cycles_per_s"])
-        ratio = _ratio(churn["gateway"]["cycles_per_s"], best)
-        out["churn"] = {
-            "ratio": ratio,
-            "target": f">= {CHURN_MIN_RATIO}x best",
-            "pass": ratio >= CHURN_MIN_RATIO
-            and churn["gateway"]["errors"] == 0
-            and churn["gateway"]["slash_workers_alive"] == 0,
-        }
+        clean = churn["gateway"]["errors"] == 0 and churn["gateway"]["slash_workers_alive"] == 0
+        out["churn"] = _throughput_verdict(
+            churn, "cycles_per_s", ("stock", "nohop"), CHURN_MIN_RATIO, clean
+        )
     if memory := results.get("memory"):
         mem = memory["gateway"]
         detached = mem.get("statuses", {}).get("detached", 0)
