@@ -5,6 +5,7 @@ PASS/FAIL against the targets, plus notes on anything that makes a figure suspec
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 TARGETS = ("stock", "nohop", "gateway")
@@ -130,6 +131,29 @@ def table(all_results: dict[str, dict[str, Any]], config: Any) -> str:
     return "\n".join(text)
 
 
+#: The figure of each phase whose medians over the rounds are compared in the notes.
+MEDIAN_OF = {"rpc": "req_per_s", "stream": "words_per_s", "churn": "cycles_per_s"}
+
+
+def _median_ratios(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """
+    Per phase run in two or more rounds, the gateway's median round over the better
+    baseline's median round (rpc: over no-hop's, as its target). The table keeps each
+    target's best round; on a busy machine one lucky round moves that ratio, the medians
+    much less, so both are shown.
+    """
+    parts = []
+    for phase, key in MEDIAN_OF.items():
+        runs = rounds.get(phase, {})
+        if len(runs.get("gateway", [])) < 2:
+            continue
+        median = {t: statistics.median(r[key] for r in runs[t]) for t in TARGETS}
+        against = ("nohop",) if phase == "rpc" else ("stock", "nohop")
+        best = max(median[t] for t in against)
+        parts.append(f"{phase} {_ratio(median['gateway'], best):.2f}x")
+    return ", ".join(parts)
+
+
 def notes(all_results: dict[str, dict[str, Any]], config: Any) -> list[str]:
     """Anything that makes a figure suspect, over every round: errors, short turns, sessions
     not detached."""
@@ -151,6 +175,9 @@ def notes(all_results: dict[str, dict[str, Any]], config: Any) -> list[str]:
             if failed:
                 total = sum(r["errors"] for r in failed)
                 out.append(f"{name}: {total} churn cycles failed ({failed[0]['first_error']})")
+        spread = _median_ratios(rounds)
+        if spread:
+            out.append(f"{server}: ratios of the median rounds (targets' baselines): {spread}")
         if "memory" in results:
             statuses = results["memory"]["gateway"].get("statuses", {})
             out.append(
