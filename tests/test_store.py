@@ -94,6 +94,21 @@ async def test_writes_wait_for_the_batch_window_then_land_on_their_own(alice, se
     await store.stop()
 
 
+async def test_writes_after_a_flush_of_an_idle_store_are_still_batched(alice, settings):
+    """Tests that flushing a store with nothing queued does not make the next write skip
+    the batch window."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "STORE_BATCH_MS": 300}
+    store = SessionStore()
+    store.start()
+    await store.flush()
+    store.create("s1", alice.pk, "t", "w", "c")
+    await asyncio.sleep(0.1)
+    assert not await GatewaySession.objects.filter(pk="s1").aexists()
+    await store.flush()
+    assert await GatewaySession.objects.filter(pk="s1").aexists()
+    await store.stop()
+
+
 async def test_flush_does_not_wait_for_the_batch_window(alice, settings):
     """Tests that a reader's flush() writes at once even with a long batch window."""
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "STORE_BATCH_MS": 60_000}

@@ -107,6 +107,8 @@ class SessionStore:
         if self._task is None:
             await self._apply(self._take())
             return
+        if self._idle.is_set():
+            return  # nothing queued: and later writes still wait to be batched
         self._urgent.set()
         await self._idle.wait()
 
