@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from django.utils import timezone
 
 from .conf import setting
 from .models import ApiToken, hash_token
+from .singleflight import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +100,9 @@ class TokenCache:
 cache = TokenCache()
 
 
-#: Lookups in flight, by token hash: concurrent connects with one token share one query.
-_resolving: dict[str, asyncio.Task] = {}
+#: Concurrent connects with one token (every tab of a user, a mobile app's retries) share
+#: one lookup instead of each querying the database.
+_lookups: SingleFlight[ApiToken | None] = SingleFlight()
 
 
 async def resolve_token(raw: str) -> ApiToken | None:
@@ -110,16 +111,7 @@ async def resolve_token(raw: str) -> ApiToken | None:
     token = cache.get(key_hash)
     if token is not None:
         return token
-    loop = asyncio.get_running_loop()
-    task = _resolving.get(key_hash)
-    if task is None or task.get_loop() is not loop:
-        # A reconnect storm (every tab of a user, a mobile app's retries) reaches here many
-        # times at once: without this, each would query the database. A context of its own,
-        # as the lookup is shared by connections that may end before it does.
-        task = loop.create_task(_resolve_and_cache(key_hash), context=contextvars.Context())
-        _resolving[key_hash] = task
-        task.add_done_callback(functools.partial(_resolved, key_hash))
-    return await asyncio.shield(task)
+    return await _lookups.run(key_hash, lambda: _resolve_and_cache(key_hash))
 
 
 async def _resolve_and_cache(key_hash: str) -> ApiToken | None:
@@ -127,13 +119,6 @@ async def _resolve_and_cache(key_hash: str) -> ApiToken | None:
     if token is not None:
         cache.put(key_hash, token)
     return token
-
-
-def _resolved(key_hash: str, task: asyncio.Task) -> None:
-    if _resolving.get(key_hash) is task:
-        del _resolving[key_hash]
-    if not task.cancelled():
-        task.exception()  # retrieved: every waiter got it (or none was left to)
 
 
 @database_sync_to_async

@@ -38,6 +38,7 @@ from ..exceptions import (
 from ..models import new_session_id
 from ..protocol import encode, event_message
 from ..reaper import REAP_MESSAGE, Reaper
+from ..singleflight import SingleFlight
 from ..slash_client import SlashClient, SlashError
 from .events import ReplayBuffer
 from .index import SessionIndex
@@ -89,7 +90,7 @@ class SessionHost:
         self.store = SessionStore(gather=not shared)
         self.index = SessionIndex(self.store, 0.0 if shared else float(setting("LIST_CACHE_S")))
         self.router = SessionRouter(self, self.registry)
-        self._starting: dict[str, asyncio.Future] = {}
+        self._starting: SingleFlight[LiveSession] = SingleFlight()
         self._listener: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
         self._group_refresher: asyncio.Task | None = None
@@ -282,52 +283,41 @@ class SessionHost:
     async def _cold_start(self, user_id: int, session_id: str) -> LiveSession:
         if not _SESSION_ID.match(session_id):
             raise SessionNotFound()
-        pending = self._starting.get(session_id)
-        if pending is not None:
-            # Concurrent resumes of one session share one cold start: never two live copies.
-            session = await asyncio.shield(pending)
-            if session.user_id != user_id:
-                raise SessionNotFound()
-            return session
-        future = asyncio.get_running_loop().create_future()
-        self._starting[session_id] = future
-        try:
-            stored = await self.store.load(session_id, user_id)
-            if stored is None:
-                raise SessionNotFound()
-            session = self._new_live(
-                session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
-            )
-            session.history = list(stored.messages)
-            session.message_count = len(stored.messages)
-            self._add_live(session)
-            # Detached until someone attaches: reapable like any other orphan (a slash.exec
-            # on a reaped session must not leave a worker behind until the TTL).
-            session.detached_at = time.monotonic()
-            self.reaper.schedule(session)
-            await self.registry.register(session_id, user_id, self.channel_name)
-            self.store.update(
-                session_id,
-                status="detached",
-                close_reason="",
-                closed_at=None,
-                host_worker=self.worker_name,
-                host_channel=self.channel_name,
-            )
-            self.index.upsert(
-                user_id, session_id, status="detached", host_channel=self.channel_name
-            )
-            self.counters["cold_starts"] += 1
-            logger.info("cold-started session %s from its transcript", session_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved
-            raise
-        else:
-            future.set_result(session)
-            return session
-        finally:
-            del self._starting[session_id]
+        # Concurrent resumes of one session share one cold start: never two live copies.
+        session = await self._starting.run(
+            session_id, lambda: self._start_from_store(user_id, session_id)
+        )
+        if session.user_id != user_id:
+            raise SessionNotFound()
+        return session
+
+    async def _start_from_store(self, user_id: int, session_id: str) -> LiveSession:
+        stored = await self.store.load(session_id, user_id)
+        if stored is None:
+            raise SessionNotFound()
+        session = self._new_live(
+            session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
+        )
+        session.history = list(stored.messages)
+        session.message_count = len(stored.messages)
+        self._add_live(session)
+        # Detached until someone attaches: reapable like any other orphan (a slash.exec
+        # on a reaped session must not leave a worker behind until the TTL).
+        session.detached_at = time.monotonic()
+        self.reaper.schedule(session)
+        await self.registry.register(session_id, user_id, self.channel_name)
+        self.store.update(
+            session_id,
+            status="detached",
+            close_reason="",
+            closed_at=None,
+            host_worker=self.worker_name,
+            host_channel=self.channel_name,
+        )
+        self.index.upsert(user_id, session_id, status="detached", host_channel=self.channel_name)
+        self.counters["cold_starts"] += 1
+        logger.info("cold-started session %s from its transcript", session_id)
+        return session
 
     def _new_live(
         self, session_id: str, user_id: int, title: str, created_at: str, last_seq: int = 0

@@ -8,11 +8,15 @@ directly, so the hot path of ``session.list`` does no database work at all.
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
+from ..singleflight import SingleFlight
 from .store import SessionStore
+
+#: A user's rows as loaded: (monotonic load time, rows by session id).
+Rows = tuple[float, dict[str, dict[str, Any]]]
 
 
 class SessionIndex:
@@ -21,27 +25,25 @@ class SessionIndex:
     def __init__(self, store: SessionStore, ttl_s: float):
         self.store = store
         self.ttl_s = ttl_s
-        self._users: dict[int, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._users: dict[int, Rows] = {}
         #: Changes made while a user's rows are being read, applied on top once they arrive
         #: (the read may or may not have seen them).
         self._loading: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-        self._inflight: dict[int, asyncio.Task] = {}
+        self._reads: SingleFlight[Rows] = SingleFlight()
 
     async def rows(self, user_id: int) -> list[dict[str, Any]]:
         """Copies of the user's rows, newest first."""
         cached = self._users.get(user_id)
         if cached is None or time.monotonic() - cached[0] > self.ttl_s:
             # One read per user at a time; concurrent callers share it.
-            task = self._inflight.get(user_id)
-            if task is None:
-                self._loading[user_id] = []
-                task = asyncio.get_running_loop().create_task(self._load(user_id))
-                self._inflight[user_id] = task
-                task.add_done_callback(lambda _: self._inflight.pop(user_id, None))
-            cached = await asyncio.shield(task)
+            cached = await self._reads.run(user_id, lambda: self._start_load(user_id))
         return [dict(row) for row in cached[1].values()]
 
-    async def _load(self, user_id: int) -> tuple[float, dict[str, dict[str, Any]]]:
+    def _start_load(self, user_id: int) -> Coroutine[Any, Any, Rows]:
+        self._loading[user_id] = []
+        return self._load(user_id)
+
+    async def _load(self, user_id: int) -> Rows:
         try:
             loaded_at = time.monotonic()
             rows = await self.store.list_for_user(user_id)
