@@ -6,7 +6,7 @@ PASS/FAIL against the targets, plus notes on anything that makes a figure suspec
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import Any, NamedTuple
 
 TARGETS = ("stock", "nohop", "gateway")
 TARGET_TITLES = {"stock": "stock", "nohop": "no-hop", "gateway": "gateway"}
@@ -22,38 +22,48 @@ def _ratio(value: float, base: float) -> float:
     return value / base if base else float("inf")
 
 
-def _throughput_verdict(
-    phase: dict[str, Any], key: str, against: tuple[str, ...], min_ratio: float, clean: bool
-) -> dict[str, Any]:
-    """The gateway's ``key`` over the best of the ``against`` baselines, at least
-    ``min_ratio``, and ``clean`` (no errors, nothing left behind)."""
-    best = max(phase[target][key] for target in against)
-    ratio = _ratio(phase["gateway"][key], best)
-    versus = "no-hop" if against == ("nohop",) else "best"
-    return {
-        "ratio": ratio,
-        "target": f">= {min_ratio}x {versus}",
-        "pass": ratio >= min_ratio and clean,
-    }
+class Throughput(NamedTuple):
+    """How a throughput phase is judged: its figure, its baselines, its target ratio."""
+
+    key: str
+    #: The gateway is compared with the best of these baselines.
+    against: tuple[str, ...]
+    min_ratio: float
+
+    @property
+    def versus(self) -> str:
+        return "no-hop" if self.against == ("nohop",) else "best"
+
+
+#: The throughput phases; ``key`` also picks each target's best round (``run.py``).
+THROUGHPUT = {
+    "rpc": Throughput("req_per_s", ("nohop",), RPC_MIN_RATIO),
+    "stream": Throughput("words_per_s", ("stock", "nohop"), STREAM_MIN_RATIO),
+    "churn": Throughput("cycles_per_s", ("stock", "nohop"), CHURN_MIN_RATIO),
+}
+
+
+def _clean(phase: str, gateway: dict[str, Any]) -> bool:
+    """No error responses, every turn complete, no failed cycle or slash worker left."""
+    if phase == "stream":
+        return gateway["incomplete_turns"] == 0
+    if phase == "churn":
+        return gateway["errors"] == 0 and gateway["slash_workers_alive"] == 0
+    return gateway["errors"] == 0
 
 
 def verdicts(results: dict[str, Any], config: Any) -> dict[str, dict[str, Any]]:
     """PASS/FAIL per phase that ran (``--phases`` may leave some out)."""
     out: dict[str, dict[str, Any]] = {}
-    if rpc := results.get("rpc"):
-        out["rpc"] = _throughput_verdict(
-            rpc, "req_per_s", ("nohop",), RPC_MIN_RATIO, rpc["gateway"]["errors"] == 0
-        )
-    if stream := results.get("stream"):
-        complete = stream["gateway"]["incomplete_turns"] == 0
-        out["stream"] = _throughput_verdict(
-            stream, "words_per_s", ("stock", "nohop"), STREAM_MIN_RATIO, complete
-        )
-    if churn := results.get("churn"):
-        clean = churn["gateway"]["errors"] == 0 and churn["gateway"]["slash_workers_alive"] == 0
-        out["churn"] = _throughput_verdict(
-            churn, "cycles_per_s", ("stock", "nohop"), CHURN_MIN_RATIO, clean
-        )
+    for phase, spec in THROUGHPUT.items():
+        if figures := results.get(phase):
+            best = max(figures[target][spec.key] for target in spec.against)
+            ratio = _ratio(figures["gateway"][spec.key], best)
+            out[phase] = {
+                "ratio": ratio,
+                "target": f">= {spec.min_ratio}x {spec.versus}",
+                "pass": ratio >= spec.min_ratio and _clean(phase, figures["gateway"]),
+            }
     if memory := results.get("memory"):
         mem = memory["gateway"]
         detached = mem.get("statuses", {}).get("detached", 0)
@@ -131,10 +141,6 @@ def table(all_results: dict[str, dict[str, Any]], config: Any) -> str:
     return "\n".join(text)
 
 
-#: The figure of each phase whose medians over the rounds are compared in the notes.
-MEDIAN_OF = {"rpc": "req_per_s", "stream": "words_per_s", "churn": "cycles_per_s"}
-
-
 def _median_ratios(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
     """
     Per phase run in two or more rounds, the gateway's median round over the better
@@ -143,13 +149,12 @@ def _median_ratios(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
     much less, so both are shown.
     """
     parts = []
-    for phase, key in MEDIAN_OF.items():
+    for phase, spec in THROUGHPUT.items():
         runs = rounds.get(phase, {})
         if len(runs.get("gateway", [])) < 2:
             continue
-        median = {t: statistics.median(r[key] for r in runs[t]) for t in TARGETS}
-        against = ("nohop",) if phase == "rpc" else ("stock", "nohop")
-        best = max(median[t] for t in against)
+        median = {t: statistics.median(r[spec.key] for r in runs[t]) for t in TARGETS}
+        best = max(median[t] for t in spec.against)
         parts.append(f"{phase} {_ratio(median['gateway'], best):.2f}x")
     return ", ".join(parts)
 

@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import load  # noqa: E402
-from benchmarks.report import TARGETS, notes, table, verdicts  # noqa: E402
+from benchmarks.report import TARGETS, THROUGHPUT, notes, table, verdicts  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     Database,
     GatewayServer,
@@ -223,10 +223,6 @@ async def churn_phase(
     return result
 
 
-#: Per phase, the figure that picks the best round of a target.
-BEST_BY = {"rpc": "req_per_s", "stream": "words_per_s", "churn": "cycles_per_s"}
-
-
 def run_server(database: Database, users: Users, server: str, config: Config) -> dict[str, Any]:
     """Every phase against the three targets under one ASGI server; best round per target."""
     results: dict[str, Any] = {phase: {} for phase in config.phases}
@@ -260,7 +256,7 @@ def run_server(database: Database, users: Users, server: str, config: Config) ->
                     rounds[target].append(asyncio.run(figures))
             results["rounds"][phase] = rounds
             for target, figures in rounds.items():
-                results[phase][target] = max(figures, key=lambda f: f[BEST_BY[phase]])
+                results[phase][target] = max(figures, key=lambda f: f[THROUGHPUT[phase].key])
     return results
 
 
