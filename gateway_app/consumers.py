@@ -73,7 +73,9 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             transport="websocket",
             peer=f"{client[0]}:{client[1]}" if client[0] else "",
         )
-        if not await self._watch_token(ctx):
+        # The host first: it is what hears of revocations for this worker.
+        self.host = await get_host()
+        if not self._watch_token(ctx):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.guard = InputGuard(ctx)
@@ -92,26 +94,23 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             probe=limits.server_buffer_probe(self.base_send),
         )
         self.ctx = ctx
-        self.host = await get_host()
         self.host.connection_opened(ctx)
         await self.accept()
         self.outbox.start()
         await self.deliver(encode(ready_message(setting("SKIN"))))
 
-    async def _watch_token(self, ctx: CallContext) -> bool:
-        """Join the token's group (for ``token.revoked``), then confirm it is not revoked."""
+    def _watch_token(self, ctx: CallContext) -> bool:
+        """Confirm the API token is not revoked, and list the socket under it for one."""
         token_id = self.scope.get("api_token_id")
         if self.scope.get("auth_method") != "token" or token_id is None:
             return True
         self.token_id = ctx.token_id = token_id
-        await self.channel_layer.group_add(tokens.token_group(token_id), self.channel_name)
-        # Joined first, checked second: a revocation sent to the group before the join was
-        # announced to the workers before that (tokens.revoke_token), so it is known here;
-        # at once when revoked in this process, else as soon as the host has read the
-        # announcement (the periodic re-check covers the instant it may still be in flight).
+        # Checked and listed with no await in between: a revocation this worker hears of
+        # (tokens.revoked_elsewhere) either came first and is in the cache, or finds this
+        # socket in the list. The moment it may still be in flight is the re-check's.
         if tokens.cache.is_revoked(token_id):
             return False
-        tokens.watch.track(token_id)
+        tokens.watch.track(token_id, self.channel_name)
         self._watching = True
         return True
 
@@ -206,11 +205,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         self.closing = True
         if self._watching:
-            tokens.watch.untrack(self.token_id)
-        if self.token_id is not None:
-            await self.channel_layer.group_discard(
-                tokens.token_group(self.token_id), self.channel_name
-            )
+            tokens.watch.untrack(self.token_id, self.channel_name)
         if self._counted:
             user_connections.release(self.scope["user"].pk, self.channel_name)
         if self.outbox is not None:

@@ -28,7 +28,7 @@ class CallContext:
     peer: str = ""
     attached: set[str] = field(default_factory=set)
     counters: Counter = field(default_factory=Counter)
-    #: The API token the connection authenticated with (its revocation group), if any.
+    #: The API token the connection authenticated with, if any.
     token_id: int | None = None
 
     @property

@@ -3,12 +3,14 @@ API tokens at run time: resolving a raw token to its user (cached per process, s
 reconnecting client costs no database query), and revoking one so that it stops working
 everywhere and the sockets it opened are closed.
 
-How a revocation travels: ``revoke_token`` marks the row, tells every worker's session host
-(group ``gateway.tokens``, so each drops the token from its cache) and then every socket the
-token opened (group ``token.<id>``, each closes with 4003). A revocation the channel layer
-cannot carry (``manage.py gateway_token --revoke`` beside an in-memory layer, a lost Redis)
-still takes effect within ``TOKEN_RECHECK_S``: cache entries live that long, and each worker
-re-checks the tokens of its open sockets that often (one query for all of them).
+How a revocation travels: ``revoke_token`` marks the row and sends one message to every
+worker's session host (group ``gateway.tokens``); each host drops the token from its cache
+and closes (4003) the sockets of its own that the token opened, which ``RevocationWatch``
+keeps by token. So a connect joins no group and costs the channel layer nothing. A
+revocation the layer cannot carry (``manage.py gateway_token --revoke`` beside an in-memory
+layer, a lost Redis) still takes effect within ``TOKEN_RECHECK_S``: cache entries live that
+long, and each worker re-checks the tokens of its open sockets that often (one query for
+all of them).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections import Counter
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -39,11 +40,6 @@ REVOCATIONS_GROUP = "gateway.tokens"
 REVOKED_MESSAGE = "token.revoked"
 #: At most this many resolved tokens are cached per process.
 CACHE_SIZE = 10_000
-
-
-def token_group(token_id: int) -> str:
-    """The channel-layer group of every connection authenticated by one API token."""
-    return f"token.{int(token_id)}"
 
 
 class TokenCache:
@@ -141,27 +137,37 @@ def _still_active(token_ids: list[int]) -> set[int]:
 
 class RevocationWatch:
     """
-    The tokens this worker's open sockets were authenticated with, re-checked against the
-    database every ``TOKEN_RECHECK_S`` in one query by one task; a revoked one is announced
-    to its sockets as ``revoke_token`` would. The backstop for revocations the channel layer
-    could not carry.
+    The open sockets of this worker by the API token they were authenticated with: whom a
+    revocation closes here. Also the backstop for revocations the channel layer could not
+    carry: the tokens are re-checked against the database every ``TOKEN_RECHECK_S``, in one
+    query by one task.
     """
 
     def __init__(self) -> None:
-        self._sockets: Counter = Counter()
+        self._sockets: dict[int, set[str]] = {}
         self._task: asyncio.Task | None = None
 
-    def track(self, token_id: int) -> None:
-        self._sockets[token_id] += 1
+    def track(self, token_id: int, channel_name: str) -> None:
+        self._sockets.setdefault(token_id, set()).add(channel_name)
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             # A context of its own: the first socket's context must not outlive it here.
             self._task = loop.create_task(self._watch_forever(), context=contextvars.Context())
 
-    def untrack(self, token_id: int) -> None:
-        self._sockets[token_id] -= 1
-        if self._sockets[token_id] <= 0:
-            del self._sockets[token_id]
+    def untrack(self, token_id: int, channel_name: str) -> None:
+        channels = self._sockets.get(token_id)
+        if channels is not None:
+            channels.discard(channel_name)
+            if not channels:
+                del self._sockets[token_id]
+
+    async def close_sockets(self, token_id: int) -> int:
+        """Tell this worker's sockets of a revoked token to close (4003); returns how many."""
+        channels = sorted(self._sockets.get(token_id, ()))
+        layer = get_channel_layer()
+        for channel_name in channels:
+            await layer.send(channel_name, {"type": REVOKED_MESSAGE})
+        return len(channels)
 
     async def _watch_forever(self) -> None:
         me = asyncio.current_task()
@@ -176,15 +182,14 @@ class RevocationWatch:
             self._task = None
 
     async def check(self) -> list[int]:
-        """Announce every watched token that no longer authenticates; returns their ids."""
+        """Close the sockets of every watched token that no longer authenticates; returns
+        their ids."""
         watched = list(self._sockets)
         if not watched:
             return []
         revoked = sorted(set(watched) - await _still_active(watched))
-        layer = get_channel_layer()
         for token_id in revoked:
-            cache.forget(token_id)
-            await layer.group_send(token_group(token_id), {"type": REVOKED_MESSAGE})
+            await revoked_elsewhere(token_id)
         return revoked
 
     def reset(self) -> None:
@@ -206,19 +211,28 @@ async def revoke_token(token: ApiToken | int) -> bool:
     """
     Revoke an API token and close (4003) every open socket it authenticated, on every
     worker sharing the channel layer. Returns False if it was already revoked; the workers
-    and sockets are told again either way.
+    are told again either way.
     """
     token_id = token.pk if isinstance(token, ApiToken) else int(token)
     revoked = await _mark_revoked(token_id)
     cache.forget(token_id)
     layer = get_channel_layer()
     if layer is not None:
-        # Workers first, sockets second: a socket that joins its token group after the
-        # second message finds the id already announced to its worker (see the consumer).
+        # Every host, this worker's too, runs revoked_elsewhere() on it.
         await layer.group_send(REVOCATIONS_GROUP, {"type": REVOKED_MESSAGE, "token_id": token_id})
-        await layer.group_send(token_group(token_id), {"type": REVOKED_MESSAGE})
     logger.info("API token %s revoked%s", token_id, "" if revoked else " (again)")
     return revoked
+
+
+async def revoked_elsewhere(token_id: int) -> int:
+    """
+    A revocation reached this worker (from the hosts' group, or found by the re-check):
+    forget the token, then close its sockets here. Both steps run without an await between
+    the cache and the socket list, so a socket connecting at the same moment is either
+    refused by the cache or closed from the list (see the consumer's ``_watch_token``).
+    """
+    cache.forget(token_id)
+    return await watch.close_sockets(token_id)
 
 
 def revoke_token_sync(token: ApiToken | int) -> bool:

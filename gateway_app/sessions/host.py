@@ -160,7 +160,7 @@ class SessionHost:
                 elif kind == TEARDOWN_MESSAGE:
                     await self._handle_teardown(message)
                 elif kind == tokens.REVOKED_MESSAGE:
-                    tokens.cache.forget(int(message["token_id"]))
+                    await tokens.revoked_elsewhere(int(message["token_id"]))
                 else:
                     logger.warning("host channel got unknown message %r", kind)
             except Exception:
@@ -212,8 +212,8 @@ class SessionHost:
 
     async def refresh_groups(self) -> int:
         """
-        Join again every group this host's messages travel by: its revocations group, each
-        session's group for every attached connection, each token connection's token group.
+        Join again every group this host's messages travel by: its revocations group and
+        each session's group for every attached connection.
         Channel layers drop a membership ``group_expiry`` (a day by default) after it was
         made, however busy the connection: without this, a socket open for longer would
         stop getting its session's events. Returns how many memberships were renewed.
@@ -223,10 +223,6 @@ class SessionHost:
         for session in list(self.sessions.values()):
             for channel in list(session.attached):
                 await self.layer.group_add(session.group, channel)
-                renewed += 1
-        for ctx in list(self.connections.values()):
-            if ctx.token_id is not None:
-                await self.layer.group_add(tokens.token_group(ctx.token_id), ctx.channel_name)
                 renewed += 1
         return renewed
 

@@ -1,6 +1,7 @@
 """Two real daphne workers sharing a real redis-server through channels-redis."""
 
 import asyncio
+import subprocess
 import time
 
 import httpx
@@ -8,7 +9,7 @@ import psutil
 import pytest
 
 from tests.support.live import ws_rpc
-from tests.support.servers import Database, GatewayServer, RedisServer
+from tests.support.servers import PYTHON, REPO, Database, GatewayServer, RedisServer
 
 pytestmark = pytest.mark.live
 
@@ -20,9 +21,13 @@ def redis_server():
 
 
 @pytest.fixture
-def cluster(tmp_path, redis_server):
+def database(tmp_path):
+    return Database(tmp_path)
+
+
+@pytest.fixture
+def cluster(database, redis_server):
     """Workers A and B on one database and one Redis; yields (a, b, token)."""
-    database = Database(tmp_path)
     token = database.token("alice")
     env = {"REDIS_URL": redis_server.url, "HERMES_TUI_WS_ORPHAN_REAP_GRACE_S": 1}
     a = GatewayServer(database, env={**env, "HERMES_WORKER_NAME": "A"}).start()
@@ -213,6 +218,31 @@ def staff_client(server, database):
     )
     assert response.status_code == 302
     return client
+
+
+async def test_revoking_a_token_closes_its_sockets_on_every_worker(cluster, database, redis_server):
+    """Tests that ``gateway_token --revoke`` (a third process on the same Redis) closes the
+    token's sockets on both workers with 4003, while another token's socket stays open."""
+    a, b, token = cluster
+    other = database.token("alice")
+    async with (
+        ws_rpc(a.url, token) as on_a,
+        ws_rpc(b.url, token) as on_b,
+        ws_rpc(b.url, other) as bystander,
+    ):
+        await asyncio.to_thread(
+            subprocess.run,
+            [PYTHON, "manage.py", "gateway_token", "alice", "--revoke", token],
+            cwd=REPO,
+            env={**database.env, "REDIS_URL": redis_server.url},
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        for client in (on_a, on_b):
+            await asyncio.wait_for(client.websocket.wait_closed(), 10)
+            assert client.websocket.close_code == 4003
+        assert await bystander.call("gateway.ping") == {"pong": True}
 
 
 async def test_live_page_data_covers_every_worker(cluster):

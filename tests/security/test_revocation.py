@@ -18,6 +18,7 @@ from gateway_app import tokens
 from gateway_app.auth import GatewayAuthStack
 from gateway_app.consumers import GatewayConsumer
 from gateway_app.models import ApiToken, hash_token
+from gateway_app.sessions import get_host
 from gateway_app.tokens import revoke_token, revoke_token_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -129,9 +130,9 @@ async def test_revoke_token_sync_works_from_sync_code(app, opened, token):
 
 
 async def test_token_revoked_between_auth_and_connect_is_refused(fresh_host, alice, token):
-    """Tests that a socket authenticated just before its token was revoked, whose group join
-    comes after the revocation's group message, is refused: the consumer checks the
-    revocations announced to its worker after joining."""
+    """Tests that a socket authenticated just before its token was revoked, whose consumer
+    connects after the revocation reached its worker, is refused: the consumer checks the
+    revocations its worker heard of before listing itself under the token."""
     row, _ = token
     communicator = WebsocketCommunicator(GatewayConsumer.as_asgi(), "/api/ws")
     communicator.scope.update(user=alice, auth_method="token", api_token_id=row.pk)
@@ -139,9 +140,12 @@ async def test_token_revoked_between_auth_and_connect_is_refused(fresh_host, ali
     assert await communicator.connect(timeout=5) == (False, 4003)
 
 
-async def test_revocation_reaches_other_workers_token_caches(app, opened, token):
+async def test_revocation_from_another_worker_empties_the_cache_and_closes_sockets(
+    app, opened, token
+):
     """Tests that the revocation message to the hosts' group drops the token from a worker's
-    cache, so a worker that did not revoke it stops accepting it at once."""
+    cache and closes that worker's sockets of the token, so a worker that did not revoke it
+    stops accepting it at once."""
     row, raw = token
     socket, _, _ = await opened(app, [bearer(raw)])  # resolved and cached
     assert tokens.cache.get(hash_token(raw)) is not None
@@ -150,13 +154,22 @@ async def test_revocation_reaches_other_workers_token_caches(app, opened, token)
     await get_channel_layer().group_send(
         tokens.REVOCATIONS_GROUP, {"type": tokens.REVOKED_MESSAGE, "token_id": row.pk}
     )
-    for _ in range(100):
-        if tokens.cache.is_revoked(row.pk):
-            break
-        await asyncio.sleep(0.01)
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4003}
     assert tokens.cache.get(hash_token(raw)) is None
     _, connected, code = await opened(app, [bearer(raw)])
     assert (connected, code) == (False, 4003)
+
+
+async def test_a_token_socket_joins_no_channel_layer_group(app, opened, token):
+    """Tests that connecting with a token costs the channel layer no group membership (the
+    worker keeps its sockets by token itself), and that a closed socket is forgotten."""
+    _, raw = token
+    socket, _, _ = await opened(app, [bearer(raw)])
+    # The only group is the one the session host itself listens to.
+    groups = {name: set(members) for name, members in get_channel_layer().groups.items()}
+    assert groups == {tokens.REVOCATIONS_GROUP: {(await get_host()).channel_name}}
+    await socket.disconnect(timeout=5)
+    assert not tokens.watch._sockets
 
 
 async def test_reconnecting_with_a_cached_token_costs_no_query(app, opened, token, monkeypatch):
