@@ -2,8 +2,9 @@
 Benchmark the gateway against two minimal Channels consumers, on the same ASGI server and
 machine, under the same client load; print one table of figures, ratios and PASS/FAIL targets.
 
-    python benchmarks/run.py [--server daphne|uvicorn|both] [--connections 8] [--duration 5]
-                             [--churn 300] [--sessions 1000] [--words 2000] [--json out.json]
+    python benchmarks/run.py [--server daphne|uvicorn|both] [--connections 8] [--duration 3]
+                             [--churn 600] [--sessions 1000] [--words 2000] [--rounds 3]
+                             [--phases memory,rpc,stream,churn] [--json out.json]
     python benchmarks/run.py --quick      # small sizes, a ~30 s smoke run
 
 See benchmarks/README.md for what each figure means.
@@ -284,14 +285,16 @@ QUICK = {
     "words": 300,
     "rounds": 1,
 }
+#: Three rounds, best kept: one round of one target slowed by the machine must not decide
+#: a verdict (noise only ever slows a round down).
 DEFAULTS = {
     "connections": 8,
-    "duration": 5.0,
+    "duration": 3.0,
     "warmup": 1.0,
-    "churn": 300,
+    "churn": 600,
     "sessions": 1000,
     "words": 2000,
-    "rounds": 1,
+    "rounds": 3,
 }
 
 
@@ -299,13 +302,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--server", choices=["daphne", "uvicorn", "both"], default="daphne")
     parser.add_argument("--connections", type=int, help="concurrent clients (8)")
-    parser.add_argument("--duration", type=float, help="rpc measurement seconds (5)")
+    parser.add_argument("--duration", type=float, help="rpc measurement seconds (3)")
     parser.add_argument("--warmup", type=float, help="rpc seconds before measuring (1)")
-    parser.add_argument("--churn", type=int, help="connect/create/disconnect cycles (300)")
+    parser.add_argument("--churn", type=int, help="connect/create/disconnect cycles (600)")
     parser.add_argument("--sessions", type=int, help="idle detached sessions for memory (1000)")
     parser.add_argument("--words", type=int, help="words per streamed prompt (2000)")
     parser.add_argument(
-        "--rounds", type=int, help="rpc/stream/churn rounds per target, best one kept (1)"
+        "--rounds", type=int, help="rpc/stream/churn rounds per target, best one kept (3)"
     )
     parser.add_argument(
         "--phases",
@@ -348,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     print(f"load average: {load_summary(load_before)}", flush=True)
     if load_before[0] > 0.5 * (os.cpu_count() or 1):
-        print("warning: the machine is busy; figures will be noisy (try --rounds 3)", flush=True)
+        print("warning: the machine is busy; figures will be noisy (try --rounds 8 --duration 2)", flush=True)
     all_results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="hermes-bench-") as directory:
         database = Database(Path(directory))
