@@ -210,6 +210,9 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             user_connections.release(self.scope["user"].pk, self.channel_name)
         if self.outbox is not None:
             await self.outbox.stop()
+            # It holds our bound _write: left in place, that cycle would keep the whole
+            # connection (scope, guard, context) alive until a garbage collection.
+            self.outbox = None
         if self.ctx is None or self.host is None:
             return
         await self.host.connection_closed(self.ctx)

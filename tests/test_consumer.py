@@ -1,5 +1,7 @@
 """The WebSocket consumer speaking PROTOCOL.md v1 (through WebsocketCommunicator)."""
 
+import gc
+
 import pytest
 
 from gateway_app.sessions.host import current_host
@@ -42,3 +44,26 @@ async def test_disconnect_makes_no_thread_hop_for_database_cleanup(connect, alic
     sid = (await rpc.call("session.create"))["session_id"]
     await rpc.connection.close()
     assert current_host().sessions[sid].attached == set()
+
+
+async def test_a_closed_connection_is_freed_without_the_garbage_collector(connect, alice):
+    """Tests that a closed connection leaves no reference cycle behind (the consumer, its
+    outbox, guard and context are freed by reference counting at once), so connection churn
+    does not feed the cyclic garbage collector."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        rpc = await connect(alice)
+        await rpc.call("session.create")
+        await rpc.connection.close()
+        gc.collect()
+        leaked = {type(o).__name__ for o in gc.garbage} & {
+            "GatewayConsumer",
+            "Outbox",
+            "InputGuard",
+            "CallContext",
+        }
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert leaked == set()
