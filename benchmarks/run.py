@@ -3,7 +3,7 @@ Benchmark the gateway against two minimal Channels consumers, on the same ASGI s
 machine, under the same client load; print one table of figures, ratios and PASS/FAIL targets.
 
     python benchmarks/run.py [--server daphne|uvicorn|both] [--connections 8] [--duration 3]
-                             [--churn 600] [--sessions 1000] [--words 2000] [--rounds 3]
+                             [--churn 600] [--sessions 1000] [--words 2000] [--rounds 5]
                              [--phases memory,rpc,stream,churn] [--json out.json]
     python benchmarks/run.py --quick      # small sizes, a ~30 s smoke run
 
@@ -285,7 +285,7 @@ QUICK = {
     "words": 300,
     "rounds": 1,
 }
-#: Three rounds, best kept: one round of one target slowed by the machine must not decide
+#: Five rounds, best kept: one round of one target slowed by the machine must not decide
 #: a verdict (noise only ever slows a round down).
 DEFAULTS = {
     "connections": 8,
@@ -294,7 +294,7 @@ DEFAULTS = {
     "churn": 600,
     "sessions": 1000,
     "words": 2000,
-    "rounds": 3,
+    "rounds": 5,
 }
 
 
@@ -308,7 +308,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument("--sessions", type=int, help="idle detached sessions for memory (1000)")
     parser.add_argument("--words", type=int, help="words per streamed prompt (2000)")
     parser.add_argument(
-        "--rounds", type=int, help="rpc/stream/churn rounds per target, best one kept (3)"
+        "--rounds", type=int, help="rpc/stream/churn rounds per target, best one kept (5)"
     )
     parser.add_argument(
         "--phases",
@@ -351,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     print(f"load average: {load_summary(load_before)}", flush=True)
     if load_before[0] > 0.5 * (os.cpu_count() or 1):
-        print("warning: the machine is busy; figures will be noisy (try --rounds 8 --duration 2)", flush=True)
+        print(
+            "warning: the machine is busy; figures will be noisy (try --rounds 8 --duration 2)",
+            flush=True,
+        )
     all_results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="hermes-bench-") as directory:
         database = Database(Path(directory))
