@@ -291,6 +291,7 @@ async def churn_load(url: str, token_for: Callable[[int], str], cycles: int, con
         "cycles_per_s": len(latencies) / elapsed,
         "cycle_p50_ms": percentile(latencies, 0.5) * 1000,
         "cycle_p99_ms": percentile(latencies, 0.99) * 1000,
+        "latencies_s": latencies,
     }
 
 

@@ -61,7 +61,9 @@ async def drive(server: GatewayServer, tokens: list[str], phase: str, duration: 
         return await load.stream_load(server.url, tokens[0], 8, 2000)
     cycles = max(len(tokens) * CHURN_PER_USER, int(duration * 200))
     per_user = -(-cycles // len(tokens))
-    return await load.churn_load(server.url, lambda i: tokens[i // per_user], cycles, 8)
+    figures = await load.churn_load(server.url, lambda i: tokens[i // per_user], cycles, 8)
+    figures.pop("latencies_s")
+    return figures
 
 
 ### py-spy ###

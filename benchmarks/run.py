@@ -56,6 +56,8 @@ SETTLE_S = 1.5
 
 
 PHASES = ("memory", "rpc", "stream", "churn")
+#: Churn cycles a target runs before the next target takes its turn (see ``churn_round``).
+CHURN_SLICE = 100
 
 
 @dataclass
@@ -204,24 +206,61 @@ async def memory_phase(
     return result
 
 
-async def churn_phase(
-    server: GatewayServer, users: Users, config: Config, offset: int
-) -> dict[str, Any]:
-    """Churn cycles; ``offset`` moves later rounds onto fresh pool users."""
-    cpu_before = server.cpu_seconds()
-    with SlashWatch(server.pid) as watch:
-        result = await load.churn_load(
-            server.url,
-            lambda index: users.pool_token_for(offset + index),
-            config.churn,
-            config.connections,
-        )
-    # CPU of the server process (every thread) per cycle: steadier than cycles/s on a
-    # shared machine, and it shows the server's own cost apart from the client's.
-    result["server_cpu_ms"] = (server.cpu_seconds() - cpu_before) * 1000 / config.churn
-    result["slash_workers_seen"] = len(watch.seen)
-    result["slash_workers_alive"] = len(slash_worker_pids(server.pid))
-    return result
+def churn_round(
+    servers: dict[str, GatewayServer], users: Users, config: Config, round_index: int
+) -> dict[str, dict[str, Any]]:
+    """
+    One churn round: ``config.churn`` cycles per target, run in slices of ``CHURN_SLICE``
+    cycles that take turns between the targets, so a spell of a slow machine (a round of
+    a few hundred cycles lasts about a second) lands on every target alike. Each slice of
+    a round uses the same pool users on every target; later rounds move on to fresh ones.
+    """
+    size = min(CHURN_SLICE, config.churn)
+    starts = range(0, config.churn, size)
+    slices: dict[str, list[dict[str, Any]]] = {target: [] for target in servers}
+    seen: dict[str, set[int]] = {target: set() for target in servers}
+    cpu_before = {target: server.cpu_seconds() for target, server in servers.items()}
+    offset = round_index * config.churn
+    for index, start in enumerate(starts):
+        shift = (round_index + index) % len(TARGETS)
+        for target in TARGETS[shift:] + TARGETS[:shift]:
+            cycles = min(size, config.churn - start)
+            first = offset + start
+            with SlashWatch(servers[target].pid) as watch:
+                figures = load.churn_load(
+                    servers[target].url,
+                    lambda i, first=first: users.pool_token_for(first + i),
+                    cycles,
+                    config.connections,
+                )
+                slices[target].append(asyncio.run(figures))
+            seen[target] |= watch.seen
+    out = {}
+    for target, server in servers.items():
+        parts = slices[target]
+        latencies = [latency for part in parts for latency in part["latencies_s"]]
+        completed = sum(part["completed"] for part in parts)
+        elapsed = sum(part["elapsed_s"] for part in parts)
+        errors = [part["first_error"] for part in parts if part["errors"]]
+        out[target] = {
+            "cycles": config.churn,
+            "slices": len(parts),
+            "concurrency": config.connections,
+            "completed": completed,
+            "errors": sum(part["errors"] for part in parts),
+            "first_error": errors[0] if errors else "",
+            "elapsed_s": elapsed,
+            "cycles_per_s": completed / elapsed if elapsed else 0.0,
+            "cycle_p50_ms": load.percentile(latencies, 0.5) * 1000,
+            "cycle_p99_ms": load.percentile(latencies, 0.99) * 1000,
+            # CPU of the server process (every thread) per cycle: steadier than cycles/s on
+            # a shared machine, and the server's own cost apart from the client's. Between
+            # its slices the server is idle, so the round's CPU is its slices' CPU.
+            "server_cpu_ms": (server.cpu_seconds() - cpu_before[target]) * 1000 / max(completed, 1),
+            "slash_workers_seen": len(seen[target]),
+            "slash_workers_alive": len(slash_worker_pids(server.pid)),
+        }
+    return out
 
 
 def run_server(database: Database, users: Users, server: str, config: Config) -> dict[str, Any]:
@@ -250,6 +289,10 @@ def run_server(database: Database, users: Users, server: str, config: Config) ->
             print(f"[{server}] {phase}: {title}, {config.rounds} round(s)", flush=True)
             rounds: dict[str, list[dict[str, Any]]] = {target: [] for target in TARGETS}
             for round_index in range(config.rounds):
+                if phase == "churn":
+                    for target, figures in churn_round(servers, users, config, round_index).items():
+                        rounds[target].append(figures)
+                    continue
                 # Rotate the order each round so no target always runs first (or last).
                 shift = round_index % len(TARGETS)
                 for target in TARGETS[shift:] + TARGETS[:shift]:
@@ -269,9 +312,7 @@ def run_phase(
         # sessions included, so each round starts with the same list.
         token = users[f"bench-rpc-{name}-{round_index}"]
         return load.rpc_load(server.url, token, config.connections, config.duration, config.warmup)
-    if phase == "stream":
-        return load.stream_load(server.url, users["bench-stream"], config.connections, config.words)
-    return churn_phase(server, users, config, offset=round_index * config.churn)
+    return load.stream_load(server.url, users["bench-stream"], config.connections, config.words)
 
 
 ### Command line ###
