@@ -47,6 +47,18 @@ async def test_changes_made_by_this_host_show_without_a_read():
     assert store.reads == 1
 
 
+async def test_rows_stay_newest_first_as_sessions_are_added():
+    """Tests that the stored rows keep the store's newest-first order and every session
+    created since comes before them, newest first."""
+    store = FakeStore([row("c"), row("b"), row("a")])
+    index = SessionIndex(store, ttl_s=60)
+    await index.rows(1)
+    index.upsert(1, "d", status="live")
+    index.upsert(1, "e", status="live")
+    index.upsert(1, "b", status="closed")
+    assert [r["session_id"] for r in await index.rows(1)] == ["e", "d", "c", "b", "a"]
+
+
 async def test_returned_rows_are_copies():
     """Tests that a caller editing its rows (the handler overlays live state) changes
     nothing in the index."""

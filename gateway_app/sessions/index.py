@@ -15,7 +15,8 @@ from typing import Any
 from ..singleflight import SingleFlight
 from .store import SessionStore
 
-#: A user's rows as loaded: (monotonic load time, rows by session id).
+#: A user's rows as loaded: (monotonic load time, rows by session id, oldest first, so a
+#: new session is appended rather than the whole dict copied to put it in front).
 Rows = tuple[float, dict[str, dict[str, Any]]]
 
 
@@ -37,7 +38,7 @@ class SessionIndex:
         if cached is None or time.monotonic() - cached[0] > self.ttl_s:
             # One read per user at a time; concurrent callers share it.
             cached = await self._reads.run(user_id, lambda: self._start_load(user_id))
-        return [dict(row) for row in cached[1].values()]
+        return [dict(row) for row in reversed(cached[1].values())]
 
     def _start_load(self, user_id: int) -> Coroutine[Any, Any, Rows]:
         self._loading[user_id] = []
@@ -49,7 +50,8 @@ class SessionIndex:
             rows = await self.store.list_for_user(user_id)
         finally:
             pending = self._loading.pop(user_id, [])
-        self._users[user_id] = (loaded_at, {row["session_id"]: row for row in rows})
+        # The store lists newest first.
+        self._users[user_id] = (loaded_at, {row["session_id"]: row for row in reversed(rows)})
         for session_id, fields in pending:
             self.upsert(user_id, session_id, **fields)
         self._evict_expired()
@@ -72,9 +74,7 @@ class SessionIndex:
         if session_id in rows:
             rows[session_id].update(fields)
         else:
-            # Newest first: a new session goes in front.
-            row = {"session_id": session_id, **fields}
-            self._users[user_id] = (cached[0], {session_id: row, **rows})
+            rows[session_id] = {"session_id": session_id, **fields}
 
     def __len__(self) -> int:
         return len(self._users)
