@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -365,12 +365,18 @@ def _converter(field: Any, connection: Any) -> Callable[[Any], Any]:
     kind = field.get_internal_type()
     if kind == "DateTimeField":
         adapt = connection.ops.adapt_datetimefield_value
+        # SQLite stores a UTC database's datetimes as naive UTC text: what the adapter makes
+        # of ``timezone.now()`` (tzinfo UTC) without its conversions.
+        utc_text = connection.vendor == "sqlite" and connection.timezone is UTC
 
         def datetime_value(value: Any) -> Any:
             if value is None:
                 return None
-            if type(value) is datetime and value.utcoffset() is not None:
-                return adapt(value)
+            if type(value) is datetime:
+                if utc_text and value.tzinfo is UTC:
+                    return str(value.replace(tzinfo=None))
+                if value.utcoffset() is not None:
+                    return adapt(value)
             return full(value)
 
         return datetime_value
