@@ -20,6 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 #: Seconds any single request, connect or ready frame may take before the phase fails.
 TIMEOUT = 30.0
+#: Unmeasured lead-in before each later window of ``rpc_rounds_interleaved``.
+SLICE_WARMUP_S = 0.2
 
 
 #: Environment of every gateway under load. The load sends back to back, far over the default
@@ -124,17 +126,75 @@ async def rpc_load(url: str, token: str, connections: int, duration: float, warm
     request in flight per connection. Requests sent and answered inside the ``duration``
     window after ``warmup`` count; error responses are counted apart.
     """
+    clients = await _rpc_clients(url, token, connections)
+    try:
+        latencies, errors = await _rpc_window(clients, warmup, duration)
+    finally:
+        await _close_many(clients)
+    return _rpc_figures(latencies, errors, connections, duration)
+
+
+async def rpc_rounds_interleaved(
+    targets: dict[str, tuple[str, str]],
+    connections: int,
+    duration: float,
+    warmup: float,
+    slices: int,
+) -> dict[str, dict[str, Any]]:
+    """
+    ``rpc_load`` for several servers at once (``targets``: name -> (url, token)), their
+    ``duration`` cut into ``slices`` windows that take turns, so a slow spell of a shared
+    machine lands on every server alike. Each server's clients stay connected throughout;
+    the first window of each is preceded by ``warmup``, the later ones by a short one.
+    """
+    names = list(targets)
+    clients = {}
+    try:
+        for name, (url, token) in targets.items():
+            clients[name] = await _rpc_clients(url, token, connections)
+        window = duration / slices
+        latencies: dict[str, list[float]] = {name: [] for name in names}
+        errors = dict.fromkeys(names, 0)
+        for index in range(slices):
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                lead = warmup if index == 0 else min(warmup, SLICE_WARMUP_S)
+                answered, failed = await _rpc_window(clients[name], lead, window)
+                latencies[name] += answered
+                errors[name] += failed
+    finally:
+        for opened in clients.values():
+            await _close_many(opened)
+    return {
+        name: _rpc_figures(latencies[name], errors[name], connections, duration) for name in names
+    }
+
+
+async def _rpc_clients(url: str, token: str, connections: int) -> list[Client]:
     clients = await _open_many(url, [token] * connections)
     try:
         for client in clients:
             await client.call("session.create", {"title": "rpc"})
-        start = time.perf_counter() + warmup
-        end = start + duration
-        results = await asyncio.gather(*(_rpc_worker(c, start, end) for c in clients))
-    finally:
+    except BaseException:
         await _close_many(clients)
+        raise
+    return clients
+
+
+async def _rpc_window(
+    clients: Sequence[Client], warmup: float, duration: float
+) -> tuple[list[float], int]:
+    """Every client back to back; what was sent and answered inside the window counts."""
+    start = time.perf_counter() + warmup
+    end = start + duration
+    results = await asyncio.gather(*(_rpc_worker(c, start, end) for c in clients))
     latencies = [lat for worker_latencies, _ in results for lat in worker_latencies]
-    errors = sum(worker_errors for _, worker_errors in results)
+    return latencies, sum(worker_errors for _, worker_errors in results)
+
+
+def _rpc_figures(
+    latencies: list[float], errors: int, connections: int, duration: float
+) -> dict[str, Any]:
     return {
         "connections": connections,
         "duration_s": duration,

@@ -58,6 +58,8 @@ SETTLE_S = 1.5
 PHASES = ("memory", "rpc", "stream", "churn")
 #: Churn cycles a target runs before the next target takes its turn (see ``churn_round``).
 CHURN_SLICE = 100
+#: Windows each target's rpc ``--duration`` is cut into, taking turns (see ``rpc_round``).
+RPC_SLICES = 6
 
 
 @dataclass
@@ -206,8 +208,28 @@ async def memory_phase(
     return result
 
 
+def rpc_round(
+    servers: dict[str, GatewayServer], users: Users, name: str, config: Config, round_index: int
+) -> dict[str, dict[str, Any]]:
+    """One rpc round: every target's window cut into ``RPC_SLICES`` that take turns."""
+    # A user per round: the gateway lists every stored row of the user, earlier rounds'
+    # sessions included, so each round starts with the same list.
+    token = users[f"bench-rpc-{name}-{round_index}"]
+    shift = round_index % len(TARGETS)
+    order = TARGETS[shift:] + TARGETS[:shift]
+    return asyncio.run(
+        load.rpc_rounds_interleaved(
+            {target: (servers[target].url, token) for target in order},
+            config.connections,
+            config.duration,
+            config.warmup,
+            RPC_SLICES,
+        )
+    )
+
+
 def churn_round(
-    servers: dict[str, GatewayServer], users: Users, config: Config, round_index: int
+    servers: dict[str, GatewayServer], users: Users, name: str, config: Config, round_index: int
 ) -> dict[str, dict[str, Any]]:
     """
     One churn round: ``config.churn`` cycles per target, run in slices of ``CHURN_SLICE``
@@ -263,6 +285,10 @@ def churn_round(
     return out
 
 
+#: Phases whose rounds run the targets in turns (the stream phase is far from its target).
+INTERLEAVED = {"rpc": rpc_round, "churn": churn_round}
+
+
 def run_server(database: Database, users: Users, server: str, config: Config) -> dict[str, Any]:
     """Every phase against the three targets under one ASGI server; best round per target."""
     results: dict[str, Any] = {phase: {} for phase in config.phases}
@@ -289,30 +315,22 @@ def run_server(database: Database, users: Users, server: str, config: Config) ->
             print(f"[{server}] {phase}: {title}, {config.rounds} round(s)", flush=True)
             rounds: dict[str, list[dict[str, Any]]] = {target: [] for target in TARGETS}
             for round_index in range(config.rounds):
-                if phase == "churn":
-                    for target, figures in churn_round(servers, users, config, round_index).items():
+                if phase in INTERLEAVED:
+                    taking_turns = INTERLEAVED[phase](servers, users, server, config, round_index)
+                    for target, figures in taking_turns.items():
                         rounds[target].append(figures)
                     continue
                 # Rotate the order each round so no target always runs first (or last).
                 shift = round_index % len(TARGETS)
                 for target in TARGETS[shift:] + TARGETS[:shift]:
-                    figures = run_phase(phase, servers[target], users, server, config, round_index)
-                    rounds[target].append(asyncio.run(figures))
+                    stream = load.stream_load(
+                        servers[target].url, users["bench-stream"], config.connections, config.words
+                    )
+                    rounds[target].append(asyncio.run(stream))
             results["rounds"][phase] = rounds
             for target, figures in rounds.items():
                 results[phase][target] = max(figures, key=lambda f: f[THROUGHPUT[phase].key])
     return results
-
-
-def run_phase(
-    phase: str, server: GatewayServer, users: Users, name: str, config: Config, round_index: int
-):
-    if phase == "rpc":
-        # A user per round: the gateway lists every stored row of the user, earlier rounds'
-        # sessions included, so each round starts with the same list.
-        token = users[f"bench-rpc-{name}-{round_index}"]
-        return load.rpc_load(server.url, token, config.connections, config.duration, config.warmup)
-    return load.stream_load(server.url, users["bench-stream"], config.connections, config.words)
 
 
 ### Command line ###
