@@ -6,8 +6,12 @@ Profile the gateway server process under one benchmark load and print its top fu
                                          [--target gateway|stock|nohop]
 
 ``py-spy`` (not a project requirement: ``pip install py-spy``; attaching needs root or
-ptrace rights) samples every thread, so ORM work in ``database_sync_to_async`` threads shows
-up; idle threads are left out, so the figures are where CPU goes. ``cprofile`` needs nothing
+ptrace rights) samples whichever thread holds the GIL, so ORM work in
+``database_sync_to_async`` threads shows up beside the event loop and the figures are where
+Python's CPU goes (C code running without the GIL, such as SQLite executing a statement, is
+not counted). ``--waiting`` samples every thread that is not idle instead: py-spy counts a
+thread waiting for the GIL as busy, which makes the database thread look many times busier
+than it is. ``cprofile`` needs nothing
 extra: the server runs as ``python -m cProfile -o FILE -m daphne ...`` and is stopped with
 SIGTERM, but it sees the event-loop thread only (thread work appears as the loop waiting).
 ``--target`` profiles one of ``run.py``'s baselines under the same load instead, to tell the
@@ -76,11 +80,12 @@ def py_spy_binary() -> str:
     return found
 
 
-def py_spy_profile(server: GatewayServer, run, out: Path) -> dict:
+def py_spy_profile(server: GatewayServer, run, out: Path, *, gil_only: bool = True) -> dict:
     """Sample ``server`` with py-spy while ``run()`` drives the load; returns the load figures."""
     spy = subprocess.Popen(
         [py_spy_binary(), "record", "--pid", str(server.pid), "--format", "raw",
-         "--output", str(out), "--rate", "250", "--nonblocking"],
+         "--output", str(out), "--rate", "250", "--nonblocking",
+         *(["--gil"] if gil_only else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -146,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path, help="keep the raw profile file here")
+    parser.add_argument(
+        "--waiting",
+        action="store_true",
+        help="py-spy: sample every non-idle thread, GIL holder or not (waits count as busy)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hermes-profile-") as directory:
         database = Database(Path(directory))
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             server = GatewayServer(database, server=args.server, app=app, env=env)
             with server:
-                figures = py_spy_profile(server, run, out)
+                figures = py_spy_profile(server, run, out, gil_only=not args.waiting)
             summary = summarize_collapsed(out, args.top)
         print(f"{args.phase} on {args.target} ({args.server}) under {args.sampler}: {figures}")
         print(summary)
