@@ -356,3 +356,29 @@ async def test_a_connection_older_than_the_layers_group_expiry_still_gets_events
     await asyncio.sleep(1.5)
     complete = await asyncio.wait_for(rpc.turn(sid, "still here"), 5)
     assert "".join(rpc.deltas(complete["turn_id"])) == "still here"
+
+
+async def test_starting_host_marks_sessions_of_stopped_workers_detached(connect, alice):
+    """Tests that a host starting up marks the rows a stopped worker left saying live,
+    running or attached as detached (what they are: resumable from their transcripts), and
+    leaves closed rows, detached ones and its own sessions as they are."""
+    gone = "specific..inmemory!stopped"
+    await GatewaySession.objects.abulk_create(
+        [
+            GatewaySession(id="a" * 32, user=alice, status="live", attached=2, host_channel=gone),
+            GatewaySession(id="b" * 32, user=alice, status="running", host_channel=gone),
+            GatewaySession(id="c" * 32, user=alice, status="closed", host_channel=gone),
+        ]
+    )
+    rpc = await connect(alice)  # starts the host
+    mine = await create(rpc)
+    host = current_host()
+    await host._settler
+    await host.store.flush()
+    rows = {r.id: (r.status, r.attached) async for r in GatewaySession.objects.all()}
+    assert rows == {
+        "a" * 32: ("detached", 0),
+        "b" * 32: ("detached", 0),
+        "c" * 32: ("closed", 0),
+        mine: ("live", 1),
+    }

@@ -94,6 +94,7 @@ class SessionHost:
         self._listener: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
         self._group_refresher: asyncio.Task | None = None
+        self._settler: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         #: Redis run id seen by the last heartbeat (None before the first; "" after a failure).
         self._registry_data_id: str | None = None
@@ -113,18 +114,42 @@ class SessionHost:
         if self.registry.shared:
             await self._beat()
             self._heartbeat = loop.create_task(self._heartbeat_forever())
+        # In the background, in a context of its own: the host may be started by a request
+        # whose context routes database calls to a thread that request holds.
+        self._settler = loop.create_task(self._settle_orphans(), context=contextvars.Context())
         logger.info("session host %s listening on %s", self.worker_name, self.channel_name)
+
+    async def _settle_orphans(self) -> None:
+        """
+        Rows that a stopped worker left saying live, running or attached (it was killed, or
+        its server stopped without finalizing them) are marked detached: that is what they
+        are, resumable from their transcripts. ``session.list`` already shows them so; the
+        admin reads the rows. Never fails the start: the rows are only a display.
+        """
+        try:
+            claimed = await self.store.claimed_hosts()
+            stopped = [channel for channel in claimed if not await self.host_alive(channel)]
+        except Exception as exc:
+            logger.warning("could not check for sessions left by stopped workers: %r", exc)
+            return
+        if stopped:
+            self.store.detach_hosted_by(stopped)
+            logger.info(
+                "marking the sessions of %d stopped host(s) detached: %s",
+                len(stopped),
+                ", ".join(stopped),
+            )
 
     async def stop(self) -> None:
         """Tear down every live session (slash workers included) and stop background tasks."""
         for session in list(self.sessions.values()):
             await self.teardown(session, "closed")
         await self.reaper.stop()
-        for task in (self._listener, self._heartbeat, self._group_refresher):
+        for task in (self._listener, self._heartbeat, self._group_refresher, self._settler):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._listener = self._heartbeat = self._group_refresher = None
+        self._listener = self._heartbeat = self._group_refresher = self._settler = None
         await self.store.stop()
         try:
             await self.layer.group_discard(tokens.REVOCATIONS_GROUP, self.channel_name)

@@ -211,6 +211,16 @@ class SessionStore:
         )
         self.submit(MessageWrite(row))
 
+    def detach_hosted_by(self, channels: list[str]) -> None:
+        """Mark every unfinished row hosted on these (stopped) host channels detached."""
+        self.submit(
+            lambda: (
+                GatewaySession.objects.filter(host_channel__in=channels)
+                .exclude(status=SessionStatus.CLOSED)
+                .update(status=SessionStatus.DETACHED, attached=0)
+            )
+        )
+
     def clear_messages(self, session_id: str) -> None:
         self.submit(lambda: Message.objects.filter(session_id=session_id).delete())
 
@@ -237,6 +247,11 @@ class SessionStore:
     async def list_for_user(self, user_id: int) -> list[dict[str, Any]]:
         await self.flush()
         return await database_sync_to_async(_list_for_user)(user_id)
+
+    async def claimed_hosts(self) -> list[str]:
+        """Host channels that unfinished rows say are live, attached or running them."""
+        await self.flush()
+        return await database_sync_to_async(_claimed_hosts)()
 
 
 def _run_batch(batch: list[Write]) -> None:
@@ -419,6 +434,16 @@ def _load(session_id: str, user_id: int) -> StoredSession | None:
         status=row.status,
         messages=messages,
     )
+
+
+def _claimed_hosts() -> list[str]:
+    rows = (
+        GatewaySession.objects.exclude(status=SessionStatus.CLOSED)
+        .exclude(status=SessionStatus.DETACHED, attached=0)
+        .values_list("host_channel", flat=True)
+        .distinct()
+    )
+    return sorted(rows)
 
 
 def _list_for_user(user_id: int) -> list[dict[str, Any]]:
