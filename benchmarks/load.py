@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
@@ -109,6 +109,15 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank]
 
 
+T = TypeVar("T")
+
+
+def rotated(items: Sequence[T], shift: int) -> list[T]:
+    """``items`` starting at ``shift`` (wrapping): an order in which no item always runs first."""
+    shift %= len(items)
+    return [*items[shift:], *items[:shift]]
+
+
 async def _open_many(url: str, tokens: Sequence[str]) -> list[Client]:
     return list(await asyncio.gather(*(Client.open(url, token) for token in tokens)))
 
@@ -156,8 +165,7 @@ async def rpc_rounds_interleaved(
         latencies: dict[str, list[float]] = {name: [] for name in names}
         errors = dict.fromkeys(names, 0)
         for index in range(slices):
-            shift = index % len(names)
-            for name in names[shift:] + names[:shift]:
+            for name in rotated(names, index):
                 lead = warmup if index == 0 else min(warmup, SLICE_WARMUP_S)
                 answered, failed = await _rpc_window(clients[name], lead, window)
                 latencies[name] += answered
@@ -341,14 +349,40 @@ async def churn_load(url: str, token_for: Callable[[int], str], cycles: int, con
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    return _churn_figures(
+        cycles, concurrency, latencies, len(errors), errors[0] if errors else "", elapsed
+    )
+
+
+def combine_churn(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of churn loads run in slices: their cycles over their summed time."""
+    first_errors = [part["first_error"] for part in parts if part["errors"]]
+    return _churn_figures(
+        sum(part["cycles"] for part in parts),
+        max(part["concurrency"] for part in parts),
+        [latency for part in parts for latency in part["latencies_s"]],
+        sum(part["errors"] for part in parts),
+        first_errors[0] if first_errors else "",
+        sum(part["elapsed_s"] for part in parts),
+    )
+
+
+def _churn_figures(
+    cycles: int,
+    concurrency: int,
+    latencies: list[float],
+    errors: int,
+    first_error: str,
+    elapsed: float,
+) -> dict[str, Any]:
     return {
         "cycles": cycles,
         "concurrency": concurrency,
         "completed": len(latencies),
-        "errors": len(errors),
-        "first_error": errors[0] if errors else "",
+        "errors": errors,
+        "first_error": first_error,
         "elapsed_s": elapsed,
-        "cycles_per_s": len(latencies) / elapsed,
+        "cycles_per_s": len(latencies) / elapsed if elapsed else 0.0,
         "cycle_p50_ms": percentile(latencies, 0.5) * 1000,
         "cycle_p99_ms": percentile(latencies, 0.99) * 1000,
         "latencies_s": latencies,

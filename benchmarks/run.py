@@ -215,11 +215,9 @@ def rpc_round(
     # A user per round: the gateway lists every stored row of the user, earlier rounds'
     # sessions included, so each round starts with the same list.
     token = users[f"bench-rpc-{name}-{round_index}"]
-    shift = round_index % len(TARGETS)
-    order = TARGETS[shift:] + TARGETS[:shift]
     return asyncio.run(
         load.rpc_rounds_interleaved(
-            {target: (servers[target].url, token) for target in order},
+            {target: (servers[target].url, token) for target in load.rotated(TARGETS, round_index)},
             config.connections,
             config.duration,
             config.warmup,
@@ -244,8 +242,7 @@ def churn_round(
     cpu_before = {target: server.cpu_seconds() for target, server in servers.items()}
     offset = round_index * config.churn
     for index, start in enumerate(starts):
-        shift = (round_index + index) % len(TARGETS)
-        for target in TARGETS[shift:] + TARGETS[:shift]:
+        for target in load.rotated(TARGETS, round_index + index):
             cycles = min(size, config.churn - start)
             first = offset + start
             with SlashWatch(servers[target].pid) as watch:
@@ -259,26 +256,17 @@ def churn_round(
             seen[target] |= watch.seen
     out = {}
     for target, server in servers.items():
-        parts = slices[target]
-        latencies = [latency for part in parts for latency in part["latencies_s"]]
-        completed = sum(part["completed"] for part in parts)
-        elapsed = sum(part["elapsed_s"] for part in parts)
-        errors = [part["first_error"] for part in parts if part["errors"]]
+        figures = load.combine_churn(slices[target])
+        del figures["latencies_s"]
         out[target] = {
-            "cycles": config.churn,
-            "slices": len(parts),
-            "concurrency": config.connections,
-            "completed": completed,
-            "errors": sum(part["errors"] for part in parts),
-            "first_error": errors[0] if errors else "",
-            "elapsed_s": elapsed,
-            "cycles_per_s": completed / elapsed if elapsed else 0.0,
-            "cycle_p50_ms": load.percentile(latencies, 0.5) * 1000,
-            "cycle_p99_ms": load.percentile(latencies, 0.99) * 1000,
+            **figures,
+            "slices": len(slices[target]),
             # CPU of the server process (every thread) per cycle: steadier than cycles/s on
             # a shared machine, and the server's own cost apart from the client's. Between
             # its slices the server is idle, so the round's CPU is its slices' CPU.
-            "server_cpu_ms": (server.cpu_seconds() - cpu_before[target]) * 1000 / max(completed, 1),
+            "server_cpu_ms": (server.cpu_seconds() - cpu_before[target])
+            * 1000
+            / max(figures["completed"], 1),
             "slash_workers_seen": len(seen[target]),
             "slash_workers_alive": len(slash_worker_pids(server.pid)),
         }
@@ -321,8 +309,7 @@ def run_server(database: Database, users: Users, server: str, config: Config) ->
                         rounds[target].append(figures)
                     continue
                 # Rotate the order each round so no target always runs first (or last).
-                shift = round_index % len(TARGETS)
-                for target in TARGETS[shift:] + TARGETS[:shift]:
+                for target in load.rotated(TARGETS, round_index):
                     stream = load.stream_load(
                         servers[target].url, users["bench-stream"], config.connections, config.words
                     )
