@@ -67,6 +67,9 @@ async def dispatch(ctx: CallContext, item: Request | Rejected) -> dict[str, Any]
     if isinstance(item, Rejected):
         if isinstance(item.error, ParseError):
             ctx.count("parse_errors")
+        if item.notification:
+            logger.debug("notification dropped (user=%s): %s", ctx.caller.username, item.error)
+            return None
         return error_message(item.id, item.error)
     _load_methods()
     try:

@@ -180,7 +180,8 @@ class InputGuard:
         """
         Parse a WebSocket frame under the limits. More lines than allowed: one 4013 (id
         null) and nothing runs. Each line costs a rate token; an oversized line gets 4013
-        (id null), a line over the rate 4029 with its id; the other lines parse normally.
+        (id null), a line over the rate 4029 with its id (a notification: nothing); the other
+        lines parse normally.
         """
         lines = split_lines(text)
         max_lines = self.limits.lines_per_frame
@@ -196,7 +197,10 @@ class InputGuard:
         return Frame([self.line(line, rate_limited=not self.bucket.take()) for line in lines])
 
     def line(self, line: str, *, rate_limited: bool = False) -> Request | Rejected:
-        """One message under the size limit; ``rate_limited`` answers 4029 with its id."""
+        """
+        One message under the size limit; ``rate_limited`` answers 4029 with its id, or
+        drops it unanswered (logged all the same) when it is a notification.
+        """
         limit = self.limits.message_bytes
         if limit and len(line) > limit // 4 and (size := utf8_length(line)) > limit:
             self.log.hit("message_bytes", f"message of {size} bytes > {limit}")
@@ -213,7 +217,7 @@ class InputGuard:
                 f" (burst {self.limits.burst}); retry after {retry:g}s",
                 {"limit": "rate", "retry_after_s": retry},
             )
-            return Rejected(error, item.id)
+            return Rejected(error, item.id, notification=item.notification)
         return item
 
     def too_large_message(self) -> TooLarge:

@@ -34,10 +34,15 @@ class Request:
 
 @dataclass(slots=True)
 class Rejected:
-    """A line that failed framing or envelope validation, with the id when readable."""
+    """
+    A line that failed framing or envelope validation, with the id when readable. A
+    ``notification`` (a well-formed envelope without id, refused for its params or the
+    rate) is dropped unanswered, as PROTOCOL.md promises no response to any notification.
+    """
 
     error: RpcError
     id: RequestId = None
+    notification: bool = False
 
 
 @dataclass(slots=True)
@@ -57,10 +62,19 @@ def parse_frame(text: str) -> Frame:
     return Frame([parse_line(line) for line in split_lines(text)])
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# json accepts NaN, Infinity and -Infinity, which JSON (RFC 8259) does not. One decoder for
+# every line: json.loads with an argument would build a new one each call.
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def parse_line(line: str) -> Request | Rejected:
     """Decode one line and validate its JSON-RPC request envelope."""
     try:
-        message = json.loads(line)
+        message = _decoder.decode(line)
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and over-long integer literals.
         return Rejected(ParseError())
@@ -87,7 +101,9 @@ def validate_envelope(message: Any) -> Request | Rejected:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        return Rejected(InvalidParams("params", "must be an object"), request_id)
+        return Rejected(
+            InvalidParams("params", "must be an object"), request_id, notification=not has_id
+        )
     return Request(method=method, params=params, id=request_id, notification=not has_id)
 
 

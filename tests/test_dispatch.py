@@ -89,6 +89,31 @@ async def test_notification_gets_no_response(connect, alice):
     assert [s["title"] for s in message["result"]["sessions"]] == ["n"]
 
 
+async def test_notification_with_params_of_wrong_type_gets_no_response(connect, alice):
+    """Tests that a notification whose params are not an object is dropped unanswered."""
+    rpc = await connect(alice)
+    await rpc.send_text('{"jsonrpc":"2.0","method":"gateway.ping","params":[1]}')
+    await rpc.send_text('{"jsonrpc":"2.0","id":"after","method":"gateway.ping"}')
+    assert (await rpc.read_one())["id"] == "after"
+
+
+async def test_invalid_request_without_id_is_answered_with_null_id(connect, alice):
+    """Tests that a message without id and without a valid method still gets -32600 with
+    id null (it is no notification: not a request at all)."""
+    rpc = await connect(alice)
+    await rpc.send_text('{"jsonrpc":"2.0","params":[1]}')
+    message = await rpc.read_one()
+    assert message["id"] is None and message["error"]["code"] == -32600
+
+
+async def test_nan_literal_answers_parse_error_with_null_id(connect, alice):
+    """Tests that a line using the non-JSON literal NaN gets -32700 with id null."""
+    rpc = await connect(alice)
+    await rpc.send_text('{"jsonrpc":"2.0","id":1,"method":"gateway.ping","params":{"x":NaN}}')
+    message = await rpc.read_one()
+    assert message["id"] is None and message["error"]["code"] == -32700
+
+
 async def test_multi_line_frame_answers_each_line_in_order(connect, alice):
     """Tests that one frame with several lines (and blank lines) answers each request."""
     rpc = await connect(alice)

@@ -75,6 +75,40 @@ def test_params_of_wrong_type_is_invalid_params_naming_params():
     assert "params" in item.error.message and item.id == 3
 
 
+def test_params_of_wrong_type_in_a_notification_are_rejected_unanswered():
+    """Tests that a notification with non-object params is refused as a notification, so
+    dispatch drops it instead of answering it."""
+    item = parse_line('{"jsonrpc":"2.0","method":"a","params":[1]}')
+    assert isinstance(item, Rejected) and isinstance(item.error, InvalidParams)
+    assert item.notification and item.id is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"jsonrpc": "2.0"},
+        {"jsonrpc": "2.0", "method": 5},
+        {"jsonrpc": "1.0", "method": "a"},
+        {"method": "a", "params": [1]},
+    ],
+)
+def test_an_invalid_request_without_id_is_not_a_notification(message):
+    """Tests that a message without id that is no valid request is answered -32600, not
+    dropped as a notification."""
+    item = parse_line(json.dumps(message))
+    assert isinstance(item, Rejected) and isinstance(item.error, InvalidRequest)
+    assert not item.notification and item.id is None
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_literals_are_parse_errors(literal):
+    """Tests that NaN/Infinity/-Infinity, which Python's json accepts but JSON does not, give
+    -32700 with id null."""
+    item = parse_line(f'{{"jsonrpc":"2.0","id":1,"method":"a","params":{{"x":{literal}}}}}')
+    assert isinstance(item, Rejected) and isinstance(item.error, ParseError)
+    assert item.id is None
+
+
 def test_message_without_id_is_a_notification():
     """Tests that a request without id is a notification."""
     item = parse_line('{"jsonrpc":"2.0","method":"gateway.ping"}')

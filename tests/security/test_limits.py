@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from gateway_app.consumers import GatewayConsumer
 from gateway_app.limits import user_connections
+from gateway_app.sessions.host import current_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -184,15 +185,25 @@ async def test_messages_over_the_rate_get_4029_with_their_id(connect, alice, lim
     assert (await rpc.request("gateway.ping"))["error"]["code"] == 4029
 
 
-async def test_rate_limited_notification_is_answered_not_dropped(connect, alice, limits):
-    """Tests that a notification over the rate gets a 4029 with id null rather than
-    silence."""
+async def test_rate_limited_notification_is_dropped_unanswered_but_logged(
+    connect, alice, limits, caplog
+):
+    """Tests that a notification over the rate gets no response (PROTOCOL.md: none for a
+    notification) while the hit is still logged with the peer and counted."""
     limits(RATE_LIMIT_PER_S=0.001, RATE_LIMIT_BURST=1)
     rpc = await connect(alice)
-    await rpc.send_text(ping(1) + '\n{"jsonrpc":"2.0","method":"gateway.ping"}')
-    assert (await read(rpc))["id"] == 1
-    limited = await read(rpc)
-    assert limited["id"] is None and limited["error"]["code"] == 4029
+    with caplog.at_level(logging.WARNING, "gateway_app.limits"):
+        await rpc.send_text(ping(1) + '\n{"jsonrpc":"2.0","method":"gateway.ping"}')
+        assert (await read(rpc))["id"] == 1
+        # The next answer is the next request's: nothing came for the notification.
+        await rpc.send_text(ping(2))
+        limited = await read(rpc)
+    assert limited["id"] == 2 and limited["error"]["code"] == 4029
+    # The notification's hit is the one written (the next within 5 s is only counted).
+    (warning,) = [r for r in caplog.records if "limit rate hit" in r.getMessage()]
+    assert "by user=alice peer=" in warning.getMessage()
+    (ctx,) = current_host().connections.values()
+    assert ctx.counters["limit_rate"] == 2
 
 
 async def test_rate_refills_over_time(connect, alice, limits):
