@@ -23,6 +23,14 @@ async def test_create_returns_id_title_and_created_at(connect, alice):
     assert result["created_at"]
 
 
+async def test_create_and_list_report_the_same_created_at(connect, alice):
+    """Tests that the created_at session.create answers is the one stored and listed."""
+    rpc = await connect(alice)
+    result = await rpc.call("session.create")
+    (listed,) = (await rpc.call("session.list"))["sessions"]
+    assert listed["created_at"] == result["created_at"]
+
+
 async def test_list_shows_only_the_callers_sessions(connect, alice, bob):
     """Tests that session.list shows the caller's own sessions only, with their fields."""
     a, b = await connect(alice), await connect(bob)
@@ -180,6 +188,19 @@ async def test_complete_slash_completes_a_prefix(connect, alice):
     """Tests that complete.slash completes '/he' to '/help'."""
     rpc = await connect(alice)
     assert "/help" in (await rpc.call("complete.slash", {"text": "/he"}))["completions"]
+
+
+async def test_complete_slash_of_text_without_a_slash_completes_to_nothing(connect, alice):
+    """Tests that complete.slash of text not starting with "/" answers no completions."""
+    rpc = await connect(alice)
+    assert await rpc.call("complete.slash", {"text": "he"}) == {"completions": []}
+
+
+async def test_complete_slash_of_a_non_string_text_is_invalid_params(connect, alice):
+    """Tests that complete.slash with a non-string text is -32602 naming the field."""
+    rpc = await connect(alice)
+    error = await rpc.error("complete.slash", {"text": 3})
+    assert error["code"] == -32602 and "text" in error["message"]
 
 
 async def test_interrupt_stops_the_turn_and_keeps_partial_text(connect, alice):

@@ -9,11 +9,14 @@ It streams the prompt back word by word. Directives at the start of the prompt:
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 
 from .base import Agent, Turn
 
 _WORDS = re.compile(r"\S+\s*")
+# A directive is the whole first word: "!sleepy cat" and "!toolbox" are ordinary prompts.
+_DIRECTIVE = re.compile(r"!(sleep|tool|clarify)(?=\s|$)")
 # Cap on one !sleep so a typo cannot pin a session for hours.
 MAX_SLEEP_S = 3600.0
 
@@ -23,23 +26,29 @@ class EchoAgent(Agent):
 
     async def run(self, turn: Turn) -> None:
         text = turn.text.strip()
-        if text.startswith("!sleep"):
-            await self._sleep(turn, text)
-        elif text.startswith("!tool"):
-            await self._tool(turn, text.removeprefix("!tool").strip())
-        elif text.startswith("!clarify"):
-            await self._clarify(turn, text.removeprefix("!clarify").strip())
+        match = _DIRECTIVE.match(text)
+        directive = match.group(1) if match else None
+        rest = text[match.end() :].strip() if match else text
+        if directive == "sleep":
+            await self._sleep(turn, rest)
+        elif directive == "tool":
+            await self._tool(turn, rest)
+        elif directive == "clarify":
+            await self._clarify(turn, rest)
         else:
             await stream_words(turn, text)
 
-    async def _sleep(self, turn: Turn, text: str) -> None:
-        parts = text.split(maxsplit=2)
+    async def _sleep(self, turn: Turn, args: str) -> None:
+        parts = args.split(maxsplit=1)
         try:
-            seconds = min(max(float(parts[1]), 0.0), MAX_SLEEP_S)
+            seconds = float(parts[0])
+            if math.isnan(seconds):  # a NaN deadline would disorder the loop's timer heap
+                raise ValueError(parts[0])
+            seconds = min(max(seconds, 0.0), MAX_SLEEP_S)
         except (IndexError, ValueError):
             await stream_words(turn, "usage: !sleep <seconds> <text>")
             return
-        rest = parts[2] if len(parts) > 2 else ""
+        rest = parts[1] if len(parts) > 1 else ""
         words = _WORDS.findall(rest) or [""]
         # Spread the sleep over the words so an interrupt lands mid-stream.
         pause = seconds / len(words)

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..context import CallContext
 from ..dispatch import method
-from ..exceptions import InvalidParams
 from ..params import get_str
 from ..slash_commands import catalog, complete
 
@@ -25,8 +24,6 @@ async def commands_catalog(ctx: CallContext, params: dict[str, Any]) -> dict[str
 
 @method("complete.slash")
 async def complete_slash(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Complete a partial slash command."""
+    """Complete a partial slash command (text without a leading "/" completes to nothing)."""
     text = get_str(params, "text", max_length=1000)
-    if not text.startswith("/"):
-        raise InvalidParams("text", "must start with '/'")
     return {"completions": complete(text)}

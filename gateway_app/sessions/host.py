@@ -368,9 +368,10 @@ class SessionHost:
                 del self.live_by_user[session.user_id]
 
     async def create(self, ctx: CallContext, title: str) -> LiveSession:
-        session = self._new_live(new_session_id(), ctx.user_id, title, timezone.now().isoformat())
+        now = timezone.now()  # one timestamp: the result and the stored row must agree
+        session = self._new_live(new_session_id(), ctx.user_id, title, now.isoformat())
         self._add_live(session)
-        self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name)
+        self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name, now)
         self.index.upsert(
             ctx.user_id,
             session.id,

@@ -160,8 +160,16 @@ class SessionStore:
 
     ### Writes (queued) ###
 
-    def create(self, session_id: str, user_id: int, title: str, host: str, channel: str) -> None:
-        now = timezone.now()
+    def create(
+        self,
+        session_id: str,
+        user_id: int,
+        title: str,
+        host: str,
+        channel: str,
+        created_at: datetime | None = None,
+    ) -> None:
+        now = created_at or timezone.now()
         self._write_row(
             session_id,
             {
