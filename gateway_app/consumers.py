@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 #: and for an open connection whose API token was revoked.
 CLOSE_FORBIDDEN = 4003
 
+#: Connection cleanups in progress. Held here, not only by their consumer: the server may
+#: cancel a consumer again while its cleanup runs, and the cleanup must still finish.
+_cleanups: set[asyncio.Task] = set()
+
 
 class GatewayConsumer(AsyncJsonWebsocketConsumer):
     """One client connection speaking newline-delimited JSON-RPC 2.0."""
@@ -44,6 +48,18 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     _counted = False
     _watching = False
     _closer: asyncio.Task | None = None
+    _cleanup: asyncio.Task | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Daphne cancels an application still running application_close_timeout after its
+            # client left (a handler stuck on a slow slash command, a forwarded call, a
+            # database lock), and channels then runs no disconnect logic: run ours here.
+            if self._cleanup is None or not self._cleanup.done():
+                task = asyncio.current_task()
+                await self._finish(None, "cancelled" if task and task.cancelling() else "error")
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # AsyncConsumer.dispatch hops to a thread before every message to close stale DB
@@ -203,11 +219,30 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         await self._close(CLOSE_FORBIDDEN)
 
     async def disconnect(self, code: int) -> None:
-        self.closing = True
-        if self._watching:
-            tokens.watch.untrack(self.token_id, self.channel_name)
-        if self._counted:
-            user_connections.release(self.scope["user"].pk, self.channel_name)
+        await self._finish(code)
+
+    async def _finish(self, code: int | None, ended: str = "") -> None:
+        """
+        Release what the connection holds, exactly once, whether the consumer ends on the
+        client's disconnect (``code``) or otherwise (``ended``: cancelled, error). The work
+        runs in a task of its own, shielded: a cancellation meanwhile does not cut it short.
+        """
+        if self._cleanup is None:
+            self.closing = True
+            # What needs no await is released here and now, whatever happens next.
+            if self._watching:
+                self._watching = False
+                tokens.watch.untrack(self.token_id, self.channel_name)
+            if self._counted:
+                self._counted = False
+                user_connections.release(self.scope["user"].pk, self.channel_name)
+            task = asyncio.get_running_loop().create_task(self._release(code, ended))
+            _cleanups.add(task)
+            task.add_done_callback(_cleanups.discard)
+            self._cleanup = task
+        await asyncio.shield(self._cleanup)
+
+    async def _release(self, code: int | None, ended: str) -> None:
         if self.outbox is not None:
             await self.outbox.stop()
             # It holds our bound _write: left in place, that cycle would keep the whole
@@ -215,11 +250,19 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             self.outbox = None
         if self.ctx is None or self.host is None:
             return
-        await self.host.connection_closed(self.ctx)
+        try:
+            await self.host.connection_closed(self.ctx)
+        except Exception:
+            # Reported here: no one awaits the cleanup of a consumer cancelled twice.
+            logger.exception("detaching the sessions of %s failed", self.channel_name)
         # The code the gateway closed with when it did (4008, 4013, 4003...): the client may
         # never see that close frame, and the server then reports a dropped socket (1006).
         sent = f" closed_by_gateway={self.sent_close_code}" if self.sent_close_code else ""
-        logger.info("%s code=%s%s", close_summary(self.ctx), code, sent)
+        # Without a disconnect (cancelled by the server) the client's close code is unknown.
+        how = f" ended={ended}" if ended else ""
+        logger.info(
+            "%s code=%s%s%s", close_summary(self.ctx), "-" if code is None else code, sent, how
+        )
 
 
 class RefuseConsumer(AsyncJsonWebsocketConsumer):
