@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+from urllib.parse import urlparse
+
 from django.conf import settings
 from django.core import checks
 
 from .conf import DEFAULTS, gateway_settings
 
+#: Durations and rates where 0 means "off" or "at once".
 _NON_NEGATIVE = (
     "REAP_GRACE_S",
     "SESSION_TTL_S",
     "SWEEP_INTERVAL_S",
     "DELTA_COALESCE_MS",
-    "SLASH_TIMEOUT_S",
     "SLASH_CLOSE_TIMEOUT_S",
     "LIST_CACHE_S",
     "STORE_BATCH_MS",
@@ -20,19 +24,37 @@ _NON_NEGATIVE = (
     "GROUP_REFRESH_S",
     "RATE_LIMIT_PER_S",
 )
+#: Timeouts and periods where 0 would fail everything at once or spin the event loop.
+_POSITIVE = (
+    "AGENT_TIMEOUT_S",
+    "SLASH_TIMEOUT_S",
+    "TERMINAL_TIMEOUT_S",
+    "HEARTBEAT_S",
+    "HOST_DEAD_AFTER_S",
+    "FORWARD_TIMEOUT_S",
+)
 _POSITIVE_INT = (
     "MAX_LIVE_SESSIONS",
     "REPLAY_BUFFER_EVENTS",
     "REPLAY_BUFFER_BYTES",
+    "SLASH_OUTPUT_LIMIT",
+    "TERMINAL_OUTPUT_LIMIT",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_LINES_PER_FRAME",
+    "RATE_LIMIT_BURST",
     "MAX_SESSIONS_PER_USER",
     "MAX_CONNECTIONS_PER_USER",
     "MAX_PROMPT_CHARS",
     "SEND_QUEUE_LIMIT",
     "SEND_QUEUE_BYTES",
 )
+_STRING = ("AGENT", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MODEL", "WORKER_NAME")
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float; booleans (ints to Python) and NaN/infinity are not."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @checks.register()
@@ -50,7 +72,7 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
     for name in _NON_NEGATIVE:
         value = options[name]
-        if not isinstance(value, int | float) or value < 0:
+        if not _number(value) or value < 0:
             errors.append(
                 checks.Error(
                     f"HERMES_GATEWAY[{name!r}] must be a number >= 0, got {value!r}.",
@@ -66,9 +88,35 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                     id="gateway_app.E002",
                 )
             )
+    for name in _POSITIVE:
+        value = options[name]
+        if not _number(value) or value <= 0:
+            errors.append(
+                checks.Error(
+                    f"HERMES_GATEWAY[{name!r}] must be a number > 0, got {value!r}.",
+                    id="gateway_app.E004",
+                )
+            )
+    for name in _STRING:
+        value = options[name]
+        if not isinstance(value, str):
+            errors.append(
+                checks.Error(
+                    f"HERMES_GATEWAY[{name!r}] must be a string, got {value!r}.",
+                    id="gateway_app.E005",
+                )
+            )
+    errors += _check_heartbeat(options)
+    if not isinstance(options["SKIN"], dict):
+        errors.append(
+            checks.Error(
+                f"HERMES_GATEWAY['SKIN'] must be a dict (a JSON object), got {options['SKIN']!r}.",
+                id="gateway_app.E007",
+            )
+        )
     group_expiry = _layer_group_expiry()
     refresh = options["GROUP_REFRESH_S"]
-    if isinstance(refresh, int | float) and refresh >= group_expiry:
+    if _number(refresh) and refresh >= group_expiry:
         errors.append(
             checks.Warning(
                 f"HERMES_GATEWAY['GROUP_REFRESH_S'] ({refresh}) is not below the channel "
@@ -83,6 +131,51 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
             checks.Error(
                 f"HERMES_AGENT must be 'echo' or 'openai', got {options['AGENT']!r}.",
                 id="gateway_app.E003",
+            )
+        )
+    elif options["AGENT"] == "openai":
+        errors += _check_openai(options)
+    return errors
+
+
+def _check_heartbeat(options: dict[str, Any]) -> list[checks.CheckMessage]:
+    """A host must beat at least twice per HOST_DEAD_AFTER_S, or one late beat kills it."""
+    beat, dead_after = options["HEARTBEAT_S"], options["HOST_DEAD_AFTER_S"]
+    if not (_number(beat) and _number(dead_after) and beat > 0 and dead_after > 0):
+        return []  # reported above (E004)
+    if beat * 2 <= dead_after:
+        return []
+    return [
+        checks.Error(
+            f"HERMES_GATEWAY['HEARTBEAT_S'] ({beat}) must be at most half of "
+            f"HERMES_GATEWAY['HOST_DEAD_AFTER_S'] ({dead_after}).",
+            hint="Otherwise a live host's liveness key can expire between two beats, and "
+            "other workers take its sessions over.",
+            id="gateway_app.E006",
+        )
+    ]
+
+
+def _check_openai(options: dict[str, Any]) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    url = options["OPENAI_BASE_URL"]
+    try:
+        parsed = urlparse(url) if isinstance(url, str) else None
+    except ValueError:  # an unbalanced "[" in the host, say
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        errors.append(
+            checks.Error(
+                f"OPENAI_BASE_URL must be an http(s) URL, got {url!r}.",
+                id="gateway_app.E008",
+            )
+        )
+    model = options["MODEL"]
+    if not isinstance(model, str) or not model.strip():
+        errors.append(
+            checks.Error(
+                f"HERMES_MODEL must name a model for the openai agent, got {model!r}.",
+                id="gateway_app.E009",
             )
         )
     return errors

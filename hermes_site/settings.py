@@ -11,6 +11,8 @@ import os
 import warnings
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -23,12 +25,33 @@ def _env_bool(name: str, default: bool) -> bool:
 
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
-    return default if value in (None, "") else float(value)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
 
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return default if value in (None, "") else int(value)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def _env_json_object(name: str) -> dict:
+    value = os.environ.get(name) or "{}"
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON ({exc}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}")
+    return parsed
 
 
 SECRET_KEY = os.environ.get(
@@ -171,7 +194,7 @@ HERMES_GATEWAY = {
     "MODEL": os.environ.get("HERMES_MODEL", "gpt-4o-mini"),
     "WORKER_NAME": os.environ.get("HERMES_WORKER_NAME", ""),
     # Any other option, as a JSON object: HERMES_GATEWAY_OPTIONS='{"SEND_QUEUE_LIMIT": 500}'.
-    **json.loads(os.environ.get("HERMES_GATEWAY_OPTIONS") or "{}"),
+    **_env_json_object("HERMES_GATEWAY_OPTIONS"),
 }
 
 LOGGING = {

@@ -1,6 +1,16 @@
-"""``manage.py check`` catches bad gateway settings before the server starts."""
+"""``manage.py check`` catches bad gateway settings before the server starts, and settings.py
+refuses malformed environment variables by name."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from gateway_app.checks import check_gateway_settings
+from gateway_app.conf import DEFAULTS
+
+SETTINGS_FILE = Path(__file__).resolve().parents[1] / "hermes_site" / "settings.py"
 
 
 def ids(settings_errors):
@@ -47,3 +57,126 @@ def test_an_unknown_agent_is_an_error(settings):
     """Tests that HERMES_AGENT must name a built-in backend."""
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "AGENT": "gpt"}
     assert ids(check_gateway_settings(None)) == ["gateway_app.E003"]
+
+
+#: For every option, a value its check must refuse.
+BAD_VALUES = {
+    "REAP_GRACE_S": -1,
+    "SESSION_TTL_S": "6h",
+    "MAX_LIVE_SESSIONS": 0,
+    "SWEEP_INTERVAL_S": -0.5,
+    "AGENT": "gpt",
+    "OPENAI_BASE_URL": 443,
+    "OPENAI_API_KEY": None,
+    "MODEL": ["gpt"],
+    "AGENT_TIMEOUT_S": 0,
+    "DELTA_COALESCE_MS": True,
+    "REPLAY_BUFFER_EVENTS": 1.5,
+    "REPLAY_BUFFER_BYTES": -1,
+    "SLASH_TIMEOUT_S": 0,
+    "SLASH_CLOSE_TIMEOUT_S": -1,
+    "SLASH_OUTPUT_LIMIT": 0,
+    "TERMINAL_TIMEOUT_S": -5,
+    "TERMINAL_OUTPUT_LIMIT": "16k",
+    "MAX_FRAME_BYTES": 0,
+    "MAX_MESSAGE_BYTES": 0,
+    "MAX_LINES_PER_FRAME": 0,
+    "RATE_LIMIT_PER_S": float("nan"),
+    "RATE_LIMIT_BURST": 0,
+    "MAX_SESSIONS_PER_USER": 0,
+    "MAX_CONNECTIONS_PER_USER": 0,
+    "MAX_PROMPT_CHARS": 0,
+    "SEND_QUEUE_LIMIT": 0,
+    "SEND_QUEUE_BYTES": 0,
+    "TOKEN_RECHECK_S": float("inf"),
+    "SKIN": "dark",
+    "WORKER_NAME": 7,
+    "HEARTBEAT_S": 0,
+    "GROUP_REFRESH_S": -1,
+    "HOST_DEAD_AFTER_S": 0,
+    "FORWARD_TIMEOUT_S": 0,
+    "STORE_BATCH_MS": -1,
+    "LIST_CACHE_S": -1,
+}
+
+
+def test_every_option_has_a_bad_value_to_check():
+    """Tests that the table below covers every option of conf.DEFAULTS, so an option added
+    without a check is noticed."""
+    assert set(BAD_VALUES) == set(DEFAULTS)
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES.items(), ids=list(BAD_VALUES))
+def test_a_bad_value_of_any_option_is_an_error_naming_it(settings, name, value):
+    """Tests that each option's check refuses a value of the wrong type or range, with an
+    error (E00x) that names the option."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, name: value}
+    errors = check_gateway_settings(None)
+    assert errors and all(error.id.startswith("gateway_app.E") for error in errors)
+    assert any(name in error.msg for error in errors)
+
+
+def test_a_heartbeat_of_zero_is_an_error(settings):
+    """Tests that HEARTBEAT_S = 0 (asyncio.sleep(0): a busy loop on Redis) fails the check."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "HEARTBEAT_S": 0}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.E004"]
+
+
+def test_a_heartbeat_over_half_the_dead_after_time_is_an_error(settings):
+    """Tests that a host must beat at least twice per HOST_DEAD_AFTER_S."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "HEARTBEAT_S": 2, "HOST_DEAD_AFTER_S": 3}
+    (error,) = check_gateway_settings(None)
+    assert error.id == "gateway_app.E006" and "HEARTBEAT_S" in error.msg
+
+
+def test_a_heartbeat_of_exactly_half_the_dead_after_time_passes(settings):
+    """Tests that HEARTBEAT_S * 2 == HOST_DEAD_AFTER_S is allowed."""
+    settings.HERMES_GATEWAY = {
+        **settings.HERMES_GATEWAY,
+        "HEARTBEAT_S": 1.5,
+        "HOST_DEAD_AFTER_S": 3,
+    }
+    assert check_gateway_settings(None) == []
+
+
+@pytest.mark.parametrize("url", ["api.openai.com/v1", "ftp://x/v1", "http://[::1"])
+def test_the_openai_agent_needs_an_http_base_url(settings, url):
+    """Tests that with AGENT=openai, OPENAI_BASE_URL must be an http(s) URL."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "AGENT": "openai", "OPENAI_BASE_URL": url}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.E008"]
+
+
+def test_the_openai_agent_needs_a_model(settings):
+    """Tests that with AGENT=openai, MODEL must not be empty."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "AGENT": "openai", "MODEL": " "}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.E009"]
+
+
+### Environment variables (hermes_site/settings.py) ###
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HERMES_TUI_WS_ORPHAN_REAP_GRACE_S", "abc"),
+        ("HERMES_TUI_SESSION_TTL_S", "6h"),
+        ("HERMES_TUI_MAX_LIVE_SESSIONS", "2.5"),
+        ("HERMES_GATEWAY_OPTIONS", '{"RATE_LIMIT_PER_S": 50,}'),
+        ("HERMES_GATEWAY_OPTIONS", "[1, 2]"),
+    ],
+)
+def test_a_bad_environment_value_is_improperly_configured_naming_it(monkeypatch, variable, value):
+    """Tests that a malformed environment variable stops settings with ImproperlyConfigured
+    naming the variable and its value, not a bare ValueError."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ImproperlyConfigured) as raised:
+        runpy.run_path(str(SETTINGS_FILE))
+    assert variable in str(raised.value) and repr(value) in str(raised.value)
+
+
+def test_good_environment_values_are_read(monkeypatch):
+    """Tests that well-formed environment values still reach HERMES_GATEWAY."""
+    monkeypatch.setenv("HERMES_TUI_WS_ORPHAN_REAP_GRACE_S", "2.5")
+    monkeypatch.setenv("HERMES_GATEWAY_OPTIONS", '{"RATE_LIMIT_PER_S": 50}')
+    gateway = runpy.run_path(str(SETTINGS_FILE))["HERMES_GATEWAY"]
+    assert gateway["REAP_GRACE_S"] == 2.5 and gateway["RATE_LIMIT_PER_S"] == 50
