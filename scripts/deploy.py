@@ -5,8 +5,9 @@ Run the gateway as N daphne workers sharing one port and one Redis.
 The launcher opens the listening socket itself and hands it to every worker with
 ``daphne --fd`` (the kernel spreads connections over the workers, no balancer needed),
 starts a local redis-server when ``--redis-url`` is not given (or points at a local port
-where nothing listens), migrates the database once, restarts a worker that dies, and stops
-everything on SIGINT/SIGTERM.
+where nothing listens), migrates the database once, restarts a worker that dies (after a
+growing pause while it keeps dying), and stops everything on SIGINT/SIGTERM, or when a step
+of the start fails.
 
     python scripts/deploy.py --workers 2 --port 8000
 """
@@ -29,6 +30,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from hermes_site.serving import DAPHNE_ARGS  # noqa: E402
+
+#: A dead worker is restarted after RESTART_DELAY_S, doubled on each death in a row up to
+#: RESTART_DELAY_MAX_S; a worker that stayed up STABLE_AFTER_S starts again from the first.
+RESTART_DELAY_S = 0.5
+RESTART_DELAY_MAX_S = 30.0
+STABLE_AFTER_S = 60.0
+POLL_S = 0.1
 
 
 def log(message: str) -> None:
@@ -70,11 +78,46 @@ def start_redis(url: str) -> subprocess.Popen | None:
 def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"deploy: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    """Run one ``manage.py`` command; its failure stops the launch."""
+    try:
+        subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"deploy: manage.py {args[0]} failed with {exc.returncode}") from None
+
+
+class Backoff:
+    """One worker's restart delay: doubled on each quick death, reset by a long enough run."""
+
+    def __init__(
+        self,
+        initial: float = RESTART_DELAY_S,
+        cap: float = RESTART_DELAY_MAX_S,
+        reset_after: float = STABLE_AFTER_S,
+    ):
+        self.initial = initial
+        self.cap = cap
+        self.reset_after = reset_after
+        self.delay = initial
+
+    def next(self, uptime: float) -> float:
+        """The pause before restarting a worker that died after ``uptime`` seconds."""
+        if uptime >= self.reset_after:
+            self.delay = self.initial
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.cap)
+        return delay
 
 
 class Supervisor:
@@ -85,6 +128,10 @@ class Supervisor:
         self.count = workers
         self.env = env
         self.workers: dict[int, subprocess.Popen] = {}
+        self.started: dict[int, float] = {}
+        self.backoff: dict[int, Backoff] = {}
+        #: Dead workers waiting for their restart: index -> monotonic time to restart at.
+        self.restart_at: dict[int, float] = {}
         self.stopping = False
 
     def spawn(self, index: int) -> None:
@@ -101,17 +148,30 @@ class Supervisor:
         self.workers[index] = subprocess.Popen(
             command, cwd=REPO, env=env, pass_fds=(self.sock.fileno(),)
         )
+        self.started[index] = time.monotonic()
         log(f"worker-{index} started (pid {self.workers[index].pid})")
 
     def run(self) -> None:
         for index in range(self.count):
             self.spawn(index)
         while not self.stopping:
-            time.sleep(0.5)
+            time.sleep(POLL_S)
+            now = time.monotonic()
             for index, process in list(self.workers.items()):
-                if process.poll() is not None and not self.stopping:
-                    log(f"worker-{index} exited with {process.returncode}; restarting")
-                    self.spawn(index)
+                if self.stopping:
+                    break
+                if index in self.restart_at:
+                    if now >= self.restart_at[index]:
+                        del self.restart_at[index]
+                        self.spawn(index)
+                elif process.poll() is not None:
+                    uptime = now - self.started[index]
+                    delay = self.backoff.setdefault(index, Backoff()).next(uptime)
+                    self.restart_at[index] = now + delay
+                    log(
+                        f"worker-{index} exited with {process.returncode} after {uptime:.1f}s;"
+                        f" restarting in {delay:g}s"
+                    )
 
     def stop(self, *_: object) -> None:
         self.stopping = True
@@ -138,26 +198,42 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    redis_process = start_redis(args.redis_url)
-    env = {**os.environ, "REDIS_URL": args.redis_url, "PYTHONUNBUFFERED": "1"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True
-    )
-    subprocess.run([sys.executable, "manage.py", "gateway_admin"], cwd=REPO, env=env, check=True)
-    sock = listen(args.host, args.port)
-    supervisor = Supervisor(sock, args.workers, env)
-    signal.signal(signal.SIGTERM, supervisor.stop)
-    signal.signal(signal.SIGINT, supervisor.stop)
-    log(f"{args.workers} workers on http://{args.host}:{args.port}/ with Redis {args.redis_url}")
+    # Until the workers run, a signal unwinds through the finally below like any failure.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    redis_process: subprocess.Popen | None = None
+    sock: socket.socket | None = None
+    supervisor: Supervisor | None = None
     try:
+        redis_process = start_redis(args.redis_url)
+        env = {**os.environ, "REDIS_URL": args.redis_url, "PYTHONUNBUFFERED": "1"}
+        manage("migrate", "--noinput", "-v0", env=env)
+        manage("gateway_admin", env=env)
+        sock = listen(args.host, args.port)
+        supervisor = Supervisor(sock, args.workers, env)
+        signal.signal(signal.SIGTERM, supervisor.stop)
+        signal.signal(signal.SIGINT, supervisor.stop)
+        log(
+            f"{args.workers} workers on http://{args.host}:{args.port}/ with Redis {args.redis_url}"
+        )
         supervisor.run()
     finally:
-        supervisor.stop()
-        sock.close()
+        if supervisor is not None:
+            supervisor.stop()
+        if sock is not None:
+            sock.close()
         if redis_process is not None:
             redis_process.terminate()
-            redis_process.wait(10)
+            try:
+                redis_process.wait(10)
+            except subprocess.TimeoutExpired:
+                redis_process.kill()
+                redis_process.wait()
         log("stopped")
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
