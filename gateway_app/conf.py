@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "DELTA_COALESCE_MS": 30.0,  # message.delta texts within this window go out as one frame
     "REPLAY_BUFFER_EVENTS": 1000,  # per session, for session.resume with last_seq
     "REPLAY_BUFFER_BYTES": 1024 * 1024,
+    # Newest transcript messages a live session keeps in memory and gives the agent.
+    "HISTORY_LIMIT": 200,
     # Slash worker subprocess.
     "SLASH_TIMEOUT_S": 10.0,  # one slash command
     "SLASH_CLOSE_TIMEOUT_S": 2.0,  # EOF -> terminate -> kill, each step waits this long

@@ -15,19 +15,29 @@ class CommandSpec:
     name: str
     description: str
     usage: str
+    #: The worker reads the transcript (``context.messages``) for it: only then is it sent.
+    reads_transcript: bool = False
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("/help", "List the available slash commands.", "/help"),
     CommandSpec("/title", "Set the session title.", "/title <text>"),
-    CommandSpec("/status", "Show the session's id, title, status and worker.", "/status"),
-    CommandSpec("/history", "Print the session transcript.", "/history"),
+    CommandSpec(
+        "/status",
+        "Show the session's id, title, status and worker.",
+        "/status",
+        reads_transcript=True,
+    ),
+    CommandSpec("/history", "Print the session transcript.", "/history", reads_transcript=True),
     CommandSpec("/clear", "Clear the session transcript.", "/clear"),
     CommandSpec("/version", "Show the gateway and Python versions.", "/version"),
     CommandSpec("/skin", "List skins, or switch to a named skin.", "/skin [name]"),
 )
 
 COMMAND_NAMES: frozenset[str] = frozenset(spec.name for spec in COMMANDS)
+TRANSCRIPT_COMMANDS: frozenset[str] = frozenset(
+    spec.name for spec in COMMANDS if spec.reads_transcript
+)
 
 #: Named presentation skins; ``/skin <name>`` switches between them.
 SKINS: dict[str, dict[str, str]] = {
@@ -44,6 +54,11 @@ def catalog() -> list[dict[str, str]]:
         {"name": spec.name, "description": spec.description, "usage": spec.usage}
         for spec in COMMANDS
     ]
+
+
+def command_name(command: str) -> str:
+    """The lower-cased ``/name`` of a command line, as the slash worker parses it."""
+    return command.strip().partition(" ")[0].lower()
 
 
 def complete(text: str) -> list[str]:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from gateway_app.slash_commands import COMMANDS, SKINS
+from gateway_app.slash_commands import COMMANDS, SKINS, command_name
 
 #: How often the parent-death watch polls ``os.getppid()``.
 PARENT_POLL_S = 1.0
@@ -133,8 +133,8 @@ def run_command(command: str, ctx: Context) -> Result:
     text = command.strip()
     if not text.startswith("/"):
         raise CommandError("a slash command must start with '/'")
-    name, _, arg = text.partition(" ")
-    name = name.lower()
+    _, _, arg = text.partition(" ")
+    name = command_name(text)
     handler = HANDLERS.get(name)
     if handler is None:
         close = difflib.get_close_matches(name, sorted(HANDLERS), n=1)

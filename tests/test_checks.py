@@ -97,6 +97,7 @@ BAD_VALUES = {
     "FORWARD_TIMEOUT_S": 0,
     "STORE_BATCH_MS": -1,
     "LIST_CACHE_S": -1,
+    "HISTORY_LIMIT": 0,
 }
 
 

@@ -1,12 +1,17 @@
 """Session methods end to end through the consumer: lifecycle, turns, questions, slash."""
 
 import asyncio
+import json
 
 import psutil
 import pytest
 
+from gateway_app.context import CallContext, Caller
+from gateway_app.exceptions import RpcError
 from gateway_app.models import GatewaySession, Message
+from gateway_app.sessions import get_host
 from gateway_app.sessions.host import current_host
+from gateway_app.slash_client import SlashClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -403,3 +408,114 @@ async def test_starting_host_marks_sessions_of_stopped_workers_detached(connect,
         "c" * 32: ("closed", 0),
         mine: ("live", 1),
     }
+
+
+async def test_concurrent_submits_start_one_turn(alice, fresh_host, monkeypatch):
+    """Tests that two prompts submitted at once from two connections start one turn: the
+    other is busy (4009), even when joining the session's group waits on the layer."""
+    host = await get_host()
+    layer = host.layer
+    callers = [CallContext(Caller(alice.pk, "alice"), await layer.new_channel()) for _ in "abc"]
+    for ctx in callers:
+        host.connection_opened(ctx)
+    session = await host.create(callers[0], "t")
+    group_add = layer.group_add
+
+    async def yielding_group_add(group, channel):
+        await asyncio.sleep(0)  # as a Redis round trip would
+        await group_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", yielding_group_add)
+    results = await asyncio.gather(
+        host.submit(callers[1], session.id, "!sleep 5 one"),
+        host.submit(callers[2], session.id, "!sleep 5 two"),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["SessionBusy", "str"]
+    assert [r.code for r in results if isinstance(r, RpcError)] == [4009]
+    await host.close(callers[0], session.id)
+
+
+@pytest.mark.parametrize("failing_role", ["user", "assistant"])
+async def test_a_crashing_turn_reports_an_error_and_frees_the_session(
+    connect, alice, monkeypatch, failing_role
+):
+    """Tests that a turn crashing outside its backend (here: storing its user prompt or its
+    reply) sends an error event and one message.complete, and the next prompt is accepted."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    store = current_host().store
+    add_message = store.add_message
+    failures = []
+
+    def failing_add_message(session_id, role, content, **kwargs):
+        if role == failing_role and not failures:
+            failures.append(role)
+            raise RuntimeError("database bug")
+        add_message(session_id, role, content, **kwargs)
+
+    monkeypatch.setattr(store, "add_message", failing_add_message)
+    submitted = await rpc.call("prompt.submit", {"session_id": sid, "text": "boom"})
+    error = await rpc.event("error")
+    assert error["payload"]["message"] == "internal error: RuntimeError"
+    await rpc.event("message.complete", turn_id=submitted["turn_id"])
+    complete = await rpc.turn(sid, "again")
+    assert complete["text"] == "again"
+    assert [e for e in rpc.events if e["type"] == "message.complete"] == []
+
+
+async def test_interrupt_in_the_same_frame_as_the_prompt_interrupts_the_turn(connect, alice):
+    """Tests that session.interrupt sent right behind prompt.submit (one frame), before the
+    backend started, stops the turn: interrupted true, then message.complete interrupted
+    true with no text."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    submit = {"jsonrpc": "2.0", "id": "submit", "method": "prompt.submit"}
+    interrupt = {"jsonrpc": "2.0", "id": "interrupt", "method": "session.interrupt"}
+    await rpc.send_text(
+        json.dumps({**submit, "params": {"session_id": sid, "text": "a b c d"}})
+        + "\n"
+        + json.dumps({**interrupt, "params": {"session_id": sid}})
+    )
+    turn_id = (await rpc.response("submit"))["result"]["turn_id"]
+    assert (await rpc.response("interrupt"))["result"] == {"interrupted": True}
+    complete = (await rpc.event("message.complete", turn_id=turn_id))["payload"]
+    assert (complete["interrupted"], complete["text"]) == (True, "")
+    assert rpc.deltas(turn_id) == []
+
+
+async def test_only_slash_commands_that_read_the_transcript_are_sent_it(
+    connect, alice, monkeypatch
+):
+    """Tests that the transcript goes to the slash worker with /history and /status only:
+    /help and the other commands are not sent (nor encoded) the session's messages."""
+    sent = {}
+    execute = SlashClient.execute
+
+    async def spy(self, command, context):
+        sent[command] = "messages" in context
+        return await execute(self, command, context)
+
+    monkeypatch.setattr(SlashClient, "execute", spy)
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.turn(sid, "hello")
+    for command in ("/help", "/version", "/title x", "/nope", "/HISTORY", "/status"):
+        await rpc.call("slash.exec", {"session_id": sid, "command": command})
+    assert sent == {
+        "/help": False,
+        "/version": False,
+        "/title x": False,
+        "/nope": False,
+        "/HISTORY": True,
+        "/status": True,
+    }
+
+
+async def test_slash_history_shows_the_transcript(connect, alice):
+    """Tests that /history prints the session's messages."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.turn(sid, "hello there")
+    output = (await rpc.call("slash.exec", {"session_id": sid, "command": "/history"}))["output"]
+    assert output.splitlines() == ["user: hello there", "assistant: hello there"]

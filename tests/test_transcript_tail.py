@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from gateway_app.models import Message
+from gateway_app.sessions.host import current_host
 from gateway_app.sessions.state import recent_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,3 +58,41 @@ def test_a_budget_below_the_per_message_overhead_keeps_no_content():
     whole message."""
     (message,), omitted = recent_messages(history("a" * 100), 10)
     assert message["content"] == "[...] " and omitted == 0
+
+
+async def test_a_live_session_keeps_only_the_newest_history_limit_messages(
+    connect, alice, settings
+):
+    """Tests that a live session keeps the newest HISTORY_LIMIT messages in memory (its
+    agent's context), while resume counts the older ones as omitted and the database keeps
+    them all."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "HISTORY_LIMIT": 3}
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    for text in ("one", "two", "three"):
+        await rpc.turn(sid, text)
+    session = current_host().sessions[sid]
+    assert [m["content"] for m in session.history] == ["two", "three", "three"]
+    assert session.message_count == 6
+    resumed = await rpc.call("session.resume", {"session_id": sid})
+    assert [m["content"] for m in resumed["messages"]] == ["two", "three", "three"]
+    assert resumed["omitted"] == 3
+    await current_host().store.flush()
+    assert await Message.objects.filter(session_id=sid).acount() == 6
+
+
+async def test_a_cold_started_session_keeps_only_the_newest_history_limit_messages(
+    connect, alice, settings
+):
+    """Tests that a session started again from the database holds the newest HISTORY_LIMIT
+    messages in memory, and resume counts the rest as omitted."""
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    for text in ("one", "two", "three"):
+        await rpc.turn(sid, text)
+    await rpc.call("session.close", {"session_id": sid})
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "HISTORY_LIMIT": 2}
+    resumed = await rpc.call("session.resume", {"session_id": sid})
+    assert [m["content"] for m in resumed["messages"]] == ["three", "three"]
+    assert resumed["omitted"] == 4
+    assert len(current_host().sessions[sid].history) == 2

@@ -40,6 +40,7 @@ from ..protocol import encode, event_message
 from ..reaper import REAP_MESSAGE, Reaper
 from ..singleflight import SingleFlight
 from ..slash_client import SlashClient, SlashError
+from ..slash_commands import TRANSCRIPT_COMMANDS, command_name
 from .events import ReplayBuffer
 from .index import SessionIndex
 from .registry import LocalRegistry, build_registry
@@ -55,6 +56,8 @@ EVENT_MESSAGE = "session.event"
 #: Operator-requested teardown (admin actions), sent to the session's host channel.
 TEARDOWN_MESSAGE = "session.teardown"
 TEARDOWN_REASONS = ("closed", "reaped")
+#: The newest transcript messages a slash command that reads the transcript is given.
+SLASH_TRANSCRIPT_MESSAGES = 200
 
 
 class Published(NamedTuple):
@@ -175,15 +178,17 @@ class SessionHost:
             backoff = 0.1
             kind = message.get("type")
             try:
+                # Reaps, teardowns and calls run concurrently: a teardown may wait seconds on
+                # a slash worker, and replies, calls and revocations must not queue behind it.
+                # A reap is still judged atomically, when its task runs (Reaper.handle).
                 if kind == REAP_MESSAGE:
-                    await self.reaper.handle(message)
+                    self._spawn(self.reaper.handle(message))
                 elif kind == CALL_MESSAGE:
-                    # Concurrent: a slow slash command must not hold up other sessions.
                     self._spawn(self.router.handle_call(message))
                 elif kind == REPLY_MESSAGE:
                     self.router.handle_reply(message)
                 elif kind == TEARDOWN_MESSAGE:
-                    await self._handle_teardown(message)
+                    self._spawn(self._handle_teardown(message))
                 elif kind == tokens.REVOKED_MESSAGE:
                     await tokens.revoked_elsewhere(int(message["token_id"]))
                 else:
@@ -191,10 +196,16 @@ class SessionHost:
             except Exception:
                 logger.exception("host failed handling %r", kind)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._spawned_done)
+        return task
+
+    def _spawned_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("host task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _heartbeat_forever(self) -> None:
         while True:
@@ -266,15 +277,24 @@ class SessionHost:
     async def connection_closed(self, ctx: CallContext) -> None:
         """Detach every session the connection was attached to (each may then be reaped)."""
         self.connections.pop(ctx.channel_name, None)
+        # Every local session is detached before the first await: a failing channel layer
+        # or a cancelled disconnect must not leave some attached to a dead channel for good.
+        groups: list[str] = []
+        remote: list[str] = []
         for session_id in list(ctx.attached):
             session = self.sessions.get(session_id)
             if session is not None:
-                if await self.detach(ctx, session):
+                if self._unattach(ctx, session):
+                    groups.append(session.group)
                     ctx.count("detached_sessions")
             elif self.registry.shared:
-                await self.router.detach_remote(ctx, session_id)
-                ctx.count("detached_sessions")
+                remote.append(session_id)
         ctx.attached.clear()
+        for group in groups:
+            await self._leave_group(group, ctx.channel_name)
+        for session_id in remote:
+            await self.router.detach_remote(ctx, session_id)
+            ctx.count("detached_sessions")
         ctx.counters["reaped"] = self.reaped_by_user[ctx.user_id] - ctx.counters.pop(
             "_reaped_base", 0
         )
@@ -319,7 +339,7 @@ class SessionHost:
         session = self._new_live(
             session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
         )
-        session.history = list(stored.messages)
+        session.history = stored.messages[-int(setting("HISTORY_LIMIT")) :]
         session.message_count = len(stored.messages)
         self._add_live(session)
         # Detached until someone attaches: reapable like any other orphan (a slash.exec
@@ -412,6 +432,13 @@ class SessionHost:
 
     async def detach(self, ctx: CallContext, session: LiveSession) -> bool:
         """Detach a connection; the last one out arms the reap. True if it was attached."""
+        if not self._unattach(ctx, session):
+            return False
+        await self._leave_group(session.group, ctx.channel_name)
+        return True
+
+    def _unattach(self, ctx: CallContext, session: LiveSession) -> bool:
+        """The bookkeeping of a detach, without an await. True if it was attached."""
         if ctx.channel_name not in session.attached:
             return False
         session.attached.discard(ctx.channel_name)
@@ -421,8 +448,15 @@ class SessionHost:
             session.detached_at = time.monotonic()
             self.reaper.schedule(session)
             self.store.update(session.id, status=session.status, attached=0)
-        await self.layer.group_discard(session.group, ctx.channel_name)
         return True
+
+    async def _leave_group(self, group: str, channel: str) -> None:
+        """Best effort: the layer drops a membership left behind after ``group_expiry``."""
+        try:
+            await self.layer.group_discard(group, channel)
+        except Exception as exc:
+            self.counters["layer_errors"] += 1
+            logger.warning("could not remove %s from group %s: %r", channel, group, exc)
 
     async def detach_id(self, ctx: CallContext, session_id: str) -> bool:
         """Detach by id (a connection on another worker went away)."""
@@ -454,6 +488,7 @@ class SessionHost:
         # The whole response must fit one frame a client accepts: the newest messages that
         # fit in half of it (the rest stay in the database; "omitted" counts them).
         messages, omitted = recent_messages(session.history, int(setting("MAX_FRAME_BYTES")) // 2)
+        omitted += session.message_count - len(session.history)  # not kept in memory
         return {
             "session_id": session.id,
             "title": session.title,
@@ -481,21 +516,43 @@ class SessionHost:
             return
         session.phase = Phase.CLOSING
         session.close_reason = reason
-        self.reaper.cancel(session)
-        turn = session.turn
-        if turn is not None and turn.task is not None:
-            turn.task.cancel()
-            await asyncio.gather(turn.task, return_exceptions=True)
-        for question in list(session.pending.values()):
-            question.future.cancel()
-        if session.slash is not None:
-            await session.slash.close()
-        if session.attached:
-            # Only attached connections (local or on other workers) are in the group; a
-            # detached session's replay buffer goes with it, so nobody could see the event.
-            await self.publish(session, "session.closed", {"reason": reason})
-        for channel in list(session.attached):
-            await self.layer.group_discard(session.group, channel)
+        # In a task of its own, shielded: a caller cancelled half way (a disconnect, a
+        # shutdown) must not leave the session CLOSING for good, its row never finalized.
+        await asyncio.shield(self._spawn(self._teardown(session, reason)))
+
+    async def _teardown(self, session: LiveSession, reason: str) -> None:
+        try:
+            self.reaper.cancel(session)
+            turn = session.turn
+            if turn is not None and turn.task is not None:
+                turn.task.cancel()
+                await asyncio.gather(turn.task, return_exceptions=True)
+            for question in list(session.pending.values()):
+                question.future.cancel()
+            if session.slash is not None:
+                await session.slash.close()
+            if session.attached:
+                # Only attached connections (local or on other workers) are in the group; a
+                # detached session's replay buffer goes with it, so nobody could see the event.
+                await self.publish(session, "session.closed", {"reason": reason})
+            for channel in list(session.attached):
+                await self._leave_group(session.group, channel)
+        except Exception:
+            logger.exception("tearing down session %s failed; finalizing it anyway", session.id)
+        finally:
+            try:
+                self._finalize(session, reason)
+                try:
+                    await self.registry.release(session.id, self.channel_name)
+                except Exception as exc:
+                    logger.warning("could not release %s in the registry: %r", session.id, exc)
+            finally:
+                # Whatever failed above: a resume waiting on this session starts afresh.
+                session.phase = Phase.CLOSED
+                session.closed.set()
+
+    def _finalize(self, session: LiveSession, reason: str) -> None:
+        for channel in session.attached:
             ctx = self.connections.get(channel)
             if ctx is not None:
                 ctx.attached.discard(session.id)
@@ -512,12 +569,6 @@ class SessionHost:
             messages=session.message_count,
             last_activity=timezone.now().isoformat(),
         )
-        try:
-            await self.registry.release(session.id, self.channel_name)
-        except Exception as exc:
-            logger.warning("could not release %s in the registry: %r", session.id, exc)
-        session.phase = Phase.CLOSED
-        session.closed.set()
         self.counters[reason] += 1
         if reason != "closed":
             self.reaped_by_user[session.user_id] += 1
@@ -532,10 +583,20 @@ class SessionHost:
         session = await self.get_or_cold_start(ctx, session_id)
         if session.turn is not None:
             raise SessionBusy()
-        await self.attach(ctx, session)
         coalesce_s = float(setting("DELTA_COALESCE_MS")) / 1000.0
         turn = TurnRunner(self, session, get_agent(), text, coalesce_s)
+        # Claimed before the first await (attach may wait on the layer): a prompt submitted
+        # meanwhile is busy, and there is never a second turn that teardown would not stop.
         session.turn = turn
+        try:
+            await self.attach(ctx, session)
+            if session.phase is not Phase.ACTIVE:
+                raise SessionNotFound()  # torn down while the layer answered
+        except BaseException:
+            if session.turn is turn:
+                session.turn = None
+                self.reaper.rearm(session)
+            raise
         self.store.update(session.id, status="running")
         turn.start()
         return turn.turn_id
@@ -580,14 +641,16 @@ class SessionHost:
         session.touch()
         if session.slash is None:
             session.slash = SlashClient(session.id)
-        context = {
+        context: dict[str, Any] = {
             "session_id": session.id,
             "title": session.title,
             "status": session.status,
-            "messages": session.history[-200:],
             "skin": session.skin,
             "version": _version(),
         }
+        if command_name(command) in TRANSCRIPT_COMMANDS:
+            # Encoded on the event loop: only for the commands that read it.
+            context["messages"] = session.history[-SLASH_TRANSCRIPT_MESSAGES:]
         pid_before = session.slash.pid
         try:
             result = await session.slash.execute(command, context)

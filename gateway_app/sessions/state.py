@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..conf import setting
 from ..protocol import utf8_length
 from .events import ReplayBuffer
 
@@ -55,8 +56,10 @@ class LiveSession:
     slash: SlashClient | None = None
     reap_timer: asyncio.TimerHandle | None = None
     skin: str = "default"
-    #: The transcript, ``[{"role", "content"}]``, oldest first.
+    #: The newest ``HISTORY_LIMIT`` messages of the transcript, ``[{"role", "content"}]``,
+    #: oldest first (the database keeps them all).
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: Messages in the whole transcript.
     message_count: int = 0
     #: Orders event publication against attach-time replay.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -83,6 +86,14 @@ class LiveSession:
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
+
+    def remember(self, role: str, content: str) -> None:
+        """Add a message to the transcript kept in memory, dropping the oldest beyond it."""
+        self.history.append({"role": role, "content": content})
+        self.message_count += 1
+        excess = len(self.history) - int(setting("HISTORY_LIMIT"))
+        if excess > 0:
+            del self.history[:excess]
 
 
 def group_name(session_id: str) -> str:

@@ -37,11 +37,13 @@ class TurnRunner(Turn):
         self.session = session
         self.agent = agent
         self.text = text
+        # A copy: the session's transcript grows during the turn. At most HISTORY_LIMIT.
         self.history = list(session.history)
         self.turn_id = uuid.uuid4().hex
         self.coalesce_s = coalesce_s
         self.interrupted = False
         self.start_seq = 0
+        self._completed = False
         self._parts: list[str] = []
         self._unsent: list[str] = []
         self._next_flush = 0.0
@@ -52,12 +54,18 @@ class TurnRunner(Turn):
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"turn-{self.session.id}"
+            self._run_to_end(), name=f"turn-{self.session.id}"
         )
 
     def interrupt(self) -> bool:
         """Stop the backend at its next await; ``message.complete`` still follows."""
-        if self._agent_task is None or self._agent_task.done():
+        if self._agent_task is None:
+            if self.task is not None and self.task.done():
+                return False
+            # The backend has not started yet (message.start is on its way): it never will.
+            self.interrupted = True
+            return True
+        if self._agent_task.done():
             return False
         self.interrupted = True
         self._agent_task.cancel()
@@ -67,13 +75,41 @@ class TurnRunner(Turn):
     def text_so_far(self) -> str:
         return "".join(self._parts)
 
+    async def _run_to_end(self) -> None:
+        """Run the turn; however it ends, the session is free for the next one afterwards."""
+        try:
+            await self._run()
+        except Exception as exc:
+            logger.exception("turn %s of session %s crashed", self.turn_id, self.session.id)
+            await self._crashed(exc)
+        finally:
+            self.host.turn_finished(self.session, self)
+
+    async def _crashed(self, exc: Exception) -> None:
+        """Tell the clients: an ``error`` event, then ``message.complete`` if it is still due."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        if self._agent_task is not None and not self._agent_task.done():
+            self._agent_task.cancel()
+        try:
+            await self.host.publish(
+                self.session, "error", {"message": f"internal error: {type(exc).__name__}"}
+            )
+            if not self._completed:
+                await self._publish_complete()
+        except Exception:
+            logger.exception("could not report the crash of turn %s", self.turn_id)
+
     async def _run(self) -> None:
         session = self.session
         started = await self.host.publish(session, "message.start", {"turn_id": self.turn_id})
         self.start_seq = started.seq
         self.host.store.add_message(session.id, "user", self.text, turn_id=self.turn_id)
-        session.history.append({"role": "user", "content": self.text})
-        session.message_count += 1
+        session.remember("user", self.text)
+        if self.interrupted:
+            # session.interrupt came before the backend started: it never runs.
+            await self._finish()
+            return
         self._agent_task = asyncio.get_running_loop().create_task(self.agent.run(self))
         try:
             await asyncio.wait({self._agent_task})
@@ -103,18 +139,21 @@ class TurnRunner(Turn):
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         await self._flush()
-        text = self.text_so_far
-        await self.host.publish(
-            session,
-            "message.complete",
-            {"turn_id": self.turn_id, "text": text, "interrupted": self.interrupted},
-        )
+        text = await self._publish_complete()
         self.host.store.add_message(
             session.id, "assistant", text, turn_id=self.turn_id, interrupted=self.interrupted
         )
-        session.history.append({"role": "assistant", "content": text})
-        session.message_count += 1
-        self.host.turn_finished(session, self)
+        session.remember("assistant", text)
+
+    async def _publish_complete(self) -> str:
+        text = self.text_so_far
+        await self.host.publish(
+            self.session,
+            "message.complete",
+            {"turn_id": self.turn_id, "text": text, "interrupted": self.interrupted},
+        )
+        self._completed = True
+        return text
 
     ### Turn interface for agent backends ###
 
@@ -175,8 +214,7 @@ class TurnRunner(Turn):
             turn_id=self.turn_id,
             data={"tool_id": tool_id, "name": name, "args": args},
         )
-        self.session.history.append({"role": "tool", "content": content})
-        self.session.message_count += 1
+        self.session.remember("tool", content)
 
     async def ask_approval(self, tool: str, description: str) -> ApprovalChoice:
         if tool in self.session.approved_tools:
