@@ -157,12 +157,15 @@ class Reaper:
             counts[reason] += 1
         return counts
 
-    async def enforce_cap(self) -> int:
-        """Evict least recently used idle detached sessions beyond ``MAX_LIVE_SESSIONS``."""
+    async def enforce_cap(self, keep: LiveSession | None = None) -> int:
+        """
+        Evict least recently used idle detached sessions beyond ``MAX_LIVE_SESSIONS``, never
+        ``keep`` (a session just cold-started for a caller that has yet to use it).
+        """
         limit = int(setting("MAX_LIVE_SESSIONS"))
         evicted = 0
         while len(self.host.sessions) > limit:
-            victim = self._least_recently_used()
+            victim = self._least_recently_used(keep)
             if victim is None:
                 logger.warning(
                     "%d live sessions exceed MAX_LIVE_SESSIONS=%d; none is evictable",
@@ -202,16 +205,24 @@ class Reaper:
             ]
             heapq.heapify(self._idle)
 
-    def _least_recently_used(self) -> LiveSession | None:
-        while self._idle:
-            last_activity, session_id = heapq.heappop(self._idle)
-            session = self.host.sessions.get(session_id)
-            if session is None or not is_reapable(session):
-                continue  # closed, or attached/busy since: noted again when idle again
-            if session.last_activity != last_activity:
-                heapq.heappush(self._idle, (session.last_activity, session_id))
-                continue  # touched while detached: it waits its turn again
-            return session
+    def _least_recently_used(self, keep: LiveSession | None = None) -> LiveSession | None:
+        kept: tuple[float, str] | None = None
+        try:
+            while self._idle:
+                last_activity, session_id = heapq.heappop(self._idle)
+                session = self.host.sessions.get(session_id)
+                if session is None or not is_reapable(session):
+                    continue  # closed, or attached/busy since: noted again when idle again
+                if session.last_activity != last_activity:
+                    heapq.heappush(self._idle, (session.last_activity, session_id))
+                    continue  # touched while detached: it waits its turn again
+                if session is keep:
+                    kept = (last_activity, session_id)
+                    continue
+                return session
+        finally:
+            if kept is not None:
+                heapq.heappush(self._idle, kept)
         # Backstop: a session that went idle without being noted is still found.
-        candidates = [s for s in self.host.sessions.values() if is_reapable(s)]
+        candidates = [s for s in self.host.sessions.values() if is_reapable(s) and s is not keep]
         return min(candidates, key=lambda s: s.last_activity, default=None)

@@ -301,3 +301,23 @@ async def test_session_cold_started_without_attach_is_reaped_after_the_grace(
     assert not host.sessions[sid].attached
     await wait_until(lambda: sid not in host.sessions)
     await wait_until(lambda: gone(pid))
+
+
+async def test_cold_starts_evict_beyond_the_live_session_cap(connect, alice, gateway_options):
+    """Tests that reviving stored sessions with slash.exec (a cold start that does not
+    attach) keeps MAX_LIVE_SESSIONS: the least recently used idle session is evicted, with
+    its slash worker, as for session.create."""
+    gateway_options(REAP_GRACE_S=0, MAX_LIVE_SESSIONS=2)
+    rpc = await connect(alice)
+    stored = []
+    for _ in range(3):
+        sid = (await rpc.call("session.create"))["session_id"]
+        await rpc.call("session.close", {"session_id": sid})
+        stored.append(sid)
+    host = current_host()
+    pids = []
+    for sid in stored:
+        await rpc.call("slash.exec", {"session_id": sid, "command": "/version"})
+        pids.append(host.sessions[sid].slash.pid)
+    assert set(host.sessions) == set(stored[1:])
+    assert gone(pids[0])

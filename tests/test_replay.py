@@ -1,9 +1,11 @@
 """Turns that survive reconnects: replay by seq, questions across connections, interrupts."""
 
+import asyncio
 import time
 
 import pytest
 
+from gateway_app.sessions import host as host_module
 from gateway_app.sessions.host import current_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,3 +187,56 @@ async def test_coalesced_deltas_still_concatenate_to_the_complete_text(connect, 
     deltas = rpc.deltas(complete["turn_id"])
     assert "".join(deltas) == complete["text"] == text
     assert len(deltas) < 200
+
+
+async def test_resume_from_a_seq_the_session_never_reached_reports_a_gap(connect, alice):
+    """Tests that a last_seq beyond the session's latest seq (events lost with a crashed host)
+    gives gap true: those events cannot be replayed."""
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    await rpc.turn(sid, "a b")
+    resumed = await rpc.call("session.resume", {"session_id": sid, "last_seq": 50})
+    assert resumed["gap"] is True and resumed["replayed"] == 0
+
+
+async def crash(host):
+    """Drop the worker's host as kill -9 would: no teardown, and no write reaches the
+    database from now on; the next connection starts a new host."""
+    for task in (
+        host._listener,
+        host._group_refresher,
+        host._settler,
+        host.reaper._sweeper,
+        host.store._task,
+    ):
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    for session in host.sessions.values():
+        host.reaper.cancel(session)
+        if session.turn is not None and session.turn.task is not None:
+            session.turn.task.cancel()
+            await asyncio.gather(session.turn.task, return_exceptions=True)
+    host_module._host = None
+
+
+async def test_seq_after_a_crash_mid_turn_continues_past_every_seq_issued(connect, alice):
+    """Tests that a session cold-started after its host crashed mid-turn (its last_seq saved
+    only at the end of the turn before) never issues again a seq a client may have seen,
+    and that resuming from such a seq reports a gap."""
+    first = await connect(alice)
+    sid = (await first.call("session.create"))["session_id"]
+    await first.turn(sid, "before")
+    await first.call("prompt.submit", {"session_id": sid, "text": "!tool ls"})
+    seen = (await first.event("approval.request"))["seq"]
+    await first.connection.close()
+    host = current_host()
+    await host.store.flush()
+    await crash(host)
+    second = await connect(alice)
+    resumed = await second.call("session.resume", {"session_id": sid, "last_seq": seen})
+    assert resumed["gap"] is True and resumed["last_seq"] >= seen
+    turn_id = (await second.call("prompt.submit", {"session_id": sid, "text": "after"}))["turn_id"]
+    complete = await second.event("message.complete", turn_id=turn_id)
+    seqs = [complete["seq"], *(e["seq"] for e in second.events if e.get("session_id") == sid)]
+    assert min(seqs) > seen

@@ -346,6 +346,22 @@ async def test_session_of_a_dead_worker_lists_as_detached_and_resumes_cold(conne
     assert resumed["messages"] == [{"role": "user", "content": "from before"}]
 
 
+async def test_closing_a_session_of_a_dead_worker_finalizes_its_row(connect, alice):
+    """Tests that session.close of a session a dead worker left open (live nowhere) marks
+    its row closed, as closing a live session does, and lists it closed."""
+    row = await GatewaySession.objects.acreate(
+        user=alice, status="live", attached=1, host_channel="specific.gone!x", last_seq=7
+    )
+    rpc = await connect(alice)
+    assert await rpc.call("session.close", {"session_id": row.pk}) == {"closed": True}
+    await current_host().store.flush()
+    await row.arefresh_from_db()
+    assert (row.status, row.close_reason, row.attached) == ("closed", "closed", 0)
+    assert row.closed_at is not None and row.last_seq > 7
+    (listed,) = (await rpc.call("session.list"))["sessions"]
+    assert listed["status"] == "closed"
+
+
 async def test_slash_exec_cut_short_by_session_close_answers_4001(connect, alice):
     """Tests that a slash command whose session is closed while it runs (here: while its
     worker is still starting) gets 4001 like any call on a closed session, not -32603."""
@@ -519,3 +535,26 @@ async def test_slash_history_shows_the_transcript(connect, alice):
     await rpc.turn(sid, "hello there")
     output = (await rpc.call("slash.exec", {"session_id": sid, "command": "/history"}))["output"]
     assert output.splitlines() == ["user: hello there", "assistant: hello there"]
+
+
+async def test_a_turn_cut_short_by_giving_the_session_up_stores_no_reply(connect, alice):
+    """Tests that when a host gives a session up to another host (its heartbeat lapsed), the
+    turn it was running ends without writing a reply into the transcript the new host owns."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.call("prompt.submit", {"session_id": sid, "text": "!sleep 30 long turn"})
+    await rpc.event("message.start")
+    host = current_host()
+    session = host.sessions[sid]
+    turn = session.turn
+    host._give_up(session)
+    await asyncio.wait_for(session.closed.wait(), 5)
+    assert turn.task.done()
+    await host.store.flush()
+    roles = [
+        role
+        async for role in Message.objects.filter(session_id=sid)
+        .order_by("id")
+        .values_list("role", flat=True)
+    ]
+    assert roles == ["user"]

@@ -32,10 +32,12 @@ from ..exceptions import (
     InternalError,
     InvalidParams,
     LayerUnavailable,
+    RateLimited,
     SessionBusy,
     SessionNotFound,
 )
-from ..models import new_session_id
+from ..limits import check_session_quota
+from ..models import SessionStatus, new_session_id
 from ..protocol import encode, event_message
 from ..reaper import REAP_MESSAGE, Reaper
 from ..singleflight import SingleFlight
@@ -44,8 +46,8 @@ from ..slash_commands import TRANSCRIPT_COMMANDS, command_name
 from .events import ReplayBuffer
 from .index import SessionIndex
 from .registry import LocalRegistry, build_registry
-from .routing import CALL_MESSAGE, REPLY_MESSAGE, SessionRouter
-from .state import LiveSession, Phase, recent_messages
+from .routing import CALL_MESSAGE, REPLY_MESSAGE, SessionMoved, SessionRouter
+from .state import LiveSession, Phase, group_name, recent_messages
 from .store import SessionStore
 from .turn import TurnRunner
 
@@ -58,6 +60,11 @@ TEARDOWN_MESSAGE = "session.teardown"
 TEARDOWN_REASONS = ("closed", "reaped")
 #: The newest transcript messages a slash command that reads the transcript is given.
 SLASH_TRANSCRIPT_MESSAGES = 200
+#: Seqs reserved at a time in the session's row: ``last_seq`` there stays between
+#: SEQ_RESERVE / 2 and SEQ_RESERVE above the seqs in use (rewritten, write-behind, when half
+#: is used: one write per SEQ_RESERVE / 2 events), so a session revived after its host
+#: crashed continues above every seq a client may have seen.
+SEQ_RESERVE = 1000
 
 
 class Published(NamedTuple):
@@ -101,6 +108,8 @@ class SessionHost:
         self._tasks: set[asyncio.Task] = set()
         #: Redis run id seen by the last heartbeat (None before the first; "" after a failure).
         self._registry_data_id: str | None = None
+        #: Sessions whose registry keys went while this host counted as dead, being checked.
+        self._rechecking: set[str] = set()
 
     ### Startup and shutdown ###
 
@@ -149,9 +158,11 @@ class SessionHost:
             await self.teardown(session, "closed")
         await self.reaper.stop()
         for task in (self._listener, self._heartbeat, self._group_refresher, self._settler):
-            if task is not None:
+            while task is not None and not task.done():
+                # Again until it ends: a cancel that lands in a Redis call (the listener's
+                # blocking pop, a heartbeat) can be swallowed inside the Redis client.
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await asyncio.wait({task}, timeout=0.1)
         self._listener = self._heartbeat = self._group_refresher = self._settler = None
         await self.store.stop()
         try:
@@ -218,25 +229,113 @@ class SessionHost:
                 logger.warning("heartbeat failed: %r", exc)
 
     async def _beat(self) -> None:
+        """
+        Refresh this host's liveness and its sessions' registry entries in one round trip.
+        A session another host holds now (this one stalled past HOST_DEAD_AFTER_S and it
+        was taken over) is given up; one whose entry went while this host counted as dead
+        is checked against the database before it is taken back.
+        """
+        hosted = {
+            s.id: s
+            for s in self.sessions.values()
+            if s.phase is Phase.ACTIVE and s.id not in self._rechecking
+        }
         try:
-            data_id = await self.registry.heartbeat(
-                self.channel_name, float(setting("HOST_DEAD_AFTER_S"))
+            beat = await self.registry.heartbeat(
+                self.channel_name,
+                float(setting("HOST_DEAD_AFTER_S")),
+                {session_id: session.user_id for session_id, session in hosted.items()},
             )
         except Exception:
             # Whatever Redis kept through the outage is suspect: re-register once it is back.
             self._registry_data_id = ""
             raise
-        if data_id != self._registry_data_id:
-            # First beat, or Redis restarted (without persistence its data is gone): publish
-            # where our sessions live again, and the group memberships events travel by.
-            for session in list(self.sessions.values()):
-                await self.registry.register(session.id, session.user_id, self.channel_name)
+        for session_id in beat.lost:
+            self._give_up(hosted[session_id])
+        for session_id in beat.restored:
+            if self.sessions.get(session_id) is not hosted[session_id]:
+                # Torn down while the beat was on its way: its release came first.
+                await self.registry.release(session_id, self.channel_name)
+        if beat.unsure:
+            # In the background: the heartbeat must not wait on the database.
+            self._rechecking.update(beat.unsure)
+            self._spawn(self._recheck({sid: hosted[sid] for sid in beat.unsure}))
+        if beat.data_id != self._registry_data_id:
+            # First beat, or Redis restarted (without persistence its data is gone): join
+            # again the group memberships events travel by.
             await self.refresh_groups()
-            if self._registry_data_id is not None and self.sessions:
-                logger.warning(
-                    "re-registered %d sessions after a registry loss", len(self.sessions)
-                )
-            self._registry_data_id = data_id
+            self._registry_data_id = beat.data_id
+
+    async def _recheck(self, sessions: dict[str, LiveSession]) -> None:
+        """
+        Take back the registry entries of sessions that went while this host counted as
+        dead (a stall, or Redis lost its data) unless another host took one over meanwhile:
+        its row then names that host, or is closed (taken over and closed since, which left
+        no entry to tell). Those are given up.
+        """
+        try:
+            ours = await self.store.hosted_by(list(sessions), self.channel_name)
+            kept = 0
+            for session_id, session in sessions.items():
+                if self.sessions.get(session_id) is not session:
+                    continue
+                if session_id in ours and await self.registry.claim(
+                    session_id, "", self.channel_name, session.user_id
+                ):
+                    kept += 1
+                else:
+                    self._give_up(session)
+            logger.warning(
+                "re-registered %d of %d sessions whose registry entries lapsed while this"
+                " host counted as dead",
+                kept,
+                len(sessions),
+            )
+        except Exception as exc:
+            # Set again by the next beat, as entries that expired while this host lived.
+            logger.warning("could not re-check sessions whose entries lapsed: %r", exc)
+        finally:
+            self._rechecking.difference_update(sessions)
+
+    def _give_up(self, session: LiveSession) -> None:
+        """
+        Drop this host's copy of a session another host took over, at once; its turn,
+        questions and slash worker end in the background (the heartbeat must not wait on a
+        slash worker's exit). Nothing goes to the group, the row or the registry entry: they
+        are the new host's. Connections attached through this host stay in the group (they
+        see the new host's events; their next call, or their close, goes there).
+        """
+        if session.phase is not Phase.ACTIVE:
+            return
+        # Closed first: nothing this copy still does (the cancelled turn) publishes.
+        session.phase = Phase.CLOSED
+        session.close_reason = "moved"
+        self.reaper.cancel(session)
+        self._drop_live(session)
+        for channel in list(session.attached):
+            ctx = self.connections.get(channel)
+            if ctx is not None and ctx.transport == "remote":
+                ctx.attached.discard(session.id)
+                self.router.forget_proxy(ctx)
+        session.attached.clear()
+        self.counters["given_up"] += 1
+        logger.warning(
+            "session %s is hosted elsewhere now (this host stalled past HOST_DEAD_AFTER_S);"
+            " dropped this host's copy",
+            session.id,
+        )
+        self._spawn(self._end_given_up(session))
+
+    async def _end_given_up(self, session: LiveSession) -> None:
+        turn = session.turn
+        if turn is not None and turn.task is not None:
+            turn.task.cancel()
+            await asyncio.gather(turn.task, return_exceptions=True)
+        for question in list(session.pending.values()):
+            question.future.cancel()
+        if session.slash is not None:
+            await session.slash.close()
+        session.closed.set()
 
     async def _refresh_groups_forever(self) -> None:
         while True:
@@ -316,49 +415,91 @@ class SessionHost:
             await session.closed.wait()
             session = None
         if session is None:
-            return await self._cold_start(ctx.user_id, session_id)
+            return await self._cold_start(ctx, session_id)
         if session.user_id != ctx.user_id:
             raise SessionNotFound()
         return session
 
-    async def _cold_start(self, user_id: int, session_id: str) -> LiveSession:
+    async def _cold_start(self, ctx: CallContext, session_id: str) -> LiveSession:
         if not _SESSION_ID.match(session_id):
             raise SessionNotFound()
         # Concurrent resumes of one session share one cold start: never two live copies.
         session = await self._starting.run(
-            session_id, lambda: self._start_from_store(user_id, session_id)
+            session_id, lambda: self._start_from_store(ctx, session_id)
         )
-        if session.user_id != user_id:
+        if session.user_id != ctx.user_id:
             raise SessionNotFound()
         return session
 
-    async def _start_from_store(self, user_id: int, session_id: str) -> LiveSession:
+    async def _start_from_store(self, ctx: CallContext, session_id: str) -> LiveSession:
+        """
+        Revive a stored session here, within the caller's session quota and the live cap
+        (as ``session.create``), once this host holds the registry's claim on it.
+        """
+        user_id = ctx.user_id
         stored = await self.store.load(session_id, user_id)
         if stored is None:
             raise SessionNotFound()
+        await self._claim(session_id, user_id)
+        try:
+            # No await from this check to _add_live: concurrent cold starts cannot overrun it.
+            check_session_quota(ctx, self.live_by_user[user_id])
+        except RateLimited:
+            await self.registry.release(session_id, self.channel_name)
+            raise
         session = self._new_live(
             session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
         )
         session.history = stored.messages[-int(setting("HISTORY_LIMIT")) :]
         session.message_count = len(stored.messages)
         self._add_live(session)
-        # Detached until someone attaches: reapable like any other orphan (a slash.exec
-        # on a reaped session must not leave a worker behind until the TTL).
-        session.detached_at = time.monotonic()
-        self.reaper.schedule(session)
-        await self.registry.register(session_id, user_id, self.channel_name)
-        self.store.update(
-            session_id,
-            status="detached",
-            close_reason="",
-            closed_at=None,
-            host_worker=self.worker_name,
-            host_channel=self.channel_name,
-        )
-        self.index.upsert(user_id, session_id, status="detached", host_channel=self.channel_name)
-        self.counters["cold_starts"] += 1
-        logger.info("cold-started session %s from its transcript", session_id)
+        try:
+            self.store.update(
+                session_id,
+                status="detached",
+                close_reason="",
+                closed_at=None,
+                host_worker=self.worker_name,
+                host_channel=self.channel_name,
+            )
+            self._reserve_seq(session)
+            # The new seq bound is stored before any event can use it: if this host crashed
+            # first, the next cold start would issue these seqs again.
+            await self.store.flush()
+            self.index.upsert(
+                user_id, session_id, status="detached", host_channel=self.channel_name
+            )
+            self.counters["cold_starts"] += 1
+            logger.info("cold-started session %s from its transcript", session_id)
+            await self.reaper.enforce_cap(keep=session)
+        finally:
+            if not session.attached:
+                # Detached until someone attaches: reapable like any other orphan (a
+                # slash.exec on a reaped session must not leave a worker behind until the
+                # TTL). Armed last: a short grace cannot run out before the caller has it.
+                session.detached_at = time.monotonic()
+                self.reaper.schedule(session)
         return session
+
+    async def _claim(self, session_id: str, user_id: int) -> None:
+        """
+        Make this host the session's one host in the registry, atomically: it is free, ours,
+        or its host is dead. Raises ``SessionMoved`` when a live host holds it (routing then
+        sends the call there).
+        """
+        if not self.registry.shared:
+            return
+        entry = await self.registry.lookup(session_id)
+        dead = ""
+        if entry is not None and entry.host != self.channel_name:
+            if await self.registry.alive(entry.host):
+                raise SessionMoved()
+            dead = entry.host
+        if not await self.registry.claim(session_id, dead, self.channel_name, user_id):
+            raise SessionMoved()
+        if dead:
+            logger.warning("host %s of session %s is dead; taking it over", dead, session_id)
+            self.counters["takeovers"] += 1
 
     def _new_live(
         self, session_id: str, user_id: int, title: str, created_at: str, last_seq: int = 0
@@ -373,7 +514,13 @@ class SessionHost:
             created_at=created_at,
             buffer=buffer,
             seq=last_seq,
+            seq_bound=last_seq,
         )
+
+    def _reserve_seq(self, session: LiveSession) -> None:
+        """Store a new bound on the session's seqs, SEQ_RESERVE ahead (write-behind)."""
+        session.seq_bound = session.seq + SEQ_RESERVE
+        self.store.update(session.id, last_seq=session.seq_bound)
 
     ### Lifecycle ###
 
@@ -392,6 +539,7 @@ class SessionHost:
         session = self._new_live(new_session_id(), ctx.user_id, title, now.isoformat())
         self._add_live(session)
         self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name, now)
+        self._reserve_seq(session)  # merged into the queued INSERT
         self.index.upsert(
             ctx.user_id,
             session.id,
@@ -462,6 +610,10 @@ class SessionHost:
         """Detach by id (a connection on another worker went away)."""
         session = self.sessions.get(session_id)
         detached = session is not None and await self.detach(ctx, session)
+        if not detached:
+            # Attached through an earlier host of the session (it died, or gave the session
+            # up): that membership is all that is left of it.
+            await self.layer.group_discard(group_name(session_id), ctx.channel_name)
         self.router.forget_proxy(ctx)
         return detached
 
@@ -496,18 +648,55 @@ class SessionHost:
             "messages": messages,
             "omitted": omitted,
             "replayed": len(frames),
-            "gap": gap and last_seq is not None,
+            # Also when the client saw more than this host issued (a crashed host's events).
+            "gap": last_seq is not None and (gap or last_seq > session.seq),
             "last_seq": session.seq,
         }
 
     async def close(self, ctx: CallContext, session_id: str) -> None:
         session = self.sessions.get(session_id) if isinstance(session_id, str) else None
         if session is None or session.user_id != ctx.user_id:
-            # Closing a stored (reaped) session of one's own is a no-op, not an error.
-            if _SESSION_ID.match(session_id) and await self.store.load(session_id, ctx.user_id):
-                return
-            raise SessionNotFound()
+            stored = None
+            if _SESSION_ID.match(session_id):
+                stored = await self.store.load(session_id, ctx.user_id)
+            if stored is None:
+                raise SessionNotFound()
+            if session is None and stored.status != SessionStatus.CLOSED:
+                # Open in the database but live nowhere: its host died.
+                await self._close_stored(session_id, stored.user_id, stored.last_seq)
+            # Closing a finished (reaped, closed) session of one's own is a no-op.
+            return
         await self.teardown(session, "closed")
+
+    async def _close_stored(self, session_id: str, user_id: int, seq_bound: int) -> None:
+        """
+        Close a session whose host died, as teardown would have: ``session.closed`` for
+        connections still in its group (attached through that host from other workers),
+        the row finalized and the registry entry dropped.
+        """
+        await self._claim(session_id, user_id)  # a live host of it would close it itself
+        seq = seq_bound + 1  # above any seq the dead host may have issued
+        frame = encode(event_message("session.closed", {"reason": "closed"}, session_id, seq))
+        try:
+            await self.layer.group_send(
+                group_name(session_id), {"type": EVENT_MESSAGE, "frame": frame}
+            )
+        except Exception as exc:
+            logger.warning("could not publish session.closed of %s: %r", session_id, exc)
+        self.store.finalize(session_id, "closed", seq)
+        self.index.upsert(
+            user_id,
+            session_id,
+            status="closed",
+            attached=False,
+            last_activity=timezone.now().isoformat(),
+        )
+        try:
+            await self.registry.release(session_id, self.channel_name)
+        except Exception as exc:
+            logger.warning("could not release %s in the registry: %r", session_id, exc)
+        self.counters["closed"] += 1
+        logger.info("session %s closed after its host died (user %s)", session_id, user_id)
 
     async def teardown(self, session: LiveSession, reason: str) -> None:
         """The one finalize path: turn, questions, slash worker, status, ``session.closed``."""
@@ -606,12 +795,8 @@ class SessionHost:
             session.turn = None
         session.touch()
         if session.phase is Phase.ACTIVE:
-            self.store.update(
-                session.id,
-                status=session.status,
-                last_seq=session.seq,
-                attached=len(session.attached),
-            )
+            # No last_seq: the row keeps the bound _publish reserved ahead of the seqs.
+            self.store.update(session.id, status=session.status, attached=len(session.attached))
             self.reaper.rearm(session)
 
     def question_settled(self, session: LiveSession) -> None:
@@ -688,7 +873,14 @@ class SessionHost:
     async def _publish(
         self, session: LiveSession, event_type: str, payload: dict[str, Any]
     ) -> Published:
+        if session.phase is Phase.CLOSED:
+            # Given up to another host (or done): its seqs and group are not ours to use.
+            return Published(session.seq, "")
         session.seq += 1
+        if session.seq > session.seq_bound - SEQ_RESERVE // 2:
+            # Renewed while half the reservation is left: the write lands long before the
+            # events reach the bound it replaces.
+            self._reserve_seq(session)
         frame = encode(event_message(event_type, payload, session.id, session.seq))
         session.buffer.append(session.seq, frame)
         try:

@@ -5,8 +5,10 @@ host's channel and the reply relayed, so a client can use any session from any w
 Calls and replies are channel-layer messages (``host.call`` / ``host.reply``) between host
 channels. The host runs a forwarded call with a proxy context for the remote connection (its
 channel name and user), so attach adds *that* channel to the session group and events flow
-straight to the client's consumer. A dead host (heartbeat expired) is taken over: the session
-is claimed atomically and cold-started here from its stored transcript.
+straight to the client's consumer; the proxy lives while it is attached to something. A
+session that no live host holds (reaped, or its host died) is cold-started by the worker that
+gets the call, once the host has claimed it atomically; a worker that loses that race gets
+``SessionMoved`` and sends the call to the winner instead.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
 from ..context import CallContext, Caller
 from ..exceptions import InternalError, RpcError, SessionNotFound
+from .state import group_name
 
 if TYPE_CHECKING:
     from .host import SessionHost
@@ -31,8 +35,11 @@ REPLY_MESSAGE = "host.reply"
 
 #: Operations a host runs for a connection; each is a SessionHost coroutine ``(ctx, sid, ...)``.
 OPERATIONS = frozenset({"resume", "submit", "slash", "close", "interrupt", "respond", "detach_id"})
-#: Operations after which the calling connection is attached to the session.
-ATTACHING = frozenset({"resume", "submit", "slash"})
+#: Operations after which the calling connection is attached to the session (``slash``
+#: cold-starts a session but attaches nobody, as on the host itself).
+ATTACHING = frozenset({"resume", "submit"})
+#: How often a call follows a session that moved before giving up (-32603, retry).
+MAX_MOVES = 3
 
 
 class RemoteError(RpcError):
@@ -47,6 +54,12 @@ class HostUnavailable(InternalError):
     default_message = "The session's host worker did not answer; retry shortly"
 
 
+class SessionMoved(InternalError):
+    """Another host claimed the session first: the call belongs there (routing retries)."""
+
+    default_message = "The session moved to another worker; retry"
+
+
 class SessionRouter:
     """Runs session operations locally or on the session's host worker."""
 
@@ -56,32 +69,35 @@ class SessionRouter:
         self._pending: dict[str, asyncio.Future] = {}
         #: Proxy contexts for connections on other workers, by their channel name.
         self.remote_connections: dict[str, CallContext] = {}
+        #: Forwarded calls running per proxy: a proxy is forgotten only once none is.
+        self._running: Counter[str] = Counter()
+        #: Sessions a remote connection left while calls of its were still running here (a
+        #: slow resume may attach it after the detach): detached again once those end.
+        self._left: dict[str, set[str]] = {}
 
     async def call(self, ctx: CallContext, op: str, session_id: str, **args: Any) -> Any:
         """Run ``op`` for the caller wherever the session lives."""
         host = self.host
-        local = host.sessions.get(session_id)
-        if local is None and self.registry.shared:
-            entry = await self.registry.lookup(session_id)
-            if entry is not None and entry.host != host.channel_name:
-                if entry.user_id != ctx.user_id:
-                    raise SessionNotFound()
-                if await self.registry.alive(entry.host):
-                    try:
-                        return await self._forward(entry.host, ctx, op, session_id, args)
-                    except HostUnavailable:
-                        if await self.registry.alive(entry.host):
-                            raise
-                if not await self.registry.claim(
-                    session_id, entry.host, host.channel_name, ctx.user_id
-                ):
-                    # Another worker took it over first: ask it instead.
-                    return await self.call(ctx, op, session_id, **args)
-                logger.warning(
-                    "host %s of session %s is dead; taking it over", entry.host, session_id
-                )
-                host.counters["takeovers"] += 1
-        return await getattr(host, op)(ctx, session_id, **args)
+        for _ in range(MAX_MOVES):
+            if host.sessions.get(session_id) is None and self.registry.shared:
+                entry = await self.registry.lookup(session_id)
+                if entry is not None and entry.host != host.channel_name:
+                    if entry.user_id != ctx.user_id:
+                        raise SessionNotFound()
+                    if await self.registry.alive(entry.host):
+                        try:
+                            return await self._forward(entry.host, ctx, op, session_id, args)
+                        except HostUnavailable:
+                            if await self.registry.alive(entry.host):
+                                raise
+                        except SessionMoved:
+                            continue
+                    # Its host is dead: a cold start here claims it (see SessionHost).
+            try:
+                return await getattr(host, op)(ctx, session_id, **args)
+            except SessionMoved:
+                continue  # another worker claimed it first: ask that one
+        raise HostUnavailable("The session kept moving between workers; retry shortly")
 
     async def snapshots(self) -> list[dict[str, Any]]:
         """The live state of every other worker's host (for the admin's live page)."""
@@ -109,8 +125,16 @@ class SessionRouter:
         """Tell the host of a session attached from this worker that the connection left."""
         try:
             entry = await self.registry.lookup(session_id)
-            if entry is not None and entry.host != self.host.channel_name:
+            if (
+                entry is not None
+                and entry.host != self.host.channel_name
+                and await self.registry.alive(entry.host)
+            ):
                 await self._forward(entry.host, ctx, "detach_id", session_id, {})
+            else:
+                # No live host to tell (it died, or closed the session since): the group
+                # membership, kept in the layer, is all that is left.
+                await self.host.layer.group_discard(group_name(session_id), ctx.channel_name)
         except Exception as exc:
             # The host's sweep still detaches connections of workers that went away.
             logger.warning("could not detach %s from its host: %r", session_id, exc)
@@ -138,8 +162,20 @@ class SessionRouter:
                 "worker": self.host.channel_name,
             },
         }
+        # Counted as attached before the host runs it: if the reply comes too late (or never,
+        # the caller went away), the host may still attach this connection, and only a
+        # session in ``ctx.attached`` is detached when the connection closes (a detach of a
+        # session that was never attached does nothing).
+        newly = op in ATTACHING and session_id not in ctx.attached
+        if newly:
+            ctx.attached.add(session_id)
         try:
-            await self.host.layer.send(target, message)
+            try:
+                await self.host.layer.send(target, message)
+            except BaseException:
+                if newly:
+                    ctx.attached.discard(session_id)  # the host never got it
+                raise
             async with asyncio.timeout(float(setting("FORWARD_TIMEOUT_S"))):
                 reply = await future
         except TimeoutError:
@@ -147,12 +183,14 @@ class SessionRouter:
         finally:
             self._pending.pop(call_id, None)
         self.host.counters["forwarded"] += 1
-        if "error" in reply:
+        if "error" in reply or reply.get("moved"):
+            if newly:
+                ctx.attached.discard(session_id)
+            if reply.get("moved"):
+                raise SessionMoved()
             error = reply["error"]
             raise RemoteError(error["code"], error["message"], error.get("data"))
-        if op in ATTACHING:
-            ctx.attached.add(session_id)
-        elif op in ("close", "detach_id"):
+        if op in ("close", "detach_id"):
             ctx.attached.discard(session_id)
         return reply["result"]
 
@@ -176,14 +214,37 @@ class SessionRouter:
             if op not in OPERATIONS:
                 raise InternalError(f"unknown host operation {op!r}")
             ctx = self._proxy(message["conn"])
-            result = await getattr(self.host, op)(ctx, message["session_id"], **message["args"])
-            reply["result"] = result
+            self._running[ctx.channel_name] += 1
+            try:
+                reply["result"] = await getattr(self.host, op)(
+                    ctx, message["session_id"], **message["args"]
+                )
+            finally:
+                await self._call_ended(ctx, op, message["session_id"])
+        except SessionMoved:
+            reply["moved"] = True
         except RpcError as exc:
             reply["error"] = exc.as_error()
         except Exception:
             logger.exception("forwarded %s crashed", op)
             reply["error"] = InternalError(f"Internal error in forwarded {op}").as_error()
         await self.host.layer.send(message["reply_to"], reply)
+
+    async def _call_ended(self, ctx: CallContext, op: str, session_id: str) -> None:
+        channel = ctx.channel_name
+        self._running[channel] -= 1
+        if op == "detach_id" and self._running[channel]:
+            self._left.setdefault(channel, set()).add(session_id)
+        if not self._running[channel]:
+            del self._running[channel]
+            for left_id in self._left.pop(channel, ()):
+                try:
+                    await self.host.detach_id(ctx, left_id)
+                except Exception as exc:
+                    logger.warning("could not detach %s from %s: %r", channel, left_id, exc)
+        # Nothing attached (an interrupt, a slash command, a failed resume): a proxy kept
+        # for it would stay until the host stops.
+        self.forget_proxy(ctx)
 
     def _proxy(self, conn: dict[str, Any]) -> CallContext:
         ctx = self.remote_connections.get(conn["channel"])
@@ -199,9 +260,16 @@ class SessionRouter:
         return ctx
 
     def forget_proxy(self, ctx: CallContext) -> None:
-        if ctx.transport == "remote" and not ctx.attached:
-            self.remote_connections.pop(ctx.channel_name, None)
-            self.host.connections.pop(ctx.channel_name, None)
+        """Drop a remote connection's proxy once it is attached to nothing and not in use."""
+        channel = ctx.channel_name
+        if (
+            ctx.transport == "remote"
+            and not ctx.attached
+            and not self._running[channel]
+            and self.remote_connections.get(channel) is ctx
+        ):
+            del self.remote_connections[channel]
+            self.host.connections.pop(channel, None)
 
     async def sweep_remote(self) -> int:
         """Detach connections whose worker died without saying goodbye."""

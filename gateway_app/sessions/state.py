@@ -44,6 +44,8 @@ class LiveSession:
     created_at: str
     buffer: ReplayBuffer
     seq: int = 0
+    #: The bound on seqs stored in the row (``last_seq``): kept ahead of ``seq``.
+    seq_bound: int = 0
     epoch: int = 0
     phase: Phase = Phase.ACTIVE
     #: Channel names of the connections attached now.

@@ -256,6 +256,11 @@ class SessionStore:
         await self.flush()
         return await database_sync_to_async(_list_for_user)(user_id)
 
+    async def hosted_by(self, session_ids: list[str], channel: str) -> set[str]:
+        """Those of the sessions whose rows are open and still name ``channel`` their host."""
+        await self.flush()
+        return await database_sync_to_async(_hosted_by)(session_ids, channel)
+
     async def claimed_hosts(self) -> list[str]:
         """Host channels that unfinished rows say are live, attached or running them."""
         await self.flush()
@@ -442,6 +447,15 @@ def _load(session_id: str, user_id: int) -> StoredSession | None:
         status=row.status,
         messages=messages,
     )
+
+
+def _hosted_by(session_ids: list[str], channel: str) -> set[str]:
+    rows = (
+        GatewaySession.objects.filter(pk__in=session_ids, host_channel=channel)
+        .exclude(status=SessionStatus.CLOSED)
+        .values_list("id", flat=True)
+    )
+    return set(rows)
 
 
 def _claimed_hosts() -> list[str]:

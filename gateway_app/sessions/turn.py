@@ -140,9 +140,10 @@ class TurnRunner(Turn):
             self._flush_timer.cancel()
         await self._flush()
         text = await self._publish_complete()
-        self.host.store.add_message(
-            session.id, "assistant", text, turn_id=self.turn_id, interrupted=self.interrupted
-        )
+        if session.close_reason != "moved":  # given up: the transcript is the new host's
+            self.host.store.add_message(
+                session.id, "assistant", text, turn_id=self.turn_id, interrupted=self.interrupted
+            )
         session.remember("assistant", text)
 
     async def _publish_complete(self) -> str:

@@ -258,6 +258,26 @@ async def test_detached_sessions_count_until_reaped(connect, alice, limits):
     assert (await second.error("session.create"))["code"] == 4029
 
 
+@pytest.mark.parametrize("method", ["session.resume", "slash.exec"])
+async def test_cold_starts_beyond_the_per_user_cap_are_refused(connect, alice, limits, method):
+    """Tests that reviving stored sessions (session.resume, or slash.exec, which cold-starts
+    without attaching) is refused with session.create's 4029 once the caller has
+    MAX_SESSIONS_PER_USER live sessions."""
+    limits(MAX_SESSIONS_PER_USER=2)
+    rpc = await connect(alice)
+    stored = []
+    for _ in range(3):
+        sid = (await rpc.call("session.create"))["session_id"]
+        await rpc.call("session.close", {"session_id": sid})
+        stored.append(sid)
+    extra = {"command": "/version"} if method == "slash.exec" else {}
+    for sid in stored[:2]:
+        await rpc.call(method, {"session_id": sid, **extra})
+    error = await rpc.error(method, {"session_id": stored[2], **extra})
+    assert error["code"] == 4029
+    assert error["data"] == {"limit": "sessions_per_user", "max": 2, "live": 2}
+
+
 ### Connections per user ###
 
 
