@@ -25,7 +25,7 @@ from .dispatch import dispatch_frame
 from .limits import InputGuard
 from .protocol import Frame, Rejected, encode, ready_message
 from .sessions import get_host
-from .sessions.host import EVENT_MESSAGE
+from .sessions.state import EVENT_MESSAGE
 
 logger = logging.getLogger(__name__)
 

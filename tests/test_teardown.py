@@ -9,9 +9,9 @@ from gateway_app.context import CallContext, Caller
 from gateway_app.models import GatewaySession
 from gateway_app.reaper import REAP_MESSAGE
 from gateway_app.sessions import get_host
-from gateway_app.sessions.host import TEARDOWN_MESSAGE, current_host
+from gateway_app.sessions.host import current_host
 from gateway_app.sessions.routing import REPLY_MESSAGE
-from gateway_app.sessions.state import Phase
+from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
 from gateway_app.slash_client import SlashClient
 
 pytestmark = pytest.mark.django_db(transaction=True)

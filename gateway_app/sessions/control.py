@@ -12,8 +12,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..models import CloseReason, GatewaySession, SessionStatus
-from .host import TEARDOWN_MESSAGE, TEARDOWN_REASONS, current_host
+from .host import current_host
 from .registry import HOST_KEY
+from .state import TEARDOWN_MESSAGE, TEARDOWN_REASONS
 
 
 def request_teardown(session: GatewaySession, reason: str) -> bool:

@@ -5,7 +5,8 @@ Every mutation of live-session state happens here, on the worker's event loop: c
 attach/detach (with epochs), turns, answers to questions, slash commands and the single
 teardown shared by close, reap, TTL and eviction. Events are published to the session's
 channel-layer group, so handlers never write to a socket and any attached connection (on
-any worker) receives them in ``seq`` order.
+any worker) receives them in ``seq`` order. Its background work (host channel, heartbeat,
+group refresh) is in ``background.py``, reviving stored sessions in ``coldstart.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 import contextvars
 import logging
 import os
-import re
 import socket
 import time
 from collections import Counter
@@ -32,32 +32,27 @@ from ..exceptions import (
     InternalError,
     InvalidParams,
     LayerUnavailable,
-    RateLimited,
     SessionBusy,
     SessionNotFound,
 )
-from ..limits import check_session_quota
 from ..models import SessionStatus, new_session_id
 from ..protocol import encode, event_message
-from ..reaper import REAP_MESSAGE, Reaper
+from ..reaper import Reaper
 from ..singleflight import SingleFlight
 from ..slash_client import SlashClient, SlashError
 from ..slash_commands import TRANSCRIPT_COMMANDS, command_name
+from .background import HostBackground
+from .coldstart import ColdStarts
 from .events import ReplayBuffer
 from .index import SessionIndex
 from .registry import LocalRegistry, build_registry
-from .routing import CALL_MESSAGE, REPLY_MESSAGE, SessionMoved, SessionRouter
-from .state import LiveSession, Phase, group_name, recent_messages
+from .routing import SessionRouter
+from .state import EVENT_MESSAGE, SESSION_ID, LiveSession, Phase, group_name, recent_messages
 from .store import SessionStore
 from .turn import TurnRunner
 
 logger = logging.getLogger(__name__)
 
-_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-EVENT_MESSAGE = "session.event"
-#: Operator-requested teardown (admin actions), sent to the session's host channel.
-TEARDOWN_MESSAGE = "session.teardown"
-TEARDOWN_REASONS = ("closed", "reaped")
 #: The newest transcript messages a slash command that reads the transcript is given.
 SLASH_TRANSCRIPT_MESSAGES = 200
 #: Seqs reserved at a time in the session's row: ``last_seq`` there stays between
@@ -72,7 +67,7 @@ class Published(NamedTuple):
     frame: str
 
 
-class SessionHost:
+class SessionHost(HostBackground, ColdStarts):
     """Live sessions of one worker, their events, timers and subprocesses."""
 
     def __init__(
@@ -131,27 +126,6 @@ class SessionHost:
         self._settler = loop.create_task(self._settle_orphans(), context=contextvars.Context())
         logger.info("session host %s listening on %s", self.worker_name, self.channel_name)
 
-    async def _settle_orphans(self) -> None:
-        """
-        Rows that a stopped worker left saying live, running or attached (it was killed, or
-        its server stopped without finalizing them) are marked detached: that is what they
-        are, resumable from their transcripts. ``session.list`` already shows them so; the
-        admin reads the rows. Never fails the start: the rows are only a display.
-        """
-        try:
-            claimed = await self.store.claimed_hosts()
-            stopped = [channel for channel in claimed if not await self.host_alive(channel)]
-        except Exception as exc:
-            logger.warning("could not check for sessions left by stopped workers: %r", exc)
-            return
-        if stopped:
-            self.store.detach_hosted_by(stopped)
-            logger.info(
-                "marking the sessions of %d stopped host(s) detached: %s",
-                len(stopped),
-                ", ".join(stopped),
-            )
-
     async def stop(self) -> None:
         """Tear down every live session (slash workers included) and stop background tasks."""
         for session in list(self.sessions.values()):
@@ -170,202 +144,6 @@ class SessionHost:
         except Exception:
             logger.debug("could not leave %s", tokens.REVOCATIONS_GROUP, exc_info=True)
         await self.registry.close()
-
-    async def _listen(self) -> None:
-        """Serve the host channel: reaps, teardowns, forwarded calls and their replies."""
-        backoff = 0.1
-        while True:
-            try:
-                message = await self.layer.receive(self.channel_name)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # The layer is down (Redis restarting): keep trying, recover by ourselves.
-                self.counters["layer_errors"] += 1
-                logger.warning("host channel receive failed (%r); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-                continue
-            backoff = 0.1
-            kind = message.get("type")
-            try:
-                # Reaps, teardowns and calls run concurrently: a teardown may wait seconds on
-                # a slash worker, and replies, calls and revocations must not queue behind it.
-                # A reap is still judged atomically, when its task runs (Reaper.handle).
-                if kind == REAP_MESSAGE:
-                    self._spawn(self.reaper.handle(message))
-                elif kind == CALL_MESSAGE:
-                    self._spawn(self.router.handle_call(message))
-                elif kind == REPLY_MESSAGE:
-                    self.router.handle_reply(message)
-                elif kind == TEARDOWN_MESSAGE:
-                    self._spawn(self._handle_teardown(message))
-                elif kind == tokens.REVOKED_MESSAGE:
-                    await tokens.revoked_elsewhere(int(message["token_id"]))
-                else:
-                    logger.warning("host channel got unknown message %r", kind)
-            except Exception:
-                logger.exception("host failed handling %r", kind)
-
-    def _spawn(self, coro: Any) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._spawned_done)
-        return task
-
-    def _spawned_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("host task %s failed", task.get_name(), exc_info=task.exception())
-
-    async def _heartbeat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(float(setting("HEARTBEAT_S")))
-            try:
-                await self._beat()
-                await self.router.sweep_remote()
-            except Exception as exc:
-                self.counters["heartbeat_failures"] += 1
-                logger.warning("heartbeat failed: %r", exc)
-
-    async def _beat(self) -> None:
-        """
-        Refresh this host's liveness and its sessions' registry entries in one round trip.
-        A session another host holds now (this one stalled past HOST_DEAD_AFTER_S and it
-        was taken over) is given up; one whose entry went while this host counted as dead
-        is checked against the database before it is taken back.
-        """
-        hosted = {
-            s.id: s
-            for s in self.sessions.values()
-            if s.phase is Phase.ACTIVE and s.id not in self._rechecking
-        }
-        try:
-            beat = await self.registry.heartbeat(
-                self.channel_name,
-                float(setting("HOST_DEAD_AFTER_S")),
-                {session_id: session.user_id for session_id, session in hosted.items()},
-            )
-        except Exception:
-            # Whatever Redis kept through the outage is suspect: re-register once it is back.
-            self._registry_data_id = ""
-            raise
-        for session_id in beat.lost:
-            self._give_up(hosted[session_id])
-        for session_id in beat.restored:
-            if self.sessions.get(session_id) is not hosted[session_id]:
-                # Torn down while the beat was on its way: its release came first.
-                await self.registry.release(session_id, self.channel_name)
-        if beat.unsure:
-            # In the background: the heartbeat must not wait on the database.
-            self._rechecking.update(beat.unsure)
-            self._spawn(self._recheck({sid: hosted[sid] for sid in beat.unsure}))
-        if beat.data_id != self._registry_data_id:
-            # First beat, or Redis restarted (without persistence its data is gone): join
-            # again the group memberships events travel by.
-            await self.refresh_groups()
-            self._registry_data_id = beat.data_id
-
-    async def _recheck(self, sessions: dict[str, LiveSession]) -> None:
-        """
-        Take back the registry entries of sessions that went while this host counted as
-        dead (a stall, or Redis lost its data) unless another host took one over meanwhile:
-        its row then names that host, or is closed (taken over and closed since, which left
-        no entry to tell). Those are given up.
-        """
-        try:
-            ours = await self.store.hosted_by(list(sessions), self.channel_name)
-            kept = 0
-            for session_id, session in sessions.items():
-                if self.sessions.get(session_id) is not session:
-                    continue
-                if session_id in ours and await self.registry.claim(
-                    session_id, "", self.channel_name, session.user_id
-                ):
-                    kept += 1
-                else:
-                    self._give_up(session)
-            logger.warning(
-                "re-registered %d of %d sessions whose registry entries lapsed while this"
-                " host counted as dead",
-                kept,
-                len(sessions),
-            )
-        except Exception as exc:
-            # Set again by the next beat, as entries that expired while this host lived.
-            logger.warning("could not re-check sessions whose entries lapsed: %r", exc)
-        finally:
-            self._rechecking.difference_update(sessions)
-
-    def _give_up(self, session: LiveSession) -> None:
-        """
-        Drop this host's copy of a session another host took over, at once; its turn,
-        questions and slash worker end in the background (the heartbeat must not wait on a
-        slash worker's exit). Nothing goes to the group, the row or the registry entry: they
-        are the new host's. Connections attached through this host stay in the group (they
-        see the new host's events; their next call, or their close, goes there).
-        """
-        if session.phase is not Phase.ACTIVE:
-            return
-        # Closed first: nothing this copy still does (the cancelled turn) publishes.
-        session.phase = Phase.CLOSED
-        session.close_reason = "moved"
-        self.reaper.cancel(session)
-        self._drop_live(session)
-        for channel in list(session.attached):
-            ctx = self.connections.get(channel)
-            if ctx is not None and ctx.transport == "remote":
-                ctx.attached.discard(session.id)
-                self.router.forget_proxy(ctx)
-        session.attached.clear()
-        self.counters["given_up"] += 1
-        logger.warning(
-            "session %s is hosted elsewhere now (this host stalled past HOST_DEAD_AFTER_S);"
-            " dropped this host's copy",
-            session.id,
-        )
-        self._spawn(self._end_given_up(session))
-
-    async def _end_given_up(self, session: LiveSession) -> None:
-        turn = session.turn
-        if turn is not None and turn.task is not None:
-            turn.task.cancel()
-            await asyncio.gather(turn.task, return_exceptions=True)
-        for question in list(session.pending.values()):
-            question.future.cancel()
-        if session.slash is not None:
-            await session.slash.close()
-        session.closed.set()
-
-    async def _refresh_groups_forever(self) -> None:
-        while True:
-            await asyncio.sleep(max(float(setting("GROUP_REFRESH_S")), 0.05))
-            try:
-                await self.refresh_groups()
-            except Exception as exc:
-                logger.warning("refreshing group memberships failed: %r", exc)
-
-    async def refresh_groups(self) -> int:
-        """
-        Join again every group this host's messages travel by: its revocations group and
-        each session's group for every attached connection.
-        Channel layers drop a membership ``group_expiry`` (a day by default) after it was
-        made, however busy the connection: without this, a socket open for longer would
-        stop getting its session's events. Returns how many memberships were renewed.
-        """
-        await self.layer.group_add(tokens.REVOCATIONS_GROUP, self.channel_name)
-        renewed = 1
-        for session in list(self.sessions.values()):
-            for channel in list(session.attached):
-                await self.layer.group_add(session.group, channel)
-                renewed += 1
-        return renewed
-
-    async def _handle_teardown(self, message: dict[str, Any]) -> None:
-        session = self.sessions.get(message.get("session_id", ""))
-        reason = message.get("reason")
-        if session is not None and reason in TEARDOWN_REASONS:
-            await self.teardown(session, reason)
 
     ### Connections ###
 
@@ -406,100 +184,6 @@ class SessionHost:
         if session is None or session.user_id != ctx.user_id or session.phase is not Phase.ACTIVE:
             raise SessionNotFound()
         return session
-
-    async def get_or_cold_start(self, ctx: CallContext, session_id: str) -> LiveSession:
-        """The caller's session, cold-started from the database when it is not live."""
-        session = self.sessions.get(session_id)
-        if session is not None and session.phase is not Phase.ACTIVE:
-            # Mid-teardown: wait for it to finish, then start afresh from the transcript.
-            await session.closed.wait()
-            session = None
-        if session is None:
-            return await self._cold_start(ctx, session_id)
-        if session.user_id != ctx.user_id:
-            raise SessionNotFound()
-        return session
-
-    async def _cold_start(self, ctx: CallContext, session_id: str) -> LiveSession:
-        if not _SESSION_ID.match(session_id):
-            raise SessionNotFound()
-        # Concurrent resumes of one session share one cold start: never two live copies.
-        session = await self._starting.run(
-            session_id, lambda: self._start_from_store(ctx, session_id)
-        )
-        if session.user_id != ctx.user_id:
-            raise SessionNotFound()
-        return session
-
-    async def _start_from_store(self, ctx: CallContext, session_id: str) -> LiveSession:
-        """
-        Revive a stored session here, within the caller's session quota and the live cap
-        (as ``session.create``), once this host holds the registry's claim on it.
-        """
-        user_id = ctx.user_id
-        stored = await self.store.load(session_id, user_id)
-        if stored is None:
-            raise SessionNotFound()
-        await self._claim(session_id, user_id)
-        try:
-            # No await from this check to _add_live: concurrent cold starts cannot overrun it.
-            check_session_quota(ctx, self.live_by_user[user_id])
-        except RateLimited:
-            await self.registry.release(session_id, self.channel_name)
-            raise
-        session = self._new_live(
-            session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
-        )
-        session.history = stored.messages[-int(setting("HISTORY_LIMIT")) :]
-        session.message_count = len(stored.messages)
-        self._add_live(session)
-        try:
-            self.store.update(
-                session_id,
-                status="detached",
-                close_reason="",
-                closed_at=None,
-                host_worker=self.worker_name,
-                host_channel=self.channel_name,
-            )
-            self._reserve_seq(session)
-            # The new seq bound is stored before any event can use it: if this host crashed
-            # first, the next cold start would issue these seqs again.
-            await self.store.flush()
-            self.index.upsert(
-                user_id, session_id, status="detached", host_channel=self.channel_name
-            )
-            self.counters["cold_starts"] += 1
-            logger.info("cold-started session %s from its transcript", session_id)
-            await self.reaper.enforce_cap(keep=session)
-        finally:
-            if not session.attached:
-                # Detached until someone attaches: reapable like any other orphan (a
-                # slash.exec on a reaped session must not leave a worker behind until the
-                # TTL). Armed last: a short grace cannot run out before the caller has it.
-                session.detached_at = time.monotonic()
-                self.reaper.schedule(session)
-        return session
-
-    async def _claim(self, session_id: str, user_id: int) -> None:
-        """
-        Make this host the session's one host in the registry, atomically: it is free, ours,
-        or its host is dead. Raises ``SessionMoved`` when a live host holds it (routing then
-        sends the call there).
-        """
-        if not self.registry.shared:
-            return
-        entry = await self.registry.lookup(session_id)
-        dead = ""
-        if entry is not None and entry.host != self.channel_name:
-            if await self.registry.alive(entry.host):
-                raise SessionMoved()
-            dead = entry.host
-        if not await self.registry.claim(session_id, dead, self.channel_name, user_id):
-            raise SessionMoved()
-        if dead:
-            logger.warning("host %s of session %s is dead; taking it over", dead, session_id)
-            self.counters["takeovers"] += 1
 
     def _new_live(
         self, session_id: str, user_id: int, title: str, created_at: str, last_seq: int = 0
@@ -657,7 +341,7 @@ class SessionHost:
         session = self.sessions.get(session_id) if isinstance(session_id, str) else None
         if session is None or session.user_id != ctx.user_id:
             stored = None
-            if _SESSION_ID.match(session_id):
+            if SESSION_ID.match(session_id):
                 stored = await self.store.load(session_id, ctx.user_id)
             if stored is None:
                 raise SessionNotFound()
@@ -667,36 +351,6 @@ class SessionHost:
             # Closing a finished (reaped, closed) session of one's own is a no-op.
             return
         await self.teardown(session, "closed")
-
-    async def _close_stored(self, session_id: str, user_id: int, seq_bound: int) -> None:
-        """
-        Close a session whose host died, as teardown would have: ``session.closed`` for
-        connections still in its group (attached through that host from other workers),
-        the row finalized and the registry entry dropped.
-        """
-        await self._claim(session_id, user_id)  # a live host of it would close it itself
-        seq = seq_bound + 1  # above any seq the dead host may have issued
-        frame = encode(event_message("session.closed", {"reason": "closed"}, session_id, seq))
-        try:
-            await self.layer.group_send(
-                group_name(session_id), {"type": EVENT_MESSAGE, "frame": frame}
-            )
-        except Exception as exc:
-            logger.warning("could not publish session.closed of %s: %r", session_id, exc)
-        self.store.finalize(session_id, "closed", seq)
-        self.index.upsert(
-            user_id,
-            session_id,
-            status="closed",
-            attached=False,
-            last_activity=timezone.now().isoformat(),
-        )
-        try:
-            await self.registry.release(session_id, self.channel_name)
-        except Exception as exc:
-            logger.warning("could not release %s in the registry: %r", session_id, exc)
-        self.counters["closed"] += 1
-        logger.info("session %s closed after its host died (user %s)", session_id, user_id)
 
     async def teardown(self, session: LiveSession, reason: str) -> None:
         """The one finalize path: turn, questions, slash worker, status, ``session.closed``."""
@@ -890,12 +544,6 @@ class SessionHost:
             self.counters["publish_failures"] += 1
             logger.warning("could not publish %s of %s: %r", event_type, session.id, exc)
         return Published(session.seq, frame)
-
-    async def host_alive(self, channel: str) -> bool:
-        """Whether the host on ``channel`` is running (with InMemory, only this one can be)."""
-        if channel == self.channel_name:
-            return True
-        return self.registry.shared and await self.registry.alive(channel)
 
     ### Introspection ###
 

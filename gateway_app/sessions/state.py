@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,15 @@ class LiveSession:
         excess = len(self.history) - int(setting("HISTORY_LIMIT"))
         if excess > 0:
             del self.history[:excess]
+
+
+#: Session ids are 32 lowercase hex digits (``models.new_session_id``).
+SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+#: A session event for the connections in its group (``{"frame": <encoded event>}``).
+EVENT_MESSAGE = "session.event"
+#: Operator-requested teardown (admin actions), sent to the session's host channel.
+TEARDOWN_MESSAGE = "session.teardown"
+TEARDOWN_REASONS = ("closed", "reaped")
 
 
 def group_name(session_id: str) -> str:
