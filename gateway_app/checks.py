@@ -58,6 +58,20 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: (options, test, what the error says they must be, check id).
+_RULES = (
+    (_NON_NEGATIVE, lambda v: _number(v) and v >= 0, "a number >= 0", "gateway_app.E001"),
+    (
+        _POSITIVE_INT,
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "an integer >= 1",
+        "gateway_app.E002",
+    ),
+    (_POSITIVE, lambda v: _number(v) and v > 0, "a number > 0", "gateway_app.E004"),
+    (_STRING, lambda v: isinstance(v, str), "a string", "gateway_app.E005"),
+)
+
+
 @checks.register()
 def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     options = gateway_settings()
@@ -71,42 +85,15 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                     id="gateway_app.W001",
                 )
             )
-    for name in _NON_NEGATIVE:
-        value = options[name]
-        if not _number(value) or value < 0:
-            errors.append(
-                checks.Error(
-                    f"HERMES_GATEWAY[{name!r}] must be a number >= 0, got {value!r}.",
-                    id="gateway_app.E001",
+    for names, valid, what, check_id in _RULES:
+        for name in names:
+            value = options[name]
+            if not valid(value):
+                errors.append(
+                    checks.Error(
+                        f"HERMES_GATEWAY[{name!r}] must be {what}, got {value!r}.", id=check_id
+                    )
                 )
-            )
-    for name in _POSITIVE_INT:
-        value = options[name]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            errors.append(
-                checks.Error(
-                    f"HERMES_GATEWAY[{name!r}] must be an integer >= 1, got {value!r}.",
-                    id="gateway_app.E002",
-                )
-            )
-    for name in _POSITIVE:
-        value = options[name]
-        if not _number(value) or value <= 0:
-            errors.append(
-                checks.Error(
-                    f"HERMES_GATEWAY[{name!r}] must be a number > 0, got {value!r}.",
-                    id="gateway_app.E004",
-                )
-            )
-    for name in _STRING:
-        value = options[name]
-        if not isinstance(value, str):
-            errors.append(
-                checks.Error(
-                    f"HERMES_GATEWAY[{name!r}] must be a string, got {value!r}.",
-                    id="gateway_app.E005",
-                )
-            )
     errors += _check_heartbeat(options)
     if not isinstance(options["SKIN"], dict):
         errors.append(

@@ -201,15 +201,10 @@ class HostBackground:
         self._spawn(self._end_given_up(session))
 
     async def _end_given_up(self, session: LiveSession) -> None:
-        turn = session.turn
-        if turn is not None and turn.task is not None:
-            turn.task.cancel()
-            await asyncio.gather(turn.task, return_exceptions=True)
-        for question in list(session.pending.values()):
-            question.future.cancel()
-        if session.slash is not None:
-            await session.slash.close()
-        session.closed.set()
+        try:
+            await self._end_work(session)
+        finally:
+            session.closed.set()
 
     async def _refresh_groups_forever(self) -> None:
         while True:

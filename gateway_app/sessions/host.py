@@ -366,14 +366,7 @@ class SessionHost(HostBackground, ColdStarts):
     async def _teardown(self, session: LiveSession, reason: str) -> None:
         try:
             self.reaper.cancel(session)
-            turn = session.turn
-            if turn is not None and turn.task is not None:
-                turn.task.cancel()
-                await asyncio.gather(turn.task, return_exceptions=True)
-            for question in list(session.pending.values()):
-                question.future.cancel()
-            if session.slash is not None:
-                await session.slash.close()
+            await self._end_work(session)
             if session.attached:
                 # Only attached connections (local or on other workers) are in the group; a
                 # detached session's replay buffer goes with it, so nobody could see the event.
@@ -393,6 +386,17 @@ class SessionHost(HostBackground, ColdStarts):
                 # Whatever failed above: a resume waiting on this session starts afresh.
                 session.phase = Phase.CLOSED
                 session.closed.set()
+
+    async def _end_work(self, session: LiveSession) -> None:
+        """Cancel the running turn and the open questions, and end the slash worker."""
+        turn = session.turn
+        if turn is not None and turn.task is not None:
+            turn.task.cancel()
+            await asyncio.gather(turn.task, return_exceptions=True)
+        for question in list(session.pending.values()):
+            question.future.cancel()
+        if session.slash is not None:
+            await session.slash.close()
 
     def _finalize(self, session: LiveSession, reason: str) -> None:
         for channel in session.attached:
