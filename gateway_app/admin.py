@@ -70,7 +70,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
         "host_worker",
         "host_channel",
         "slash_pid",
-        "last_seq",
+        "seq",
         "created_at",
         "last_activity",
         "closed_at",
@@ -83,6 +83,14 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     @admin.display(description="title", ordering="title")
     def display_title(self, obj: GatewaySession) -> str:
         return obj.title or f"({obj.pk[:8]}…)"
+
+    @admin.display(description="last seq")
+    def seq(self, obj: GatewaySession) -> str:
+        # While a host holds the session, the row keeps a bound reserved ahead of its seqs
+        # (so a revival after a crash never reuses one); a closed row has the exact seq.
+        if obj.status == SessionStatus.CLOSED:
+            return str(obj.last_seq)
+        return f"below {obj.last_seq} (reserved ahead while live)"
 
     @admin.display(description="messages", ordering="message_count")
     def message_count(self, obj: GatewaySession) -> int:

@@ -68,6 +68,20 @@ def test_change_form_shows_the_transcript_read_only(admin_client, stored_session
     assert b'name="title"' not in response.content  # the session itself is read-only too
 
 
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [("live", "below 1042 (reserved ahead while live)"), ("closed", "1042")],
+)
+def test_change_form_tells_a_reserved_seq_bound_from_a_final_seq(
+    admin_client, stored_session, status, shown
+):
+    """Tests that the change form shows last_seq as a bound while a host holds the session
+    (seqs are reserved ahead in the row) and as the exact seq once the session is closed."""
+    GatewaySession.objects.filter(pk=stored_session.pk).update(status=status, last_seq=1042)
+    url = reverse("admin:gateway_app_gatewaysession_change", args=[stored_session.pk])
+    assert shown in admin_client.get(url).content.decode()
+
+
 def test_sessions_cannot_be_added_and_live_ones_not_deleted(admin_client, stored_session):
     """Tests that sessions are never added in the admin, and a live one cannot be deleted."""
     assert admin_client.get(reverse("admin:gateway_app_gatewaysession_add")).status_code == 403
