@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_TTL_S": 21600.0,  # idle sessions older than this are reaped; 0 disables
     "MAX_LIVE_SESSIONS": 256,  # per worker; LRU idle detached session evicted beyond it
     "SWEEP_INTERVAL_S": 5.0,  # periodic sweep backing every one-shot reap timer
+    # Beside other workers: how often rows left by a worker that died are marked detached.
+    "SETTLE_INTERVAL_S": 60.0,
     # Agent turns.
     "AGENT": "echo",  # "echo" (offline, default) or "openai"
     "OPENAI_BASE_URL": "https://api.openai.com/v1",

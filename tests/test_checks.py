@@ -98,6 +98,7 @@ BAD_VALUES = {
     "STORE_BATCH_MS": -1,
     "LIST_CACHE_S": -1,
     "HISTORY_LIMIT": 0,
+    "SETTLE_INTERVAL_S": -1,
 }
 
 

@@ -24,6 +24,16 @@ logger = logging.getLogger(__name__)
 class HostBackground:
     """The background work of ``SessionHost`` (a mixin: it shares the host's state)."""
 
+    async def _settle_orphans_forever(self) -> None:
+        """
+        At start; then, beside other workers (any of which may die while this one runs),
+        every ``SETTLE_INTERVAL_S`` (0: at start only).
+        """
+        await self._settle_orphans()
+        while self.registry.shared and (interval := float(setting("SETTLE_INTERVAL_S"))) > 0:
+            await asyncio.sleep(interval)
+            await self._settle_orphans()
+
     async def _settle_orphans(self) -> None:
         """
         Rows that a stopped worker left saying live, running or attached (it was killed, or

@@ -123,7 +123,9 @@ class SessionHost(HostBackground, ColdStarts):
             self._heartbeat = loop.create_task(self._heartbeat_forever())
         # In the background, in a context of its own: the host may be started by a request
         # whose context routes database calls to a thread that request holds.
-        self._settler = loop.create_task(self._settle_orphans(), context=contextvars.Context())
+        self._settler = loop.create_task(
+            self._settle_orphans_forever(), context=contextvars.Context()
+        )
         logger.info("session host %s listening on %s", self.worker_name, self.channel_name)
 
     async def stop(self) -> None:

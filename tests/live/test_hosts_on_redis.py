@@ -289,3 +289,35 @@ async def test_a_connection_gone_before_its_forwarded_resume_ran_is_detached_aft
     async with asyncio.timeout(5):
         while session.attached or a.router.remote_connections:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def test_rows_of_a_host_that_died_are_marked_detached_by_a_running_worker(
+    hosts, alice, settings
+):
+    """Tests that the rows of a host that died while the other workers keep running (no
+    worker starts afterwards) are marked detached by those workers' periodic check."""
+    a, b = hosts
+    on_a = await connect(a, alice)
+    session = await a.create(on_a, "on a host that dies")
+    await a.store.flush()
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "SETTLE_INTERVAL_S": 0.1}
+    passes = asyncio.Event()
+    settle_once = b._settle_orphans
+
+    async def counted_settle():
+        await settle_once()
+        passes.set()
+
+    b._settle_orphans = counted_settle
+    b._settler.cancel()
+    b._settler = asyncio.get_running_loop().create_task(b._settle_orphans_forever())
+    await asyncio.wait_for(passes.wait(), 5)  # the pass at start: A was alive
+    await stall(a)
+    async with asyncio.timeout(5):
+        while True:
+            await b.store.flush()
+            row = await GatewaySession.objects.aget(pk=session.id)
+            if row.status == "detached":
+                break
+            await asyncio.sleep(0.05)
+    assert row.attached == 0
