@@ -20,7 +20,7 @@ from ..exceptions import (
 from ..limits import check_session_quota
 from ..protocol import encode, event_message
 from .routing import SessionMoved
-from .state import EVENT_MESSAGE, SESSION_ID, LiveSession, Phase, group_name
+from .state import SESSION_ID, LiveSession, Phase
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class ColdStarts:
             # No await from this check to _add_live: concurrent cold starts cannot overrun it.
             check_session_quota(ctx, self.live_by_user[user_id])
         except RateLimited:
-            await self.registry.release(session_id, self.channel_name)
+            await self._release_claim(session_id)
             raise
         session = self._new_live(
             session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
@@ -131,12 +131,7 @@ class ColdStarts:
         await self._claim(session_id, user_id)  # a live host of it would close it itself
         seq = seq_bound + 1  # above any seq the dead host may have issued
         frame = encode(event_message("session.closed", {"reason": "closed"}, session_id, seq))
-        try:
-            await self.layer.group_send(
-                group_name(session_id), {"type": EVENT_MESSAGE, "frame": frame}
-            )
-        except Exception as exc:
-            logger.warning("could not publish session.closed of %s: %r", session_id, exc)
+        await self._send_frame(session_id, "session.closed", frame)
         self.store.finalize(session_id, "closed", seq)
         self.index.upsert(
             user_id,
@@ -145,9 +140,6 @@ class ColdStarts:
             attached=False,
             last_activity=timezone.now().isoformat(),
         )
-        try:
-            await self.registry.release(session_id, self.channel_name)
-        except Exception as exc:
-            logger.warning("could not release %s in the registry: %r", session_id, exc)
+        await self._release_claim(session_id)
         self.counters["closed"] += 1
         logger.info("session %s closed after its host died (user %s)", session_id, user_id)

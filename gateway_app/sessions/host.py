@@ -299,7 +299,7 @@ class SessionHost(HostBackground, ColdStarts):
         if not detached:
             # Attached through an earlier host of the session (it died, or gave the session
             # up): that membership is all that is left of it.
-            await self.layer.group_discard(group_name(session_id), ctx.channel_name)
+            await self._leave_group(group_name(session_id), ctx.channel_name)
         self.router.forget_proxy(ctx)
         return detached
 
@@ -380,14 +380,18 @@ class SessionHost(HostBackground, ColdStarts):
         finally:
             try:
                 self._finalize(session, reason)
-                try:
-                    await self.registry.release(session.id, self.channel_name)
-                except Exception as exc:
-                    logger.warning("could not release %s in the registry: %r", session.id, exc)
+                await self._release_claim(session.id)
             finally:
                 # Whatever failed above: a resume waiting on this session starts afresh.
                 session.phase = Phase.CLOSED
                 session.closed.set()
+
+    async def _release_claim(self, session_id: str) -> None:
+        """Drop this host's registry entry of the session; a failure is logged (it expires)."""
+        try:
+            await self.registry.release(session_id, self.channel_name)
+        except Exception as exc:
+            logger.warning("could not release %s in the registry: %r", session_id, exc)
 
     async def _end_work(self, session: LiveSession) -> None:
         """Cancel the running turn and the open questions, and end the slash worker."""
@@ -542,14 +546,20 @@ class SessionHost(HostBackground, ColdStarts):
             # events reach the bound it replaces.
             self._reserve_seq(session)
         frame = encode(event_message(event_type, payload, session.id, session.seq))
+        # Kept in the replay buffer: if the send fails, clients catch up with
+        # session.resume + last_seq.
         session.buffer.append(session.seq, frame)
-        try:
-            await self.layer.group_send(session.group, {"type": EVENT_MESSAGE, "frame": frame})
-        except Exception as exc:
-            # Kept in the replay buffer: clients catch up with session.resume + last_seq.
-            self.counters["publish_failures"] += 1
-            logger.warning("could not publish %s of %s: %r", event_type, session.id, exc)
+        await self._send_frame(session.id, event_type, frame)
         return Published(session.seq, frame)
+
+    async def _send_frame(self, session_id: str, event_type: str, frame: str) -> None:
+        """Send an encoded event to the session's group; a failure is counted and logged."""
+        try:
+            message = {"type": EVENT_MESSAGE, "frame": frame}
+            await self.layer.group_send(group_name(session_id), message)
+        except Exception as exc:
+            self.counters["publish_failures"] += 1
+            logger.warning("could not publish %s of %s: %r", event_type, session_id, exc)
 
     ### Introspection ###
 

@@ -134,7 +134,7 @@ class SessionRouter:
             else:
                 # No live host to tell (it died, or closed the session since): the group
                 # membership, kept in the layer, is all that is left.
-                await self.host.layer.group_discard(group_name(session_id), ctx.channel_name)
+                await self.host._leave_group(group_name(session_id), ctx.channel_name)
         except Exception as exc:
             # The host's sweep still detaches connections of workers that went away.
             logger.warning("could not detach %s from its host: %r", session_id, exc)
