@@ -9,7 +9,9 @@ one process with the InMemory channel layer, SQLite and the offline echo agent.
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -23,24 +25,22 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_parsed(name: str, default: Any, parse: Callable[[str], Any], what: str) -> Any:
     value = os.environ.get(name)
     if value in (None, ""):
         return default
     try:
-        return float(value)
+        return parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {what}, got {value!r}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    return _env_parsed(name, default, float, "a number")
 
 
 def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+    return _env_parsed(name, default, int, "an integer")
 
 
 def _env_json_object(name: str) -> dict:
