@@ -309,11 +309,7 @@ async def test_cold_starts_evict_beyond_the_live_session_cap(connect, alice, gat
     its slash worker, as for session.create."""
     gateway_options(REAP_GRACE_S=0, MAX_LIVE_SESSIONS=2)
     rpc = await connect(alice)
-    stored = []
-    for _ in range(3):
-        sid = (await rpc.call("session.create"))["session_id"]
-        await rpc.call("session.close", {"session_id": sid})
-        stored.append(sid)
+    stored = await rpc.closed_sessions(3)
     host = current_host()
     pids = []
     for sid in stored:

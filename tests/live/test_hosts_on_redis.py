@@ -253,18 +253,25 @@ def slow_resume(hosts, monkeypatch):
     return late
 
 
+async def resume_from_b_timing_out(a, b, user, settings):
+    """A session created on A, resumed from a connection on B whose forwarded call times out
+    (0.2 s) while A's slow resume still runs; returns the session and B's connection."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "FORWARD_TIMEOUT_S": 0.2}
+    session = await a.create(await connect(a, user), "slow host")
+    await a.connection_closed(next(iter(a.connections.values())))
+    on_b = await connect(b, user)
+    with pytest.raises(HostUnavailable):
+        await b.router.call(on_b, "resume", session.id, last_seq=None)
+    return session, on_b
+
+
 async def test_a_forwarded_resume_answered_after_the_timeout_is_detached_on_close(
     hosts, alice, settings, slow_resume
 ):
     """Tests that a forwarded resume which timed out but then attached on the host is detached
     when the calling connection closes (the caller counted it as attached before forwarding)."""
-    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "FORWARD_TIMEOUT_S": 0.2}
     a, b = hosts
-    session = await a.create(await connect(a, alice), "slow host")
-    await a.connection_closed(next(iter(a.connections.values())))
-    on_b = await connect(b, alice)
-    with pytest.raises(HostUnavailable):
-        await b.router.call(on_b, "resume", session.id, last_seq=None)
+    session, on_b = await resume_from_b_timing_out(a, b, alice, settings)
     await asyncio.wait_for(slow_resume.done.wait(), 5)
     assert session.attached == {on_b.channel_name}
     await b.connection_closed(on_b)
@@ -277,13 +284,8 @@ async def test_a_connection_gone_before_its_forwarded_resume_ran_is_detached_aft
 ):
     """Tests that when a connection closes while its forwarded resume still runs on the host,
     the detach (which arrives first) is applied again once the resume has attached it."""
-    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "FORWARD_TIMEOUT_S": 0.2}
     a, b = hosts
-    session = await a.create(await connect(a, alice), "slow host")
-    await a.connection_closed(next(iter(a.connections.values())))
-    on_b = await connect(b, alice)
-    with pytest.raises(HostUnavailable):
-        await b.router.call(on_b, "resume", session.id, last_seq=None)
+    session, on_b = await resume_from_b_timing_out(a, b, alice, settings)
     await b.connection_closed(on_b)
     await asyncio.wait_for(slow_resume.done.wait(), 5)
     async with asyncio.timeout(5):

@@ -265,11 +265,7 @@ async def test_cold_starts_beyond_the_per_user_cap_are_refused(connect, alice, l
     MAX_SESSIONS_PER_USER live sessions."""
     limits(MAX_SESSIONS_PER_USER=2)
     rpc = await connect(alice)
-    stored = []
-    for _ in range(3):
-        sid = (await rpc.call("session.create"))["session_id"]
-        await rpc.call("session.close", {"session_id": sid})
-        stored.append(sid)
+    stored = await rpc.closed_sessions(3)
     extra = {"command": "/version"} if method == "slash.exec" else {}
     for sid in stored[:2]:
         await rpc.call(method, {"session_id": sid, **extra})

@@ -91,6 +91,15 @@ class RpcClient:
         complete = await self.event("message.complete", turn_id=result["turn_id"])
         return complete["payload"]
 
+    async def closed_sessions(self, count: int) -> list[str]:
+        """Create and close ``count`` sessions: stored only, each one a cold start to revive."""
+        stored = []
+        for _ in range(count):
+            session_id = (await self.call("session.create"))["session_id"]
+            await self.call("session.close", {"session_id": session_id})
+            stored.append(session_id)
+        return stored
+
     def deltas(self, turn_id: str) -> list[str]:
         return [
             e["payload"]["text"]
