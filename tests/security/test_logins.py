@@ -142,7 +142,7 @@ async def test_another_users_sockets_stay_open(app, opened, alice, bob):
     assert await ping(bystander) == {"pong": True}
 
 
-async def test_unsaved_profile_edits_do_not_close_sockets(app, opened, alice):
+async def test_saving_the_user_without_a_login_change_keeps_its_sockets(app, opened, alice):
     """Tests that saving the user without a login change (last_login, a name) keeps its
     cookie socket open."""
     socket = await opened(app, cookie(await browser(alice)))
