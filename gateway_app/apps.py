@@ -7,5 +7,6 @@ class GatewayAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers system checks; starts nothing (no event loop exists yet).
-        from . import checks  # noqa: F401
+        # Registers system checks and the signal receivers that end logins; starts nothing
+        # (no event loop exists yet).
+        from . import checks, signals  # noqa: F401

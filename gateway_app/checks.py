@@ -174,3 +174,20 @@ def _layer_group_expiry() -> float:
     """The default channel layer's ``group_expiry`` (channels' own default: a day)."""
     config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
     return float((config.get("CONFIG") or {}).get("group_expiry", 86400))
+
+
+@checks.register()
+def check_session_engine(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Logout closes cookie sockets by session key: an engine that keeps no session on the
+    server has none to end, so a logged-out socket would stay open."""
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.signed_cookies":
+        return []
+    return [
+        checks.Warning(
+            "SESSION_ENGINE signed_cookies keeps no session on the server: logging out does "
+            "not close that browser's gateway sockets.",
+            hint="Use the db, cached_db, cache or file engine; password changes and "
+            "deactivation still close cookie sockets.",
+            id="gateway_app.W030",
+        )
+    ]

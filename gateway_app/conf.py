@@ -49,7 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PROMPT_CHARS": 32000,
     "SEND_QUEUE_LIMIT": 2000,  # frames queued for a client that stopped reading (4008)
     "SEND_QUEUE_BYTES": 8 * 1024 * 1024,  # bytes queued for such a client (4008)
-    "TOKEN_RECHECK_S": 60.0,  # open token sockets re-check revocation this often
+    # Open token and cookie sockets re-check their credential this often (the delay of a
+    # revocation or ended login no channel-layer message announced).
+    "TOKEN_RECHECK_S": 60.0,
     # Presentation.
     "SKIN": {"name": "default", "accent": "#5b8def", "banner": "Hermes gateway"},
     # Multi-worker.

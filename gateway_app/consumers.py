@@ -15,7 +15,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import limits, tokens
+from . import limits, logins, tokens
 from .conf import setting
 from .context import CallContext, Caller, close_summary
 from .dispatch import dispatch_frame
@@ -27,7 +27,7 @@ from .sessions.host import SessionHost
 logger = logging.getLogger(__name__)
 
 #: Close code for a connection refused for missing or bad credentials (HTTP 403 pre-accept),
-#: and for an open connection whose API token was revoked.
+#: and for an open connection whose API token was revoked or whose login ended.
 CLOSE_FORBIDDEN = 4003
 
 #: Connection cleanups in progress. Held here, not only by their consumer: the server may
@@ -43,10 +43,12 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     guard: InputGuard | None = None
     outbox: Outbox | None = None
     token_id: int | None = None
+    session_key: str | None = None
     closing = False
     sent_close_code: int | None = None
     _counted = False
     _watching = False
+    _watching_login = False
     _closer: asyncio.Task | None = None
     _cleanup: asyncio.Task | None = None
 
@@ -91,7 +93,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         )
         # The host first: it is what hears of revocations for this worker.
         self.host = await get_host()
-        if not self._watch_token(ctx):
+        if not self._watch_token(ctx) or not self._watch_login(ctx):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.guard = InputGuard(ctx)
@@ -122,12 +124,27 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             return True
         self.token_id = ctx.token_id = token_id
         # Checked and listed with no await in between: a revocation this worker hears of
-        # (tokens.revoked_elsewhere) either came first and is in the cache, or finds this
+        # (tokens.revoked_elsewhere) either came first and is remembered, or finds this
         # socket in the list. The moment it may still be in flight is the re-check's.
-        if tokens.cache.is_revoked(token_id):
+        if tokens.recent.is_revoked(token_id):
             return False
         tokens.watch.track(token_id, self.channel_name)
         self._watching = True
+        return True
+
+    def _watch_login(self, ctx: CallContext) -> bool:
+        """List a cookie socket under its login session, unless that login just ended."""
+        session = self.scope.get("session")
+        if self.scope.get("auth_method") != "session" or session is None:
+            return True
+        session_key = session.session_key
+        if not session_key:
+            return False
+        # No await before the listing, as for tokens: a logout heard meanwhile refuses it.
+        if not logins.watch.track_login(ctx.user_id, session_key, self.channel_name):
+            return False
+        self.session_key = session_key
+        self._watching_login = True
         return True
 
     ### Incoming ###
@@ -218,6 +235,18 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         )
         await self._close(CLOSE_FORBIDDEN)
 
+    async def login_ended(self, message: dict[str, Any]) -> None:
+        """The connection's login session ended (logout, password change, deactivation, an
+        expired session): close with 4003."""
+        if self.ctx is None or self.closing:
+            return
+        logger.info(
+            "closing connection of user=%s peer=%s: its login session ended",
+            self.ctx.caller.username,
+            self.ctx.peer or "-",
+        )
+        await self._close(CLOSE_FORBIDDEN)
+
     async def disconnect(self, code: int) -> None:
         await self._finish(code)
 
@@ -233,6 +262,9 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             if self._watching:
                 self._watching = False
                 tokens.watch.untrack(self.token_id, self.channel_name)
+            if self._watching_login:
+                self._watching_login = False
+                logins.watch.untrack(self.session_key, self.channel_name)
             if self._counted:
                 self._counted = False
                 user_connections.release(self.scope["user"].pk, self.channel_name)

@@ -23,15 +23,23 @@ class SingleFlight(Generic[T]):
     def __init__(self) -> None:
         self._tasks: dict[Hashable, asyncio.Task[T]] = {}
 
-    async def run(self, key: Hashable, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    async def run(
+        self, key: Hashable, start: Callable[[], Coroutine[Any, Any, T]], *, fresh: bool = False
+    ) -> T:
         """
         The result of the work for ``key``: ``start()`` is called (synchronously) only when
         none is in flight on this loop. The work runs as a task in a context of its own and is
         shielded, so a caller that is cancelled (its connection went away) neither cancels it
-        for the others nor leaves its context to outlive it.
+        for the others nor leaves its context to outlive it. ``fresh``: share only work that
+        started after this call (wait out older work, then share the next run), so the
+        result never predates the caller.
         """
         loop = asyncio.get_running_loop()
         task = self._tasks.get(key)
+        if fresh and task is not None and task.get_loop() is loop:
+            # Its done callback forgets it before this caller wakes: the next run is new.
+            await asyncio.wait({task})
+            task = self._tasks.get(key)
         if task is None or task.get_loop() is not loop:
             task = loop.create_task(start(), context=contextvars.Context())
             self._tasks[key] = task

@@ -10,7 +10,7 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from gateway_app import slash_client, tokens
+from gateway_app import logins, slash_client, tokens
 from gateway_app.consumers import GatewayConsumer
 from gateway_app.sessions import reset_host
 from tests.support.rpc import RpcClient
@@ -18,9 +18,10 @@ from tests.support.rpc import RpcClient
 
 @pytest.fixture(autouse=True)
 def fresh_token_cache() -> None:
-    """Every test starts with no API token resolved or watched by an earlier one."""
-    tokens.cache.clear()
+    """Every test starts with no API token or login session watched by an earlier one."""
+    tokens.recent.clear()
     tokens.watch.reset()
+    logins.watch.reset()
 
 
 @pytest.fixture

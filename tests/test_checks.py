@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway_app.checks import check_gateway_settings
+from gateway_app.checks import check_gateway_settings, check_session_engine
 from gateway_app.conf import DEFAULTS
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "hermes_site" / "settings.py"
@@ -182,3 +182,11 @@ def test_good_environment_values_are_read(monkeypatch):
     monkeypatch.setenv("HERMES_GATEWAY_OPTIONS", '{"RATE_LIMIT_PER_S": 50}')
     gateway = runpy.run_path(str(SETTINGS_FILE))["HERMES_GATEWAY"]
     assert gateway["REAP_GRACE_S"] == 2.5 and gateway["RATE_LIMIT_PER_S"] == 50
+
+
+def test_a_session_engine_without_server_sessions_is_a_warning(settings):
+    """Tests that signed-cookie sessions, which a logout cannot end on the server (so it
+    cannot close that browser's sockets), are reported; the default engine is not."""
+    assert check_session_engine(None) == []
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    assert ids(check_session_engine(None)) == ["gateway_app.W030"]

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from .. import tokens
+from .. import logins, tokens
 from ..conf import setting
 from ..reaper import REAP_MESSAGE
 from .routing import CALL_MESSAGE, REPLY_MESSAGE
@@ -56,7 +56,8 @@ class HostBackground:
             )
 
     async def _listen(self) -> None:
-        """Serve the host channel: reaps, teardowns, forwarded calls and their replies."""
+        """Serve the host channel: reaps, teardowns, forwarded calls and their replies,
+        token revocations and ended logins."""
         backoff = 0.1
         while True:
             try:
@@ -86,6 +87,11 @@ class HostBackground:
                     self._spawn(self._handle_teardown(message))
                 elif kind == tokens.REVOKED_MESSAGE:
                     await tokens.revoked_elsewhere(int(message["token_id"]))
+                elif kind == logins.ENDED_MESSAGE:
+                    await logins.ended_elsewhere(str(message["session"]))
+                elif kind == logins.CHANGED_MESSAGE:
+                    # In a task: the re-check reads the database.
+                    self._spawn(logins.changed_elsewhere(int(message["user_id"])))
                 else:
                     logger.warning("host channel got unknown message %r", kind)
             except Exception:
