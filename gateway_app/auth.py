@@ -1,7 +1,8 @@
 """
 WebSocket authentication for ``/api/ws``: a Django session cookie (browsers, whose ``Origin``
-must be an allowed host) or an API token (``Authorization: Bearer`` header or ``?token=``).
-A connection that resolves to no user keeps ``AnonymousUser``; the consumer refuses it.
+must be the request's own origin or a trusted one) or an API token (``Authorization: Bearer``
+header or ``?token=``). A connection that resolves to no user keeps ``AnonymousUser``; the
+consumer refuses it, and the reason is logged here.
 """
 
 from __future__ import annotations
@@ -11,16 +12,21 @@ from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.middleware import BaseMiddleware
-from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
+from .origins import Origin, origin_allowed, request_origin
 from .tokens import resolve_token
 
 logger = logging.getLogger(__name__)
 
 #: Longer credentials are refused without a database query (minted tokens are ~47 chars).
 MAX_TOKEN_LENGTH = 256
+#: Close code of a handshake refused for its Origin (HTTP 403 before accept), as the
+#: consumer's for missing or bad credentials.
+CLOSE_FORBIDDEN = 4003
+#: Longest part of a client's Origin header quoted in a log line.
+LOGGED_ORIGIN_CHARS = 200
 
 
 def _headers(scope, name: bytes) -> list[bytes]:
@@ -65,6 +71,7 @@ class TokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         scope = dict(scope, auth_method=None, api_token_id=None)
         user = scope.get("user")
+        cookie_ignored = False
         if user is not None and user.is_authenticated:
             # A cookie only counts when a browser sent it from an allowed Origin; a client
             # without Origin must present a token (cross-site hijack protection).
@@ -72,13 +79,24 @@ class TokenAuthMiddleware(BaseMiddleware):
                 scope["auth_method"] = "session"
                 return await self.inner(scope, receive, send)
             user = None
+            cookie_ignored = True
         scope["user"] = user if user is not None else AnonymousUser()
         raw = token_from_scope(scope)
-        if raw is not None:
+        if raw is None:
+            if cookie_ignored:
+                logger.info(
+                    "refused websocket from %s: session cookie without Origin (browsers "
+                    "send one; other clients need a token)",
+                    _client(scope),
+                )
+            else:
+                logger.info("refused websocket from %s: no credentials", _client(scope))
+        else:
             token = await resolve_token(raw)
             if token is None:
-                logger.info(
-                    "refused a token (unknown, revoked or inactive user) from %s", _client(scope)
+                logger.warning(
+                    "refused websocket from %s: unknown or revoked token (or inactive user)",
+                    _client(scope),
                 )
             else:
                 scope["user"] = token.user
@@ -87,29 +105,62 @@ class TokenAuthMiddleware(BaseMiddleware):
         return await self.inner(scope, receive, send)
 
 
-def allowed_hosts_origins() -> list[str]:
-    """The hosts ``AllowedHostsOriginValidator`` would accept right now (DEBUG defaults too)."""
-    # Built through channels' own factory so its ALLOWED_HOSTS/DEBUG logic is used unchanged.
-    return AllowedHostsOriginValidator(None).allowed_origins
-
-
-class GatewayOriginValidator(OriginValidator):
+class GatewayOriginValidator:
     """
-    Channels' ``OriginValidator`` over ``ALLOWED_HOSTS``, except that a connection without an
-    ``Origin`` header (a non-browser client) is let through with ``scope["origin_checked"]``
-    False, so that only a token can authenticate it. Like channels' factory, it reads
-    ``ALLOWED_HOSTS`` when built unless ``allowed_origins`` is given.
+    Refuses, before accept, a WebSocket whose ``Origin`` is neither the request's own origin
+    nor in ``CSRF_TRUSTED_ORIGINS`` (``gateway_app.origins``), whatever its credentials. One
+    without ``Origin`` (a non-browser client) passes with ``scope["origin_checked"]`` False,
+    so that only a token can authenticate it.
     """
 
-    def __init__(self, application, allowed_origins: list[str] | None = None):
-        if allowed_origins is None:
-            allowed_origins = allowed_hosts_origins()
-        super().__init__(application, allowed_origins)
+    def __init__(self, application):
+        self.application = application
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and not _headers(scope, b"origin"):
+        if scope["type"] != "websocket":
+            raise ValueError(f"GatewayOriginValidator is for websocket scopes, not {scope['type']}")
+        origins = _headers(scope, b"origin")
+        if not origins:
             return await self.application(dict(scope, origin_checked=False), receive, send)
-        return await super().__call__(dict(scope, origin_checked=True), receive, send)
+        own = request_origin(scope)
+        # Two Origin headers are ambiguous: refused even when one of them is right.
+        if len(origins) == 1 and origin_allowed(origins[0].decode("latin1"), own):
+            return await self.application(dict(scope, origin_checked=True), receive, send)
+        _log_origin_refusal(scope, origins, own)
+        await _deny(receive, send)
+
+
+def _log_origin_refusal(scope, origins: list[bytes], own: Origin | None) -> None:
+    """Say why, and whether a token came along; neither the token nor a cookie is logged."""
+    shown = ", ".join(_quoted(value) for value in origins)
+    expected = str(own) if own else "unknown (Host missing or not in ALLOWED_HOSTS)"
+    if _headers(scope, b"authorization") or token_from_scope(scope) is not None:
+        logger.warning(
+            "refused websocket from %s: token with foreign origin %s (the request's origin is %s)",
+            _client(scope),
+            shown,
+            expected,
+        )
+    else:
+        logger.warning(
+            "refused websocket from %s: origin %s is not the request's origin %s nor trusted",
+            _client(scope),
+            shown,
+            expected,
+        )
+
+
+def _quoted(value: bytes) -> str:
+    """A client's header value made safe for one log line (escaped, truncated)."""
+    text = ascii(value.decode("latin1")[:LOGGED_ORIGIN_CHARS])[1:-1]
+    return text or '""'
+
+
+async def _deny(receive, send) -> None:
+    """Refuse the handshake before accept (the server answers HTTP 403)."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
 
 
 class SessionCookieAuth:

@@ -191,3 +191,25 @@ def check_session_engine(app_configs, **kwargs) -> list[checks.CheckMessage]:
             id="gateway_app.W030",
         )
     ]
+
+
+@checks.register(checks.Tags.security)
+def check_trusted_origins(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A ``CSRF_TRUSTED_ORIGINS`` entry with a path (a trailing ``/``) or another scheme
+    matches no browser's Origin, so its pages are refused WebSockets (and Django's CSRF)."""
+    from .origins import parse_origin
+
+    warnings: list[checks.CheckMessage] = []
+    for entry in settings.CSRF_TRUSTED_ORIGINS:
+        # A wildcard subdomain is checked as one concrete subdomain.
+        concrete = entry.replace("://*.", "://subdomain.", 1) if isinstance(entry, str) else ""
+        if "*" in concrete or parse_origin(concrete) is None:
+            warnings.append(
+                checks.Warning(
+                    f"CSRF_TRUSTED_ORIGINS entry {entry!r} matches no browser Origin.",
+                    hint="Write it as scheme://host[:port] (http or https, no path, no "
+                    "trailing slash), or https://*.example.com for subdomains.",
+                    id="gateway_app.W025",
+                )
+            )
+    return warnings

@@ -1,9 +1,12 @@
 """
-Options every daphne launch of the gateway uses: ``scripts/serve``, ``scripts/deploy.py`` and
-the live tests. ``python -m hermes_site.serving`` prints them for shell scripts.
+Every daphne launch of the gateway (``scripts/serve``, ``scripts/deploy.py``, the live tests)
+runs ``python -m hermes_site.serving [daphne options] APP``: daphne with ``DAPHNE_ARGS`` and
+an access log that redacts ``?token=`` (``gateway_app.access_log``).
 """
 
 from __future__ import annotations
+
+import sys
 
 #: Daphne drops (close 1006, no handshake) WebSocket messages over its own limit, 1 MiB by
 #: default, before the application sees them. Its limit is set above the gateway's
@@ -18,5 +21,27 @@ DAPHNE_ARGS: list[str] = [
     str(WEBSOCKET_MAX_BYTES),
 ]
 
+
+def main(argv: list[str]) -> None:
+    """Run daphne's command line with ``DAPHNE_ARGS`` before ``argv``, its access log
+    redacted. Daphne is imported here: importing it installs its Twisted reactor."""
+    from daphne.cli import CommandLineInterface
+    from daphne.server import Server
+
+    from gateway_app.access_log import redacting
+
+    class RedactingServer(Server):
+        """Daphne's server with its action logger (the access log) wrapped."""
+
+        def __init__(self, *args, action_logger=None, **kwargs):
+            if action_logger is not None:
+                action_logger = redacting(action_logger)
+            super().__init__(*args, action_logger=action_logger, **kwargs)
+
+    cli = CommandLineInterface()
+    cli.server_class = RedactingServer
+    cli.run([*DAPHNE_ARGS, *argv])
+
+
 if __name__ == "__main__":
-    print(" ".join(DAPHNE_ARGS))
+    main(sys.argv[1:])

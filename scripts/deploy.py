@@ -26,10 +26,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from hermes_site.serving import DAPHNE_ARGS  # noqa: E402
 
 #: A dead worker is restarted after RESTART_DELAY_S, doubled on each death in a row up to
 #: RESTART_DELAY_MAX_S; a worker that stayed up STABLE_AFTER_S starts again from the first.
@@ -139,8 +135,7 @@ class Supervisor:
         command = [
             sys.executable,
             "-m",
-            "daphne",
-            *DAPHNE_ARGS,
+            "hermes_site.serving",
             "--fd",
             str(self.sock.fileno()),
             "hermes_site.asgi:application",

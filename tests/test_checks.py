@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway_app.checks import check_gateway_settings, check_session_engine
+from gateway_app.checks import check_gateway_settings, check_session_engine, check_trusted_origins
 from gateway_app.conf import DEFAULTS
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "hermes_site" / "settings.py"
@@ -190,3 +190,18 @@ def test_a_session_engine_without_server_sessions_is_a_warning(settings):
     assert check_session_engine(None) == []
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
     assert ids(check_session_engine(None)) == ["gateway_app.W030"]
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://chat.example.com/", "chat.example.com", "ftp://example.com", "https://*"]
+)
+def test_a_trusted_origin_no_browser_can_send_is_a_warning(settings, entry):
+    """Tests that a CSRF_TRUSTED_ORIGINS entry with a path or a wrong scheme is reported."""
+    settings.CSRF_TRUSTED_ORIGINS = [entry]
+    assert ids(check_trusted_origins(None)) == ["gateway_app.W025"]
+
+
+def test_well_formed_trusted_origins_pass(settings):
+    """Tests that exact and wildcard http(s) origins raise nothing."""
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com:8443", "https://*.example.com"]
+    assert check_trusted_origins(None) == []

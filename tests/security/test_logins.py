@@ -19,6 +19,8 @@ from gateway_app.models import ApiToken
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ALLOWED_ORIGIN = (b"origin", b"http://localhost:8000")
+#: A browser socket is same-origin: the Host its page was served from.
+PAGE_HOST = (b"host", b"localhost:8000")
 CLOSED_4003 = {"type": "websocket.close", "code": 4003}
 
 
@@ -58,7 +60,11 @@ def browser(user):
 
 def cookie(client):
     value = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return [ALLOWED_ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={value}".encode())]
+    return [
+        PAGE_HOST,
+        ALLOWED_ORIGIN,
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={value}".encode()),
+    ]
 
 
 def bearer(raw):

@@ -106,7 +106,8 @@ async def test_revoking_a_token_closes_its_open_sockets_with_4003(app, opened, a
     first, _, _ = await opened(app, [bearer(raw)])
     second, _, _ = await opened(app, [bearer(raw)])
     other, _, _ = await opened(app, [bearer(other_raw)])
-    browser, _, _ = await opened(app, [(b"origin", ALLOWED_ORIGIN), await session_cookie(alice)])
+    browser_headers = [(b"host", b"localhost:8000"), (b"origin", ALLOWED_ORIGIN)]
+    browser, _, _ = await opened(app, [*browser_headers, await session_cookie(alice)])
     assert await revoke_token(row) is True
     for communicator in (first, second):
         assert await communicator.receive_output(timeout=5) == {

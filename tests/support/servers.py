@@ -19,8 +19,6 @@ from typing import Any
 
 import psutil
 
-from hermes_site.serving import DAPHNE_ARGS
-
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
@@ -186,8 +184,7 @@ class GatewayServer:
             return [
                 PYTHON,
                 "-m",
-                "daphne",
-                *DAPHNE_ARGS,
+                "hermes_site.serving",
                 "-b",
                 "127.0.0.1",
                 "-p",
