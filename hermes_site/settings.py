@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from . import secret_key
+from hermes_site import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
