@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_INTERVAL_S": 5.0,  # periodic sweep backing every one-shot reap timer
     # Beside other workers: how often rows left by a worker that died are marked detached.
     "SETTLE_INTERVAL_S": 60.0,
+    # A question unanswered this long with nobody attached is answered for the user (approval
+    # "deny", clarify ""), so the session can finish its turn and be reaped; 0 disables.
+    "PENDING_QUESTION_TIMEOUT_S": 3600.0,
     # Agent turns.
     "AGENT": "echo",  # "echo" (offline, default) or "openai"
     "OPENAI_BASE_URL": "https://api.openai.com/v1",

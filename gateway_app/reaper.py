@@ -10,7 +10,9 @@ the epoch, so a reap in flight arrives stale and is dropped; a local timer is al
 A periodic sweep backs every one-shot timer (lost message, deferred busy session) and applies
 the idle TTL; the live-session cap evicts the least recently used idle detached session,
 found through a heap of the sessions that went idle (checked when popped) rather than a scan
-of every live session on each create.
+of every live session on each create. A session waiting on the user's answer is never
+reaped, so the sweep answers a question left unattended past ``PENDING_QUESTION_TIMEOUT_S``
+(deny, or an empty clarification): its turn ends and the session is reaped as usual.
 """
 
 from __future__ import annotations
@@ -139,12 +141,21 @@ class Reaper:
                 logger.exception("reaper sweep failed")
 
     async def sweep(self, now: float | None = None) -> dict[str, int]:
-        """Reap overdue detached sessions and idle-past-TTL ones; returns counts by reason."""
+        """
+        Answer questions left unattended past ``PENDING_QUESTION_TIMEOUT_S`` (their turns then
+        finish and re-arm the reap), reap overdue detached sessions and idle-past-TTL ones;
+        returns counts by reason.
+        """
         now = time.monotonic() if now is None else now
         grace = self.grace
         ttl = float(setting("SESSION_TTL_S"))
-        counts = {"reaped": 0, "ttl": 0}
+        question_timeout = float(setting("PENDING_QUESTION_TIMEOUT_S"))
+        counts = {"reaped": 0, "ttl": 0, "answered": 0}
         for session in list(self.host.sessions.values()):
+            if question_timeout > 0:
+                for question in session.unattended_questions(now, question_timeout):
+                    self.host.answer_unattended(session, question)
+                    counts["answered"] += 1
             if not is_reapable(session):
                 continue
             if grace > 0 and session.detached_at is not None and now - session.detached_at >= grace:

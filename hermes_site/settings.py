@@ -10,10 +10,13 @@ import json
 import os
 import warnings
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+from hermes_site import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,8 +57,13 @@ def _env_json_object(name: str) -> dict:
     return parsed
 
 
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "hermes-gateway-insecure-development-key-change-me-in-production"
+DB_PATH = os.environ.get("HERMES_DB_PATH", str(BASE_DIR / "db.sqlite3"))
+# Without DJANGO_SECRET_KEY: a random key generated once into a 0600 file beside the
+# database, shared by every worker on this machine (secret_key.py). Never a published one.
+SECRET_KEY = (
+    secret_key.refuse_published(os.environ["DJANGO_SECRET_KEY"], "DJANGO_SECRET_KEY")
+    if os.environ.get("DJANGO_SECRET_KEY")
+    else secret_key.load_or_create(Path(f"{DB_PATH}.secret_key"))
 )
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [
@@ -69,6 +77,21 @@ CSRF_TRUSTED_ORIGINS = [
     if origin.strip()
 ]
 
+# A production deploy behind HTTPS sets HERMES_HTTPS=1 (the README lists what else it sets):
+# cookies only over HTTPS, plain HTTP redirected (/healthz spared, for load balancers), HSTS.
+if _env_bool("HERMES_HTTPS", False):
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = _env_int("HERMES_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("HERMES_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = _env_bool("HERMES_HSTS_PRELOAD", False)
+# Behind a proxy that terminates TLS and sets this header to "https" (and drops a client's).
+_PROXY_SSL_HEADER = os.environ.get("HERMES_PROXY_SSL_HEADER", "").strip()
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -78,6 +101,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "gateway_app",
 ]
 
@@ -90,6 +114,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hermes_site.urls"
@@ -115,7 +141,7 @@ ASGI_APPLICATION = "hermes_site.asgi.application"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("HERMES_DB_PATH", str(BASE_DIR / "db.sqlite3")),
+        "NAME": DB_PATH,
         # Several daphne workers may share one SQLite file; wait for the lock instead of
         # failing. WAL lets readers run beside the writer and makes commits cheap.
         "OPTIONS": {
@@ -134,6 +160,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+
+# Login throttling (django-axes, deployment only: gateway_app does not need it). Failures
+# are counted per username and client address together, in the database every worker
+# shares: HERMES_LOGIN_FAILURE_LIMIT of them lock that pair out for HERMES_LOGIN_COOLOFF_S
+# (each further try restarts the cool-off), while the same user from elsewhere, or another
+# user from that address, can still log in. A success clears the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_int("HERMES_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=_env_float("HERMES_LOGIN_COOLOFF_S", 900.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -99,6 +99,7 @@ BAD_VALUES = {
     "LIST_CACHE_S": -1,
     "HISTORY_LIMIT": 0,
     "SETTLE_INTERVAL_S": -1,
+    "PENDING_QUESTION_TIMEOUT_S": -1,
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from gateway_app.context import CallContext, Caller
-from gateway_app.models import GatewaySession
+from gateway_app.models import GatewaySession, Message
 from gateway_app.reaper import REAP_MESSAGE
 from gateway_app.sessions import get_host
 from gateway_app.sessions.host import current_host
@@ -317,3 +317,97 @@ async def test_cold_starts_evict_beyond_the_live_session_cap(connect, alice, gat
         pids.append(host.sessions[sid].slash.pid)
     assert set(host.sessions) == set(stored[1:])
     assert gone(pids[0])
+
+
+### Questions nobody is attached to answer ###
+
+
+async def pending_question(host, sid):
+    await wait_until(lambda: sid in host.sessions and host.sessions[sid].pending)
+    return next(iter(host.sessions[sid].pending.values()))
+
+
+async def stored_messages(host, sid):
+    await host.store.flush()
+    return [
+        (m.role, m.content) async for m in Message.objects.filter(session_id=sid).order_by("id")
+    ]
+
+
+async def test_unattended_approval_is_denied_and_the_session_then_reaped(
+    connect, alice, gateway_options, caplog
+):
+    """Tests that an approval unanswered past the timeout while detached is denied, the turn
+    finishes, and the session is reaped by the sweep after it."""
+    gateway_options(REAP_GRACE_S=30, PENDING_QUESTION_TIMEOUT_S=60)
+    sid = await create_detached(connect, alice, prompt="!tool rm -rf /tmp/x")
+    host = current_host()
+    question = await pending_question(host, sid)
+    session = host.sessions[sid]
+    assert (await host.reaper.sweep(now=session.detached_at + 59))["answered"] == 0
+    with caplog.at_level(logging.INFO, logger="gateway_app"):
+        counts = await host.reaper.sweep(now=session.detached_at + 61)
+    assert counts == {"answered": 1, "reaped": 0, "ttl": 0}  # still busy: its turn goes on
+    assert question.future.result() == "deny"
+    assert f"approval request {question.request_id} unanswered" in caplog.text
+    await asyncio.wait_for(asyncio.shield(session.turn.task), 5)
+    assert ("tool", "denied: rm -rf /tmp/x") in await stored_messages(host, sid)
+    assert (await host.reaper.sweep(now=session.detached_at + 61))["reaped"] == 1
+    assert sid not in host.sessions
+    await host.store.flush()
+    assert (await GatewaySession.objects.aget(pk=sid)).close_reason == "reaped"
+
+
+async def test_unattended_clarify_gets_an_empty_answer(connect, alice, gateway_options):
+    """Tests that a clarify question unanswered past the timeout while detached gets ""."""
+    gateway_options(REAP_GRACE_S=30, PENDING_QUESTION_TIMEOUT_S=60)
+    sid = await create_detached(connect, alice, prompt="!clarify Which one?")
+    host = current_host()
+    question = await pending_question(host, sid)
+    session = host.sessions[sid]
+    await host.reaper.sweep(now=session.detached_at + 61)
+    assert question.future.result() == ""
+    await asyncio.wait_for(asyncio.shield(session.turn.task), 5)
+    assert (await stored_messages(host, sid))[-1] == ("assistant", "")
+
+
+async def test_attached_session_question_is_never_answered_for_the_user(
+    connect, alice, gateway_options
+):
+    """Tests that a question of a session with a connection attached waits for its user."""
+    gateway_options(REAP_GRACE_S=30, PENDING_QUESTION_TIMEOUT_S=60)
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    await rpc.call("prompt.submit", {"session_id": sid, "text": "!tool rm -rf /tmp/x"})
+    host = current_host()
+    question = await pending_question(host, sid)
+    assert (await host.reaper.sweep(now=time.monotonic() + 10_000))["answered"] == 0
+    assert not question.future.done()
+
+
+async def test_reattaching_in_time_keeps_the_question_for_the_user(connect, alice, gateway_options):
+    """Tests that resuming a detached session before the timeout keeps its question open,
+    however long it then stays attached, and the user can still answer it."""
+    gateway_options(REAP_GRACE_S=30, PENDING_QUESTION_TIMEOUT_S=60)
+    sid = await create_detached(connect, alice, prompt="!tool rm -rf /tmp/x")
+    host = current_host()
+    question = await pending_question(host, sid)
+    rpc = await connect(alice)
+    await rpc.call("session.resume", {"session_id": sid})
+    assert (await host.reaper.sweep(now=time.monotonic() + 10_000))["answered"] == 0
+    assert not question.future.done()
+    await rpc.call(
+        "approval.respond",
+        {"session_id": sid, "request_id": question.request_id, "choice": "once"},
+    )
+    assert question.future.result() == "once"
+
+
+async def test_question_timeout_zero_never_answers(connect, alice, gateway_options):
+    """Tests that PENDING_QUESTION_TIMEOUT_S=0 leaves unattended questions waiting."""
+    gateway_options(REAP_GRACE_S=30, PENDING_QUESTION_TIMEOUT_S=0)
+    sid = await create_detached(connect, alice, prompt="!tool rm -rf /tmp/x")
+    host = current_host()
+    question = await pending_question(host, sid)
+    await host.reaper.sweep(now=time.monotonic() + 10_000)
+    assert not question.future.done() and sid in host.sessions

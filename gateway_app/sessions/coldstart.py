@@ -31,22 +31,25 @@ class ColdStarts:
     async def get_or_cold_start(self, ctx: CallContext, session_id: str) -> LiveSession:
         """The caller's session, cold-started from the database when it is not live."""
         session = self.sessions.get(session_id)
-        if session is not None and session.phase is not Phase.ACTIVE:
+        if session is not None and session.user_id != ctx.user_id:
+            # Another user's: looked for in the store exactly like an id not live here, so
+            # the 4001 takes as long as for an unknown id (the lookup is filtered by user).
+            session = None
+        elif session is not None and session.phase is not Phase.ACTIVE:
             # Mid-teardown: wait for it to finish, then start afresh from the transcript.
             await session.closed.wait()
             session = None
         if session is None:
             return await self._cold_start(ctx, session_id)
-        if session.user_id != ctx.user_id:
-            raise SessionNotFound()
         return session
 
     async def _cold_start(self, ctx: CallContext, session_id: str) -> LiveSession:
         if not SESSION_ID.match(session_id):
             raise SessionNotFound()
         # Concurrent resumes of one session share one cold start: never two live copies.
+        # Per user as well: another user's call never joins (or waits on) the owner's.
         session = await self._starting.run(
-            session_id, lambda: self._start_from_store(ctx, session_id)
+            (session_id, ctx.user_id), lambda: self._start_from_store(ctx, session_id)
         )
         if session.user_id != ctx.user_id:
             raise SessionNotFound()

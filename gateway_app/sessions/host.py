@@ -47,7 +47,15 @@ from .events import ReplayBuffer
 from .index import SessionIndex
 from .registry import LocalRegistry, build_registry
 from .routing import SessionRouter
-from .state import EVENT_MESSAGE, SESSION_ID, LiveSession, Phase, group_name, recent_messages
+from .state import (
+    EVENT_MESSAGE,
+    SESSION_ID,
+    LiveSession,
+    PendingQuestion,
+    Phase,
+    group_name,
+    recent_messages,
+)
 from .store import SessionStore
 from .turn import TurnRunner
 
@@ -60,6 +68,8 @@ SLASH_TRANSCRIPT_MESSAGES = 200
 #: is used: one write per SEQ_RESERVE / 2 events), so a session revived after its host
 #: crashed continues above every seq a client may have seen.
 SEQ_RESERVE = 1000
+#: What a question gets when it waited PENDING_QUESTION_TIMEOUT_S with nobody attached.
+UNATTENDED_ANSWERS = {"approval": "deny", "clarify": ""}
 
 
 class Published(NamedTuple):
@@ -466,6 +476,18 @@ class SessionHost(HostBackground, ColdStarts):
     def question_settled(self, session: LiveSession) -> None:
         session.touch()
         self.reaper.rearm(session)
+
+    def answer_unattended(self, session: LiveSession, question: PendingQuestion) -> None:
+        """Answer a question nobody was attached to answer: deny, or an empty clarification."""
+        answer = UNATTENDED_ANSWERS[question.kind]
+        logger.info(
+            "session %s: %s request %s unanswered while detached; answered %r",
+            session.id,
+            question.kind,
+            question.request_id,
+            answer,
+        )
+        question.future.set_result(answer)
 
     async def interrupt(self, ctx: CallContext, session_id: str) -> bool:
         session = self.get_live(ctx, session_id)

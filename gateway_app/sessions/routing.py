@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
 from ..context import CallContext, Caller
-from ..exceptions import InternalError, RpcError, SessionNotFound
+from ..exceptions import InternalError, RpcError
 from .state import group_name
 
 if TYPE_CHECKING:
@@ -81,9 +81,13 @@ class SessionRouter:
         for _ in range(MAX_MOVES):
             if host.sessions.get(session_id) is None and self.registry.shared:
                 entry = await self.registry.lookup(session_id)
-                if entry is not None and entry.host != host.channel_name:
-                    if entry.user_id != ctx.user_id:
-                        raise SessionNotFound()
+                # Another user's session is run here like an unknown id (the host's store
+                # lookup, filtered by user, finds nothing): the same 4001 in the same time.
+                if (
+                    entry is not None
+                    and entry.host != host.channel_name
+                    and entry.user_id == ctx.user_id
+                ):
                     if await self.registry.alive(entry.host):
                         try:
                             return await self._forward(entry.host, ctx, op, session_id, args)

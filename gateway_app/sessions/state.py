@@ -35,6 +35,7 @@ class PendingQuestion:
     future: asyncio.Future
     frame: str = ""
     seq: int = 0
+    asked_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False, slots=True)
@@ -81,6 +82,17 @@ class LiveSession:
         if self.turn is not None:
             return "running"
         return "live" if self.attached else "detached"
+
+    def unattended_questions(self, now: float, timeout: float) -> list[PendingQuestion]:
+        """Questions waiting ``timeout`` or longer, all of it with nobody attached to answer."""
+        if self.attached or self.detached_at is None or self.phase is not Phase.ACTIVE:
+            return []
+        return [
+            question
+            for question in self.pending.values()
+            if not question.future.done()
+            and now - max(self.detached_at, question.asked_at) >= timeout
+        ]
 
     @property
     def busy(self) -> bool:

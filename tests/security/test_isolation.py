@@ -1,9 +1,12 @@
 """Users are isolated: every session method refuses another user's session exactly like an
 unknown one (4001), and no event of one user's session reaches another user."""
 
+from unittest.mock import AsyncMock
+
 import pytest
 
 from gateway_app.sessions.host import current_host
+from gateway_app.sessions.registry import HostEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,3 +128,56 @@ async def test_no_event_of_another_users_session_is_delivered(connect, alice, bo
     alice_ids = {values["approving"], values["clarifying"], values["closed"]}
     assert not [e for e in b.events if e.get("session_id") in alice_ids]
     assert b.events == []
+
+
+def record_store_loads(monkeypatch, host, values) -> list[tuple[str, int]]:
+    """Every ``store.load`` the host makes from now on, with alice's ids shown as UNKNOWN."""
+    loads: list[tuple[str, int]] = []
+    real = host.store.load
+    alice_ids = {values["approving"], values["clarifying"], values["closed"]}
+
+    async def load(session_id, user_id):
+        loads.append((UNKNOWN if session_id in alice_ids else session_id, user_id))
+        return await real(session_id, user_id)
+
+    monkeypatch.setattr(host.store, "load", load)
+    return loads
+
+
+@pytest.mark.parametrize(
+    ("method", "params"), MATRIX, ids=[f"{m}-{i}" for i, (m, _) in enumerate(MATRIX)]
+)
+async def test_foreign_session_takes_the_path_of_an_unknown_one(
+    connect, alice, bob, monkeypatch, method, params
+):
+    """Tests that refusing bob alice's session makes the same store lookups, filtered by bob,
+    as refusing an unknown id: the answer cannot come sooner for a session that exists."""
+    a, b = await connect(alice), await connect(bob)
+    values = await alice_sessions(a)
+    loads = record_store_loads(monkeypatch, current_host(), values)
+    await b.error(method, fill(params, values))
+    foreign = list(loads)
+    loads.clear()
+    await b.error(method, fill(params, values, unknown=True))
+    assert foreign == loads
+    assert all(user_id == bob.id for _, user_id in foreign)
+
+
+async def test_foreign_session_on_another_worker_takes_the_path_of_an_unknown_one(
+    connect, alice, bob, monkeypatch
+):
+    """Tests that with a shared registry, a session another worker hosts for alice is looked up
+    for bob in the store like an unknown id, not refused from its registry entry at once."""
+    a, b = await connect(alice), await connect(bob)
+    values = await alice_sessions(a)
+    host = current_host()
+    remote = "f" * 31 + "e"  # alice's, hosted by a live worker elsewhere
+    entries = {remote: HostEntry("specific.elsewhere!", alice.id)}
+    monkeypatch.setattr(host.registry, "shared", True, raising=False)
+    monkeypatch.setattr(host.registry, "lookup", AsyncMock(side_effect=entries.get))
+    monkeypatch.setattr(host.registry, "alive", AsyncMock(return_value=True))
+    loads = record_store_loads(monkeypatch, host, values)
+    foreign = await b.error("session.resume", {"session_id": remote})
+    unknown = await b.error("session.resume", {"session_id": UNKNOWN})
+    assert foreign == unknown and foreign["code"] == 4001
+    assert loads == [(remote, bob.id), (UNKNOWN, bob.id)]

@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = (
         "Create the superuser 'admin' when no superuser exists yet; its password is "
-        "HERMES_ADMIN_PASSWORD or a random one printed once."
+        "HERMES_ADMIN_PASSWORD (never printed) or a random one printed once. Reset it with "
+        "'manage.py changepassword admin'."
     )
 
     def add_arguments(self, parser):
@@ -22,8 +23,16 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             return
-        password = os.environ.get("HERMES_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        given = os.environ.get("HERMES_ADMIN_PASSWORD")
+        password = given or secrets.token_urlsafe(12)
         User.objects.create_superuser(username, f"{username}@localhost", password)
-        self.stdout.write(
-            f"Created superuser {username!r} with password {password!r} (shown once)."
-        )
+        if given:
+            # The operator knows it; echoing it would put it in logs and terminal scrollback.
+            self.stdout.write(
+                f"Created superuser {username!r} with the password in HERMES_ADMIN_PASSWORD."
+            )
+        else:
+            self.stdout.write(
+                f"Created superuser {username!r} with password {password!r} (shown once; "
+                f"reset with 'manage.py changepassword {username}')."
+            )
