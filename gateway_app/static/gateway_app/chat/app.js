@@ -5,7 +5,16 @@
 import { CloseCode, ErrorCode, EventType, Method, isConnectionError } from "./protocol.js";
 import { RpcClient, socketUrl } from "./rpc.js";
 import * as state from "./state.js";
-import { TranscriptRenderer, findUi, renderCompletions, renderHeader, renderSessionList, setStatus, showError } from "./render.js";
+import {
+  TranscriptRenderer,
+  findUi,
+  renderCompletions,
+  renderHeader,
+  renderSessionList,
+  setSidebar,
+  setStatus,
+  showError,
+} from "./render.js";
 import { tabComplete, wantsCompletion } from "./slash.js";
 
 const STORE_CURRENT = "hermes.chat.current";
@@ -53,6 +62,7 @@ export class ChatApp {
     ui.input.addEventListener("input", () => this.updateCompletions());
     ui.input.addEventListener("keydown", (event) => this.onKeyDown(event));
     ui.interrupt.addEventListener("click", () => this.interrupt());
+    ui.sidebarToggle.addEventListener("click", () => setSidebar(ui, this.root.dataset.sidebar !== "open"));
     this.root.dataset.ready = "0";
     this.persist();
     this.rpc.connect();
@@ -130,6 +140,7 @@ export class ChatApp {
 
   renderList() {
     renderSessionList(this.ui, this.sessions, this.current, (sid) => this.openSession(sid));
+    this.renderHeader();
   }
 
   renderCurrent() {
@@ -142,8 +153,10 @@ export class ChatApp {
   }
 
   renderHeader() {
+    // The listing's title is the freshest; the view's (from create or resume) shows until it comes.
     const info = this.sessions.find((s) => s.session_id === this.current);
-    renderHeader(this.ui, state.headerText(this.current, info && info.title));
+    const view = this.currentView();
+    renderHeader(this.ui, state.headerText(this.current, (info && info.title) || (view && view.title)));
   }
 
   updateBusy() {
@@ -159,6 +172,7 @@ export class ChatApp {
       this.views.set(result.session_id, state.createView(result.session_id, { loaded: true, title: result.title || "" }));
       this.current = result.session_id;
       this.ui.newTitle.value = "";
+      setSidebar(this.ui, false);
       this.persist();
       this.renderCurrent();
       this.refreshList();
@@ -175,6 +189,7 @@ export class ChatApp {
   async openSession(sid) {
     this.root.dataset.ready = "0";
     this.current = sid;
+    setSidebar(this.ui, false);
     if (!this.views.has(sid)) this.views.set(sid, state.createView(sid));
     const plan = state.resumePlan(this.views.get(sid));
     this.persist();

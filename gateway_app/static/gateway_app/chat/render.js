@@ -30,7 +30,15 @@ export function findUi(root) {
     interrupt: byId("interrupt"),
     completions: root.ownerDocument.getElementById("slash-completions"),
     hints: byId("slash-hints"),
+    sidebar: byId("sidebar"),
+    sidebarToggle: byId("sidebar-toggle"),
   };
+}
+
+/** Show or hide the session list where it collapses (narrow screens); wide ones always show it. */
+export function setSidebar(ui, open) {
+  ui.root.dataset.sidebar = open ? "open" : "closed";
+  ui.sidebarToggle.setAttribute("aria-expanded", String(open));
 }
 
 function element(doc, tag, props = {}) {
