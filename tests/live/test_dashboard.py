@@ -318,3 +318,113 @@ def test_live_page_shows_real_host_numbers_to_staff(server, context, output_dir)
     live.wait_for_function(
         "Number(document.querySelector('[data-testid=live-sessions]').textContent) === 0"
     )
+
+
+NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def header_text(page) -> str:
+    return page.text_content("[data-testid=session-header]") or ""
+
+
+def open_sidebar_if_collapsed(page) -> None:
+    """On a narrow screen the session list sits behind its toggle."""
+    toggle = page.locator("[data-testid=sidebar-toggle]")
+    if toggle.is_visible():
+        toggle.click()
+        page.wait_for_selector('#chat[data-sidebar="open"]')
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_chat_page_shows_the_session_title_and_fits_the_width(server, browser, output_dir, width):
+    """Tests that the header names the session by its title right after create and after a
+    reload, and that the page never scrolls sideways, at a desktop and a phone width."""
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in(page, server)
+        page.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+        assert page.evaluate(NO_OVERFLOW), page.evaluate("document.documentElement.scrollWidth")
+
+        open_sidebar_if_collapsed(page)
+        page.fill("[data-testid=new-title]", "first chat")
+        page.click("[data-testid=new-session]")
+        page.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+        session_id = page.get_attribute("#chat", "data-session")
+        expected = f"first chat · {session_id[:8]}"
+        page.wait_for_function(
+            "t => document.querySelector('[data-testid=session-header]').textContent === t",
+            arg=expected,
+        )
+
+        page.reload()
+        wait_resumed(page, session_id)
+        page.wait_for_function(
+            "t => document.querySelector('[data-testid=session-header]').textContent === t",
+            arg=expected,
+        )
+        assert header_text(page) == expected
+
+        # The prompt input is whole on screen and usable, and nothing overflows sideways.
+        prompt = page.locator("[data-testid=prompt-input]")
+        box = prompt.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        page.fill("[data-testid=prompt-input]", "fits")
+        page.press("[data-testid=prompt-input]", "Enter")
+        page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+        assert page.evaluate(NO_OVERFLOW), page.evaluate("document.documentElement.scrollWidth")
+        page.screenshot(path=str(output_dir / f"chat-{width}.png"), full_page=True)
+
+        open_sidebar_if_collapsed(page)
+        item = page.locator(f"[data-testid=session-item][data-session-id='{session_id}']")
+        assert item.is_visible()
+        assert page.evaluate(NO_OVERFLOW), page.evaluate("document.documentElement.scrollWidth")
+        page.screenshot(path=str(output_dir / f"chat-{width}-sidebar.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_narrow_chat_page_collapses_the_sidebar_behind_a_toggle(server, browser, output_dir):
+    """Tests that at 390 px the session list starts hidden, its toggle shows it, and picking
+    a session hides it again so the transcript has the width."""
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in(page, server)
+        page.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+        toggle = page.locator("[data-testid=sidebar-toggle]")
+        sidebar = page.locator("[data-testid=sidebar]")
+        assert toggle.is_visible()
+        assert toggle.get_attribute("aria-expanded") == "false"
+        assert not sidebar.is_visible()
+
+        toggle.click()
+        page.wait_for_selector("[data-testid=sidebar]", state="visible")
+        assert toggle.get_attribute("aria-expanded") == "true"
+        page.click("[data-testid=new-session]")
+        page.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+        page.wait_for_selector("[data-testid=sidebar]", state="hidden")
+        assert page.locator("[data-testid=prompt-input]").is_visible()
+        assert page.evaluate(NO_OVERFLOW)
+        page.screenshot(path=str(output_dir / "chat-390-collapsed.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_favicon_is_served_and_linked(server, context):
+    """Tests that /favicon.ico resolves to an image and that the chat page and the admin link
+    an icon that loads."""
+    page = context.new_page()
+    response = page.goto(f"{server.http_url}/favicon.ico")
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"].startswith("image/")
+
+    log_in(page, server, next_path="/chat/")
+    for path in ("/chat/", "/admin/"):
+        page.goto(f"{server.http_url}{path}")
+        href = page.eval_on_selector("link[rel=icon]", "link => link.href")
+        icon = page.request.get(href)
+        assert icon.status == 200, (path, href)
+        assert icon.headers["content-type"].startswith("image/"), (path, href)
