@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, gateway_settings
+from .layer_signing import SIGNED_FORMAT
 
 #: Durations and rates where 0 means "off" or "at once".
 _NON_NEGATIVE = (
@@ -174,3 +177,39 @@ def _layer_group_expiry() -> float:
     """The default channel layer's ``group_expiry`` (channels' own default: a day)."""
     config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
     return float((config.get("CONFIG") or {}).get("group_expiry", 86400))
+
+
+@checks.register()
+def check_layer_signing(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A Redis channel layer must sign its messages: anybody reaching Redis could forge them."""
+    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
+    backend = config.get("BACKEND", "")
+    if not (getattr(settings, "REDIS_URL", "") or backend.startswith("channels_redis.")):
+        return []
+    if _signed_layer(backend, config.get("CONFIG") or {}):
+        return []
+    return [
+        checks.Warning(
+            f"The channel layer {backend!r} does not sign its messages: inter-worker messages"
+            " are not authenticated.",
+            hint="Anybody who can reach Redis could forge calls to any session. Use "
+            "gateway_app.layers.ResilientRedisChannelLayer (as with REDIS_URL by default) "
+            f"with serializer_format {SIGNED_FORMAT!r}.",
+            id="gateway_app.W015",
+        )
+    ]
+
+
+def _signed_layer(backend: str, config: dict[str, Any]) -> bool:
+    """Whether ``backend`` is a channels-redis layer using the signed serializer."""
+    from channels_redis.core import RedisChannelLayer
+
+    try:
+        layer_class = import_string(backend)
+    except ImportError:
+        return False  # channels reports an unknown backend itself when it is used
+    if not (isinstance(layer_class, type) and issubclass(layer_class, RedisChannelLayer)):
+        return False
+    default = inspect.signature(layer_class.__init__).parameters.get("serializer_format")
+    fmt = config.get("serializer_format", default.default if default is not None else "msgpack")
+    return fmt == SIGNED_FORMAT

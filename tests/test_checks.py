@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway_app.checks import check_gateway_settings
+from gateway_app.checks import check_gateway_settings, check_layer_signing
 from gateway_app.conf import DEFAULTS
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "hermes_site" / "settings.py"
@@ -182,3 +182,50 @@ def test_good_environment_values_are_read(monkeypatch):
     monkeypatch.setenv("HERMES_GATEWAY_OPTIONS", '{"RATE_LIMIT_PER_S": 50}')
     gateway = runpy.run_path(str(SETTINGS_FILE))["HERMES_GATEWAY"]
     assert gateway["REAP_GRACE_S"] == 2.5 and gateway["RATE_LIMIT_PER_S"] == 50
+
+
+REDIS_LAYER_CONFIG = {"hosts": ["redis://127.0.0.1:6379/0"], "expiry": 60}
+
+
+def test_the_projects_redis_layer_signs_its_messages(settings):
+    """Tests that the layer hermes_site.settings configures with REDIS_URL passes."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "CONFIG": REDIS_LAYER_CONFIG,
+        }
+    }
+    assert check_layer_signing(None) == []
+
+
+def test_the_plain_channels_redis_layer_is_a_warning(settings):
+    """Tests that CHANNEL_LAYERS set to the plain channels-redis layer beside REDIS_URL
+    warns that inter-worker messages are not authenticated."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": REDIS_LAYER_CONFIG,
+        }
+    }
+    assert [m.id for m in check_layer_signing(None)] == ["gateway_app.W015"]
+
+
+def test_the_projects_layer_with_another_serializer_is_a_warning(settings):
+    """Tests that the project's layer told to use the unsigned msgpack format warns."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "CONFIG": {**REDIS_LAYER_CONFIG, "serializer_format": "msgpack"},
+        }
+    }
+    assert [m.id for m in check_layer_signing(None)] == ["gateway_app.W015"]
+
+
+def test_the_in_memory_layer_of_a_single_worker_passes(settings):
+    """Tests that one worker without Redis (nothing travels between workers) passes."""
+    settings.REDIS_URL = ""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert check_layer_signing(None) == []
