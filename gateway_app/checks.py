@@ -184,9 +184,7 @@ def check_layer_signing(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """A Redis channel layer must sign its messages: anybody reaching Redis could forge them."""
     config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
     backend = config.get("BACKEND", "")
-    if not (getattr(settings, "REDIS_URL", "") or backend.startswith("channels_redis.")):
-        return []
-    if _signed_layer(backend, config.get("CONFIG") or {}):
+    if not _redis_layer(backend) or _signed(backend, config.get("CONFIG") or {}):
         return []
     return [
         checks.Warning(
@@ -200,16 +198,26 @@ def check_layer_signing(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
-def _signed_layer(backend: str, config: dict[str, Any]) -> bool:
-    """Whether ``backend`` is a channels-redis layer using the signed serializer."""
+def _redis_layer(backend: str) -> bool:
+    """Whether ``backend`` carries messages through Redis (any channels-redis layer)."""
+    if backend.startswith("channels_redis."):
+        return True
     from channels_redis.core import RedisChannelLayer
 
     try:
         layer_class = import_string(backend)
     except ImportError:
         return False  # channels reports an unknown backend itself when it is used
-    if not (isinstance(layer_class, type) and issubclass(layer_class, RedisChannelLayer)):
-        return False
+    return isinstance(layer_class, type) and issubclass(layer_class, RedisChannelLayer)
+
+
+def _signed(backend: str, config: dict[str, Any]) -> bool:
+    """Whether the Redis layer ``backend`` uses the signed serializer."""
+    from channels_redis.core import RedisChannelLayer
+
+    layer_class = import_string(backend)
+    if not issubclass(layer_class, RedisChannelLayer):
+        return False  # the pub/sub layer has no serializer choice
     default = inspect.signature(layer_class.__init__).parameters.get("serializer_format")
     fmt = config.get("serializer_format", default.default if default is not None else "msgpack")
     return fmt == SIGNED_FORMAT

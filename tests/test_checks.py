@@ -224,6 +224,17 @@ def test_the_projects_layer_with_another_serializer_is_a_warning(settings):
     assert [m.id for m in check_layer_signing(None)] == ["gateway_app.W015"]
 
 
+def test_the_channels_redis_pubsub_layer_is_a_warning(settings):
+    """Tests that the pub/sub layer of channels-redis (unsigned msgpack) warns too."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": REDIS_LAYER_CONFIG,
+        }
+    }
+    assert [m.id for m in check_layer_signing(None)] == ["gateway_app.W015"]
+
+
 def test_the_in_memory_layer_of_a_single_worker_passes(settings):
     """Tests that one worker without Redis (nothing travels between workers) passes."""
     settings.REDIS_URL = ""

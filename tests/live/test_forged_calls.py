@@ -219,3 +219,28 @@ async def test_a_registry_entry_rewritten_to_another_owner_does_not_let_them_in(
         await b.router.call(on_b, "resume", session.id, last_seq=None)
     assert refused.value.code == 4001
     assert on_b.channel_name not in session.attached
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_layer_and_the_registry_work_with_a_password_url(alice):
+    """Tests that a Redis requiring a password (in REDIS_URL) serves the channel layer and
+    the session registry, while a client without it is refused."""
+    with RedisServer(password="s3cret-redis-password") as server:
+        unauthenticated = redis.Redis(port=server.port)
+        try:
+            with pytest.raises(redis.AuthenticationError):
+                await unauthenticated.ping()
+        finally:
+            await unauthenticated.aclose()
+        layer = ResilientRedisChannelLayer(hosts=[server.url])
+        host = SessionHost(layer, "A", RedisRegistry(server.url))
+        await host.start()
+        try:
+            session = await host.create(await connect(host, alice), "behind a password")
+            assert (await host.registry.lookup(session.id)).host == host.channel_name
+            channel = await layer.new_channel()
+            await layer.send(channel, {"type": "ping"})
+            assert await layer.receive(channel) == {"type": "ping"}
+        finally:
+            await host.stop()
+            await layer.close_pools()
