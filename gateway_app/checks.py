@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, gateway_settings
+from .layer_signing import SIGNED_FORMAT
 
 #: Durations and rates where 0 means "off" or "at once".
 _NON_NEGATIVE = (
@@ -194,6 +197,25 @@ def check_session_engine(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
+@checks.register()
+def check_layer_signing(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A Redis channel layer must sign its messages: anybody reaching Redis could forge them."""
+    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
+    backend = config.get("BACKEND", "")
+    if not _redis_layer(backend) or _signed(backend, config.get("CONFIG") or {}):
+        return []
+    return [
+        checks.Warning(
+            f"The channel layer {backend!r} does not sign its messages: inter-worker messages"
+            " are not authenticated.",
+            hint="Anybody who can reach Redis could forge calls to any session. Use "
+            "gateway_app.layers.ResilientRedisChannelLayer (as with REDIS_URL by default) "
+            f"with serializer_format {SIGNED_FORMAT!r}.",
+            id="gateway_app.W015",
+        )
+    ]
+
+
 @checks.register(checks.Tags.security)
 def check_trusted_origins(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """A ``CSRF_TRUSTED_ORIGINS`` entry with a path (a trailing ``/``) or another scheme
@@ -214,3 +236,28 @@ def check_trusted_origins(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
     return warnings
+
+
+def _redis_layer(backend: str) -> bool:
+    """Whether ``backend`` carries messages through Redis (any channels-redis layer)."""
+    if backend.startswith("channels_redis."):
+        return True
+    from channels_redis.core import RedisChannelLayer
+
+    try:
+        layer_class = import_string(backend)
+    except ImportError:
+        return False  # channels reports an unknown backend itself when it is used
+    return isinstance(layer_class, type) and issubclass(layer_class, RedisChannelLayer)
+
+
+def _signed(backend: str, config: dict[str, Any]) -> bool:
+    """Whether the Redis layer ``backend`` uses the signed serializer."""
+    from channels_redis.core import RedisChannelLayer
+
+    layer_class = import_string(backend)
+    if not issubclass(layer_class, RedisChannelLayer):
+        return False  # the pub/sub layer has no serializer choice
+    default = inspect.signature(layer_class.__init__).parameters.get("serializer_format")
+    fmt = config.get("serializer_format", default.default if default is not None else "msgpack")
+    return fmt == SIGNED_FORMAT

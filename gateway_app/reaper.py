@@ -21,6 +21,7 @@ import asyncio
 import heapq
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from .conf import setting
@@ -98,7 +99,13 @@ class Reaper:
         session = self.host.sessions.get(session_id)
         if session is not None:
             session.reap_timer = None
-        message = {"type": REAP_MESSAGE, "session_id": session_id, "epoch": epoch}
+        # The id lets the host drop a copy of this message pushed again (a replay).
+        message = {
+            "type": REAP_MESSAGE,
+            "id": uuid.uuid4().hex,
+            "session_id": session_id,
+            "epoch": epoch,
+        }
         task = asyncio.get_running_loop().create_task(
             self.host.layer.send(self.host.channel_name, message)
         )

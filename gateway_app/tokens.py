@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -146,7 +147,9 @@ async def revoke_token(token: ApiToken | int) -> bool:
     layer = get_channel_layer()
     if layer is not None:
         # Every host, this worker's too, runs revoked_elsewhere() on it.
-        await layer.group_send(REVOCATIONS_GROUP, {"type": REVOKED_MESSAGE, "token_id": token_id})
+        # The id lets each host drop a copy of this message pushed again (a replay).
+        message = {"type": REVOKED_MESSAGE, "id": uuid.uuid4().hex, "token_id": token_id}
+        await layer.group_send(REVOCATIONS_GROUP, message)
     logger.info("API token %s revoked%s", token_id, "" if revoked else " (again)")
     return revoked
 

@@ -5,9 +5,10 @@ Run the gateway as N daphne workers sharing one port and one Redis.
 The launcher opens the listening socket itself and hands it to every worker with
 ``daphne --fd`` (the kernel spreads connections over the workers, no balancer needed),
 starts a local redis-server when ``--redis-url`` is not given (or points at a local port
-where nothing listens), migrates the database once, restarts a worker that dies (after a
-growing pause while it keeps dying), and stops everything on SIGINT/SIGTERM, or when a step
-of the start fails.
+where nothing listens) requiring a password (generated unless the URL has one) that the
+workers get in their ``REDIS_URL``, migrates the database once, restarts a worker that dies
+(after a growing pause while it keeps dying), and stops everything on SIGINT/SIGTERM, or
+when a step of the start fails.
 
     python scripts/deploy.py --workers 2 --port 8000
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,28 +49,61 @@ def reachable(host: str, port: int) -> bool:
         return False
 
 
-def start_redis(url: str) -> subprocess.Popen | None:
-    """Start redis-server for a local URL where nothing listens yet; None if not needed."""
+def start_redis(url: str) -> tuple[subprocess.Popen | None, str]:
+    """
+    Start redis-server for a local URL where nothing listens yet, requiring a password:
+    the URL's own, or a generated one added to the URL the workers get. Returns the process
+    (None if not needed) and that URL. The password goes to redis-server on stdin, not argv.
+    """
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
     if reachable(host, port):
-        return None
+        return None, url
     if host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit(f"deploy: Redis at {url} is not reachable")
+        raise SystemExit(f"deploy: Redis at {redact(url)} is not reachable")
+    if parsed.scheme != "redis":
+        raise SystemExit(f"deploy: start your own Redis for {redact(url)} (TLS, sockets)")
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("deploy: redis-server not found (apt-get install redis-server)")
+    password = unquote(parsed.password or "") or secrets.token_urlsafe(32)
+    username = unquote(parsed.username or "") or "default"
+    if username == "default":
+        config = f"requirepass {_quoted(password)}\n"
+    else:
+        config = f"user default off\nuser {_quoted(username)} on {_quoted('>' + password)}"
+        config += " ~* &* +@all\n"
+    user = "" if username == "default" else quote(username, safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{parsed.netloc.rpartition('@')[2]}"
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"],
+        [binary, "-", "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
+    process.stdin.write(config.encode())
+    process.stdin.close()
     for _ in range(100):
         if reachable(host, port):
-            log(f"started redis-server on {host}:{port} (pid {process.pid})")
-            return process
+            log(f"started redis-server on {host}:{port} (pid {process.pid}), password required")
+            return process, parsed._replace(netloc=netloc).geturl()
         time.sleep(0.05)
     process.kill()
+    process.wait()
     raise SystemExit("deploy: redis-server did not start")
+
+
+def _quoted(value: str) -> str:
+    """A redis.conf string argument (spaces and quotes in a password are allowed)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for the log."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    user = parsed.username or ""
+    return parsed._replace(netloc=f"{user}:***@{parsed.netloc.rpartition('@')[2]}").geturl()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -200,8 +235,8 @@ def main() -> None:
     sock: socket.socket | None = None
     supervisor: Supervisor | None = None
     try:
-        redis_process = start_redis(args.redis_url)
-        env = {**os.environ, "REDIS_URL": args.redis_url, "PYTHONUNBUFFERED": "1"}
+        redis_process, redis_url = start_redis(args.redis_url)
+        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
         manage("migrate", "--noinput", "-v0", env=env)
         manage("gateway_admin", env=env)
         sock = listen(args.host, args.port)
@@ -209,7 +244,8 @@ def main() -> None:
         signal.signal(signal.SIGTERM, supervisor.stop)
         signal.signal(signal.SIGINT, supervisor.stop)
         log(
-            f"{args.workers} workers on http://{args.host}:{args.port}/ with Redis {args.redis_url}"
+            f"{args.workers} workers on http://{args.host}:{args.port}/"
+            f" with Redis {redact(redis_url)}"
         )
         supervisor.run()
     finally:

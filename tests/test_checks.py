@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway_app.checks import check_gateway_settings, check_session_engine, check_trusted_origins
+from gateway_app.checks import (
+    check_gateway_settings,
+    check_layer_signing,
+    check_session_engine,
+    check_trusted_origins,
+)
 from gateway_app.conf import DEFAULTS
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "hermes_site" / "settings.py"
@@ -206,3 +211,61 @@ def test_well_formed_trusted_origins_pass(settings):
     """Tests that exact and wildcard http(s) origins raise nothing."""
     settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com:8443", "https://*.example.com"]
     assert check_trusted_origins(None) == []
+
+
+REDIS_LAYER_CONFIG = {"hosts": ["redis://127.0.0.1:6379/0"], "expiry": 60}
+
+
+def test_the_projects_redis_layer_signs_its_messages(settings):
+    """Tests that the layer hermes_site.settings configures with REDIS_URL passes."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "CONFIG": REDIS_LAYER_CONFIG,
+        }
+    }
+    assert check_layer_signing(None) == []
+
+
+def test_the_plain_channels_redis_layer_is_a_warning(settings):
+    """Tests that CHANNEL_LAYERS set to the plain channels-redis layer beside REDIS_URL
+    warns that inter-worker messages are not authenticated."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": REDIS_LAYER_CONFIG,
+        }
+    }
+    assert [m.id for m in check_layer_signing(None)] == ["gateway_app.W015"]
+
+
+def test_the_projects_layer_with_another_serializer_is_a_warning(settings):
+    """Tests that the project's layer told to use the unsigned msgpack format warns."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "CONFIG": {**REDIS_LAYER_CONFIG, "serializer_format": "msgpack"},
+        }
+    }
+    assert [m.id for m in check_layer_signing(None)] == ["gateway_app.W015"]
+
+
+def test_the_channels_redis_pubsub_layer_is_a_warning(settings):
+    """Tests that the pub/sub layer of channels-redis (unsigned msgpack) warns too."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": REDIS_LAYER_CONFIG,
+        }
+    }
+    assert [m.id for m in check_layer_signing(None)] == ["gateway_app.W015"]
+
+
+def test_the_in_memory_layer_of_a_single_worker_passes(settings):
+    """Tests that one worker without Redis (nothing travels between workers) passes."""
+    settings.REDIS_URL = ""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert check_layer_signing(None) == []

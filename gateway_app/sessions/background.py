@@ -73,6 +73,8 @@ class HostBackground:
                 continue
             backoff = 0.1
             kind = message.get("type")
+            if not self._first_delivery(kind, message):
+                continue
             try:
                 # Reaps, teardowns and calls run concurrently: a teardown may wait seconds on
                 # a slash worker, and replies, calls and revocations must not queue behind it.
@@ -96,6 +98,18 @@ class HostBackground:
                     logger.warning("host channel got unknown message %r", kind)
             except Exception:
                 logger.exception("host failed handling %r", kind)
+
+    def _first_delivery(self, kind: Any, message: dict[str, Any]) -> bool:
+        """
+        False for a message this host already served: a valid signed message captured from
+        Redis and pushed again must not run twice (a second teardown, an answer replayed).
+        """
+        message_id = message.get("call_id") or message.get("id")
+        if not message_id or self._seen.first(f"{kind}:{message_id}"):
+            return True
+        self.counters["replays_dropped"] += 1
+        logger.warning("dropped a repeated %r (id %s) on the host channel", kind, message_id)
+        return False
 
     def _spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)

@@ -6,6 +6,8 @@ where the session lives, on whichever worker that is.
 
 from __future__ import annotations
 
+import uuid
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -32,7 +34,13 @@ def request_teardown(session: GatewaySession, reason: str) -> bool:
             closed_at=timezone.now(),
         )
         return True
-    message = {"type": TEARDOWN_MESSAGE, "session_id": session.pk, "reason": reason}
+    # The id lets the host drop a copy of this message pushed again (a replay).
+    message = {
+        "type": TEARDOWN_MESSAGE,
+        "id": uuid.uuid4().hex,
+        "session_id": session.pk,
+        "reason": reason,
+    }
     async_to_sync(get_channel_layer().send)(session.host_channel, message)
     return True
 

@@ -35,6 +35,7 @@ from ..exceptions import (
     SessionBusy,
     SessionNotFound,
 )
+from ..layer_signing import CLOCK_SKEW_S
 from ..models import SessionStatus, new_session_id
 from ..protocol import encode, event_message
 from ..reaper import Reaper
@@ -47,6 +48,7 @@ from .events import ReplayBuffer
 from .index import SessionIndex
 from .registry import LocalRegistry, build_registry
 from .routing import SessionRouter
+from .seen import SeenIds
 from .state import (
     EVENT_MESSAGE,
     SESSION_ID,
@@ -115,6 +117,9 @@ class SessionHost(HostBackground, ColdStarts):
         self._registry_data_id: str | None = None
         #: Sessions whose registry keys went while this host counted as dead, being checked.
         self._rechecking: set[str] = set()
+        #: Ids of the host channel's recent messages: a replayed one is dropped. Kept as long
+        #: as a signed message stays valid (older ones fail the signature's window).
+        self._seen = SeenIds(float(getattr(layer, "expiry", 60)) + CLOCK_SKEW_S)
 
     ### Startup and shutdown ###
 
@@ -305,6 +310,8 @@ class SessionHost(HostBackground, ColdStarts):
     async def detach_id(self, ctx: CallContext, session_id: str) -> bool:
         """Detach by id (a connection on another worker went away)."""
         session = self.sessions.get(session_id)
+        if session is not None and session.user_id != ctx.user_id:
+            session = None  # not the caller's: only its own group membership may go
         detached = session is not None and await self.detach(ctx, session)
         if not detached:
             # Attached through an earlier host of the session (it died, or gave the session

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
 from ..context import CallContext, Caller
-from ..exceptions import InternalError, RpcError
+from ..exceptions import InternalError, RpcError, SessionNotFound
 from .state import group_name
 
 if TYPE_CHECKING:
@@ -251,6 +251,23 @@ class SessionRouter:
         self.forget_proxy(ctx)
 
     def _proxy(self, conn: dict[str, Any]) -> CallContext:
+        """
+        The proxy of a remote connection. A call naming the channel of a connection known
+        here with another user or worker is refused (4001): the operations authorize the
+        proxy's user, so one proxy must never act for two users.
+        """
+        known = self.host.connections.get(conn["channel"])
+        if known is not None and (
+            known.transport != "remote"
+            or known.user_id != conn["user_id"]
+            or known.peer != conn["worker"]
+        ):
+            logger.warning(
+                "refused a forwarded call for %s as user %s: the channel is another's",
+                conn["channel"],
+                conn["user_id"],
+            )
+            raise SessionNotFound()
         ctx = self.remote_connections.get(conn["channel"])
         if ctx is None:
             ctx = CallContext(

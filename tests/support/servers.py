@@ -275,16 +275,19 @@ class GatewayServer:
 
 
 class RedisServer:
-    """A throwaway redis-server on a free loopback port (no persistence)."""
+    """A throwaway redis-server on a free loopback port (no persistence), optionally
+    requiring ``password`` (then in ``url``)."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, password: str = ""):
         self.port = port or free_port()
+        self.password = password
         self.process: subprocess.Popen | None = None
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
@@ -300,6 +303,7 @@ class RedisServer:
                 "no",
                 "--protected-mode",
                 "no",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

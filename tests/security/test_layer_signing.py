@@ -1,0 +1,183 @@
+"""Signed channel-layer messages: only a holder of the key derived from SECRET_KEY can put a
+message into Redis that a worker accepts; forged, altered and stale ones are dropped and the
+receive goes on."""
+
+import logging
+import os
+import time
+import types
+
+import msgpack
+import pytest
+import redis.asyncio as redis
+
+from gateway_app import layer_signing
+from gateway_app.layer_signing import InvalidMessage, SignedMessageSerializer
+from gateway_app.layers import ResilientRedisChannelLayer
+from tests.support.servers import RedisServer
+
+MESSAGE = {"type": "session.event", "frame": '{"jsonrpc":"2.0","method":"event"}' + "x" * 150}
+
+
+def serializer(**kwargs):
+    return SignedMessageSerializer(random_prefix_length=12, expiry=60, **kwargs)
+
+
+def signed_at(monkeypatch, offset_s, message=MESSAGE):
+    """A message signed ``offset_s`` seconds from now (negative: in the past)."""
+    now = layer_signing.time.time()
+    with monkeypatch.context() as patch:
+        patch.setattr(layer_signing, "time", types.SimpleNamespace(time=lambda: now + offset_s))
+        return serializer().serialize(message)
+
+
+def test_a_signed_message_round_trips():
+    """Tests that a message signed with SECRET_KEY's key is read back unchanged."""
+    signer = serializer()
+    assert signer.deserialize(signer.serialize(MESSAGE)) == MESSAGE
+
+
+def test_two_signings_of_one_message_differ():
+    """Tests that each signing has its own nonce (channels-redis stores messages in a sorted
+    set, where equal members would be one)."""
+    signer = serializer()
+    assert signer.serialize(MESSAGE) != signer.serialize(MESSAGE)
+
+
+@pytest.mark.parametrize("where", ["mac", "timestamp", "nonce", "body"])
+def test_a_tampered_byte_is_rejected(where):
+    """Tests that changing any byte of a signed message (its MAC, timestamp, nonce or body)
+    makes it fail verification."""
+    data = bytearray(serializer().serialize(MESSAGE))
+    offset = {"mac": 3, "timestamp": 34, "nonce": 42, "body": len(data) - 5}[where]
+    data[offset] ^= 0x01
+    with pytest.raises(InvalidMessage):
+        serializer().deserialize(bytes(data))
+
+
+def test_a_message_signed_with_another_key_is_rejected():
+    """Tests that a message signed with another SECRET_KEY does not verify."""
+    forged = serializer(secrets=["somebody-elses-secret"]).serialize(MESSAGE)
+    with pytest.raises(InvalidMessage, match="signature"):
+        serializer().deserialize(forged)
+
+
+@pytest.mark.parametrize("prefix", [0, 12])
+def test_an_unsigned_msgpack_message_is_rejected(prefix):
+    """Tests that what the plain channels-redis serializer stores (msgpack behind a random
+    prefix), as anybody with a Redis client can write it, is refused."""
+    unsigned = os.urandom(prefix) + msgpack.packb({**MESSAGE, "padding": "p" * 64})
+    with pytest.raises(InvalidMessage):
+        serializer().deserialize(unsigned)
+
+
+def test_a_truncated_message_is_rejected():
+    """Tests that bytes too short to carry a MAC, timestamp and nonce are refused."""
+    with pytest.raises(InvalidMessage, match="short"):
+        serializer().deserialize(b"\x00" * 20)
+
+
+def test_a_message_signed_before_the_window_is_rejected(monkeypatch):
+    """Tests that a genuine message older than the layer's expiry plus the clock skew (a
+    capture kept for later) is refused."""
+    stale = signed_at(monkeypatch, -(60 + layer_signing.CLOCK_SKEW_S + 1))
+    with pytest.raises(InvalidMessage, match="window"):
+        serializer().deserialize(stale)
+
+
+def test_a_message_signed_beyond_the_clock_skew_in_the_future_is_rejected(monkeypatch):
+    """Tests that a timestamp far ahead (which would keep a message valid for long) is
+    refused."""
+    ahead = signed_at(monkeypatch, 60 + layer_signing.CLOCK_SKEW_S + 1)
+    with pytest.raises(InvalidMessage, match="window"):
+        serializer().deserialize(ahead)
+
+
+def test_a_message_signed_within_the_window_is_accepted(monkeypatch):
+    """Tests that a message as old as the layer's expiry still verifies."""
+    assert serializer().deserialize(signed_at(monkeypatch, -60)) == MESSAGE
+
+
+def test_a_message_signed_with_a_fallback_secret_verifies(settings):
+    """Tests that during a key rotation a worker still on the old SECRET_KEY (now in
+    SECRET_KEY_FALLBACKS) is understood, while new messages are signed with the new key."""
+    old = serializer(secrets=[settings.SECRET_KEY]).serialize(MESSAGE)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the-rotated-secret-key-" + "k" * 40
+    rotated = serializer()
+    assert rotated.deserialize(old) == MESSAGE
+    with pytest.raises(InvalidMessage):
+        serializer(secrets=[settings.SECRET_KEY_FALLBACKS[0]]).deserialize(
+            rotated.serialize(MESSAGE)
+        )
+
+
+def test_encryption_keys_add_fernet_under_the_signature():
+    """Tests that with symmetric_encryption_keys the body is not readable in Redis and still
+    round-trips."""
+    secret = "a-body-that-must-not-be-readable"
+    signer = serializer(symmetric_encryption_keys=["fernet-key"])
+    data = signer.serialize({"type": "x", "text": secret})
+    assert secret.encode() not in data
+    assert signer.deserialize(data) == {"type": "x", "text": secret}
+
+
+### The layer against a real redis-server ###
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def layer(redis_server):
+    layer = ResilientRedisChannelLayer(hosts=[redis_server.url], expiry=60)
+    yield layer
+    await layer.flush()
+    await layer.close_pools()
+
+
+async def push_raw(layer, channel, data):
+    """Store ``data`` on ``channel`` as channels-redis does, with a plain Redis client."""
+    key = layer.prefix + (layer.non_local_name(channel) if "!" in channel else channel)
+    client = redis.from_url(layer.hosts[0]["address"])
+    try:
+        # Scored as sent a second ago: ahead of what the layer sends next, and not expired.
+        await client.zadd(key, {data: time.time() - 1})
+    finally:
+        await client.aclose()
+
+
+def forged(channel):
+    """A message as the plain msgpack serializer writes it, addressed to ``channel``."""
+    body = {"type": "host.call", "op": "resume", "__asgi_channel__": channel}
+    return os.urandom(12) + msgpack.packb(body)
+
+
+@pytest.mark.parametrize("specific", [True, False], ids=["process-local", "general"])
+async def test_receive_skips_a_forged_message_and_returns_the_next_valid_one(
+    layer, specific, caplog
+):
+    """Tests that a message pushed into Redis without the key is dropped (warned, counted)
+    and the same receive returns the next genuine message instead of raising."""
+    channel = await layer.new_channel() if specific else "general-channel"
+    await push_raw(layer, channel, forged(channel))
+    await layer.send(channel, {"type": "genuine"})
+    with caplog.at_level(logging.WARNING, logger="gateway_app.layers"):
+        assert await layer.receive(channel) == {"type": "genuine"}
+    assert layer.rejected == 1
+    assert "failed verification" in caplog.text
+
+
+async def test_a_consumer_receive_survives_a_forged_message_ahead_of_its_own(layer):
+    """Tests that a forged message for one process-local channel does not break the receive
+    of another channel of the same process (they share one queue in Redis)."""
+    mine, other = await layer.new_channel(), await layer.new_channel()
+    await push_raw(layer, other, forged(other))
+    await layer.send(mine, {"type": "mine"})
+    assert await layer.receive(mine) == {"type": "mine"}
+    await layer.send(other, {"type": "theirs"})
+    assert await layer.receive(other) == {"type": "theirs"}
+    assert layer.rejected == 1
