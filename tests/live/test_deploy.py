@@ -106,7 +106,7 @@ async def test_launcher_serves_sessions_across_its_workers(deployment):
 def worker_redis_url(launcher_pid):
     """The REDIS_URL the launcher gave its daphne workers."""
     for child in descendants(launcher_pid):
-        if "daphne" in " ".join(child.cmdline()):
+        if "hermes_site.serving" in child.cmdline():
             return child.environ()["REDIS_URL"]
     raise AssertionError("no daphne worker found")
 
