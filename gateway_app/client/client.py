@@ -447,7 +447,7 @@ class Gateway:
         lived = time.monotonic() - self._opened_at
         self._quick_drops = self._quick_drops + 1 if lived < STABLE_AFTER_S else 0
         self._events.put_nowait(Disconnected(reason=str(closed)))
-        logger.info("gateway link lost (%s); reconnecting", closed)
+        logger.debug("gateway link lost (%s); reconnecting", closed)
         link = await self._dial_retrying()
         self._use(link)
         self._resumer = asyncio.get_running_loop().create_task(self._resume_held())

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_client_imports_without_django():
     """Tests that importing gateway_app.client in a fresh interpreter never imports django."""
     code = (
-        "import sys, gateway_app.client; "
+        "import sys, gateway_app.client, gateway_app.client.chat; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
