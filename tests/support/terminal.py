@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 
@@ -26,6 +27,7 @@ class Terminal:
         self.env = {key: value for key, value in env.items() if not key.startswith("TMUX")}
         self.size = (width, height)
         self.pids: list[int] = []
+        self.socket_path = ""
 
     def tmux(self, *args: str) -> str:
         result = subprocess.run(
@@ -46,6 +48,7 @@ class Terminal:
         # The tmux server and the pane's process: what must be gone after stop().
         self.pids = [int(self.tmux("display-message", "-p", "#{pid}").strip())]
         self.pids.append(int(self.tmux("display-message", "-p", "#{pane_pid}").strip()))
+        self.socket_path = self.tmux("display-message", "-p", "#{socket_path}").strip()
         return self
 
     def send(self, *keys: str) -> None:
@@ -84,6 +87,8 @@ class Terminal:
                 continue
         subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
         _, alive = psutil.wait_procs(procs, timeout=10)
+        if self.socket_path:  # a killed server leaves its socket file behind
+            Path(self.socket_path).unlink(missing_ok=True)
         return [proc.pid for proc in alive if proc.is_running()]
 
 
