@@ -1,0 +1,145 @@
+"""
+Exceptions of the client library: one class per wire error code (``GatewayError`` and its
+subclasses, raised by calls) and the connection failures (refused credentials, a lost link).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+SESSION_NOT_FOUND = 4001
+SESSION_BUSY = 4009
+TOO_LARGE = 4013
+RATE_LIMITED = 4029
+
+#: WebSocket close codes the gateway uses (README "Beyond PROTOCOL.md v1").
+CLOSE_FORBIDDEN = 4003
+CLOSE_SEND_QUEUE_FULL = 4008
+CLOSE_TOO_LARGE = 4013
+CLOSE_TOO_MANY_CONNECTIONS = 4029
+
+
+class GatewayError(Exception):
+    """A JSON-RPC error response: the wire ``code``, its ``message`` and optional ``data``."""
+
+    code: int = INTERNAL_ERROR
+
+    def __init__(self, message: str, code: int | None = None, data: Any = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.data = data
+
+    def __str__(self) -> str:
+        return f"{self.message} (code {self.code})"
+
+
+class ParseError(GatewayError):
+    code = PARSE_ERROR
+
+
+class InvalidRequest(GatewayError):
+    code = INVALID_REQUEST
+
+
+class MethodNotFound(GatewayError):
+    code = METHOD_NOT_FOUND
+
+
+class InvalidParams(GatewayError):
+    """Bad params; ``field`` names the offending one when the gateway said which."""
+
+    code = INVALID_PARAMS
+
+    @property
+    def field(self) -> str | None:
+        return self.data.get("field") if isinstance(self.data, dict) else None
+
+
+class InternalError(GatewayError):
+    code = INTERNAL_ERROR
+
+
+class SessionNotFound(GatewayError):
+    """Unknown session, or one of another user: the gateway does not tell them apart."""
+
+    code = SESSION_NOT_FOUND
+
+
+class SessionBusy(GatewayError):
+    """A turn is already running in the session."""
+
+    code = SESSION_BUSY
+
+
+class TooLarge(GatewayError):
+    code = TOO_LARGE
+
+
+class RateLimited(GatewayError):
+    """Over a rate or quota; ``retry_after`` is the gateway's hint in seconds, if it gave one."""
+
+    code = RATE_LIMITED
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.data.get("retry_after_s") if isinstance(self.data, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+
+_BY_CODE: dict[int, type[GatewayError]] = {
+    cls.code: cls
+    for cls in (
+        ParseError,
+        InvalidRequest,
+        MethodNotFound,
+        InvalidParams,
+        InternalError,
+        SessionNotFound,
+        SessionBusy,
+        TooLarge,
+        RateLimited,
+    )
+}
+
+
+def error_from_wire(error: Any) -> GatewayError:
+    """The exception for a response's ``error`` object (unknown codes: a plain GatewayError)."""
+    if not isinstance(error, dict):
+        return GatewayError(f"malformed error: {error!r}")
+    code = error.get("code")
+    message = str(error.get("message", "error"))
+    data = error.get("data")
+    if isinstance(code, int) and code in _BY_CODE:
+        return _BY_CODE[code](message, data=data)
+    return GatewayError(message, code=code if isinstance(code, int) else None, data=data)
+
+
+class ClientConnectionError(Exception):
+    """The client could not reach the gateway, or lost it."""
+
+
+class ConnectionLost(ClientConnectionError):
+    """The link dropped while a call that is not safe to repeat was in flight (or was closed)."""
+
+
+class ConnectFailed(ClientConnectionError):
+    """Every connection attempt failed; ``attempts`` were made, ``__cause__`` is the last error."""
+
+    def __init__(self, message: str, attempts: int):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class AuthenticationFailed(ClientConnectionError):
+    """The gateway refused the credentials (HTTP 403 or close code 4003): never retried."""
+
+
+class ProtocolError(ClientConnectionError):
+    """The peer sent something that is not the gateway protocol (no ``gateway.ready`` first)."""
