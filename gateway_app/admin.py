@@ -6,7 +6,9 @@ tokens (hashed; the raw token is shown once, at creation) and the "Live gateway"
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -18,6 +20,21 @@ from .tokens import revoke_token_sync
 # The index links to the live page; the template only extends admin/index.html.
 if admin.site.index_template is None:
     admin.site.index_template = "admin/gateway_app/index.html"
+
+
+def _may_use_terminal() -> ExpressionWrapper:
+    """The owner's ``has_perm("gateway_app.use_terminal")`` as a query expression."""
+    user_model = get_user_model()
+    perm = {
+        "permission__codename": "use_terminal",
+        "permission__content_type__app_label": "gateway_app",
+    }
+    direct = user_model.user_permissions.through.objects.filter(user=OuterRef("user_id"), **perm)
+    by_group = Group.permissions.through.objects.filter(group__user=OuterRef("user_id"), **perm)
+    allowed = Q(user__is_active=True) & (
+        Q(user__is_superuser=True) | Exists(direct) | Exists(by_group)
+    )
+    return ExpressionWrapper(allowed, output_field=BooleanField())
 
 
 class MessageInline(admin.TabularInline):
@@ -53,6 +70,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
         "created_at",
         "last_activity",
         "message_count",
+        "terminal_allowed",
     )
     list_filter = ("status", ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("title", "^id", "user__username")
@@ -78,7 +96,11 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(message_count=Count("messages"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(message_count=Count("messages"), terminal_allowed=_may_use_terminal())
+        )
 
     @admin.display(description="title", ordering="title")
     def display_title(self, obj: GatewaySession) -> str:
@@ -95,6 +117,11 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     @admin.display(description="messages", ordering="message_count")
     def message_count(self, obj: GatewaySession) -> int:
         return obj.message_count
+
+    @admin.display(description="terminal", boolean=True, ordering="terminal_allowed")
+    def terminal_allowed(self, obj: GatewaySession) -> bool:
+        """Whether the owner has gateway_app.use_terminal (directly, by group or as superuser)."""
+        return obj.terminal_allowed
 
     def has_add_permission(self, request) -> bool:
         return False  # sessions are created by clients over the wire

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from typing import Any
 from urllib.parse import urlparse
 
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from .agents import sandbox
 from .conf import DEFAULTS, gateway_settings
 from .layer_signing import SIGNED_FORMAT
 
@@ -45,6 +47,9 @@ _POSITIVE_INT = (
     "HISTORY_LIMIT",
     "SLASH_OUTPUT_LIMIT",
     "TERMINAL_OUTPUT_LIMIT",
+    "TERMINAL_MAX_PROCESSES",
+    "TERMINAL_MAX_MEMORY_BYTES",
+    "TERMINAL_MAX_FILE_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_LINES_PER_FRAME",
@@ -55,7 +60,14 @@ _POSITIVE_INT = (
     "SEND_QUEUE_LIMIT",
     "SEND_QUEUE_BYTES",
 )
-_STRING = ("AGENT", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MODEL", "WORKER_NAME")
+_STRING = (
+    "AGENT",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "MODEL",
+    "WORKER_NAME",
+    "TERMINAL_SCRATCH_DIR",
+)
 
 
 def _number(value: Any) -> bool:
@@ -128,6 +140,56 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
         )
     elif options["AGENT"] == "openai":
         errors += _check_openai(options)
+    errors += _check_terminal(options)
+    return errors
+
+
+def _check_terminal(options: dict[str, Any]) -> list[checks.CheckMessage]:
+    """The terminal tool's sandbox options, and whether the sandbox works on this machine."""
+    errors: list[checks.CheckMessage] = []
+    mode, network = options["TERMINAL_SANDBOX"], options["TERMINAL_NETWORK"]
+    if mode not in sandbox.MODES:
+        errors.append(
+            checks.Error(
+                f"HERMES_GATEWAY['TERMINAL_SANDBOX'] must be 'bwrap' or 'none', got {mode!r}.",
+                id="gateway_app.E011",
+            )
+        )
+    if not isinstance(network, bool):
+        errors.append(
+            checks.Error(
+                f"HERMES_GATEWAY['TERMINAL_NETWORK'] must be True or False, got {network!r}.",
+                id="gateway_app.E012",
+            )
+        )
+    root = options["TERMINAL_SCRATCH_DIR"]
+    if isinstance(root, str) and root and not os.path.isabs(root):
+        errors.append(
+            checks.Error(
+                f"HERMES_GATEWAY['TERMINAL_SCRATCH_DIR'] must be an absolute path, got {root!r}.",
+                id="gateway_app.E013",
+            )
+        )
+    if mode == "none":
+        errors.append(
+            checks.Warning(
+                "The terminal tool runs commands without a sandbox (TERMINAL_SANDBOX = 'none'): "
+                "they see the gateway's files, database and processes, as its user.",
+                hint="Install bubblewrap and remove TERMINAL_SANDBOX from HERMES_GATEWAY.",
+                id="gateway_app.W010",
+            )
+        )
+    elif mode == "bwrap" and isinstance(network, bool):
+        reason = sandbox.unavailable_reason(sandbox.SandboxConfig(network=network))
+        if reason is not None:
+            errors.append(
+                checks.Error(
+                    f"The terminal tool is disabled: {reason}.",
+                    hint="Install the Debian package bubblewrap (and allow user namespaces), "
+                    "or set TERMINAL_SANDBOX = 'none' to run commands unsandboxed.",
+                    id="gateway_app.E010",
+                )
+            )
     return errors
 
 

@@ -41,6 +41,16 @@ DEFAULTS: dict[str, Any] = {
     "SLASH_OUTPUT_LIMIT": 64 * 1024,  # characters of command output returned
     "TERMINAL_TIMEOUT_S": 30.0,  # the terminal tool's command timeout
     "TERMINAL_OUTPUT_LIMIT": 16 * 1024,
+    # "bwrap" (bubblewrap sandbox; the tool is off if it cannot run) or "none" (no sandbox).
+    "TERMINAL_SANDBOX": "bwrap",
+    "TERMINAL_NETWORK": False,  # True shares the host's network with sandboxed commands
+    # rlimits of a command. Processes count per real uid: all sandboxes running at once share
+    # them when the gateway runs as root (bwrap runs as uid 65534), else with the gateway's own.
+    "TERMINAL_MAX_PROCESSES": 256,
+    "TERMINAL_MAX_MEMORY_BYTES": 1024**3,  # address space of each process
+    "TERMINAL_MAX_FILE_BYTES": 64 * 1024**2,  # largest file a command may write
+    # Per-session scratch directories (cwd and HOME) live under it; "" is the system temp dir.
+    "TERMINAL_SCRATCH_DIR": "",
     # Limits (hostile input).
     "MAX_FRAME_BYTES": 1024 * 1024,  # larger frames close the socket with 1009
     "MAX_MESSAGE_BYTES": 256 * 1024,  # one JSON-RPC line; larger gets 4013

@@ -57,6 +57,8 @@ class GatewaySession(models.Model):
     class Meta:
         ordering = ["-last_activity"]
         verbose_name = "gateway session"
+        # Checked by the session's host, for the session's owner, at each terminal tool call.
+        permissions = [("use_terminal", "Can run shell commands with the agent's terminal tool")]
 
     def __str__(self) -> str:
         return self.title or self.id

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from gateway_app import views
@@ -41,6 +42,25 @@ def test_changelist_lists_sessions_with_message_counts(admin_client, stored_sess
     assert [(r.pk, r.message_count) for r in rows] == [(stored_session.pk, 3)]
     assert b"Alpha" in response.content
     assert b"Live gateway" in response.content
+
+
+def test_changelist_shows_whose_owner_may_use_the_terminal(admin_client, alice, bob, admin_user):
+    """Tests that the terminal column is the owner's use_terminal permission: direct, by
+    group, as superuser, and never for an inactive user."""
+    permission = Permission.objects.get(codename="use_terminal")
+    group = Group.objects.create(name="terminal users")
+    group.permissions.add(permission)
+    carol = type(alice).objects.create_user("carol", is_active=False)
+    carol.user_permissions.add(permission)
+    alice.user_permissions.add(permission)
+    bob.groups.add(group)
+    dave = type(alice).objects.create_user("dave")
+    for user in (alice, bob, carol, dave, admin_user):
+        GatewaySession.objects.create(user=user, title=user.username)
+    response = admin_client.get(reverse(CHANGELIST))
+    allowed = {r.user.username: r.terminal_allowed for r in response.context["cl"].result_list}
+    expected = {"alice": True, "bob": True, "carol": False, "dave": False}
+    assert allowed == {**expected, admin_user.username: True}
 
 
 def test_changelist_filters_by_status_and_searches_title_and_id(admin_client, stored_session):

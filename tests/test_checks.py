@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway_app.agents import sandbox
 from gateway_app.checks import (
     check_gateway_settings,
     check_layer_signing,
@@ -105,6 +106,12 @@ BAD_VALUES = {
     "HISTORY_LIMIT": 0,
     "SETTLE_INTERVAL_S": -1,
     "PENDING_QUESTION_TIMEOUT_S": -1,
+    "TERMINAL_SANDBOX": "docker",
+    "TERMINAL_NETWORK": "yes",
+    "TERMINAL_MAX_PROCESSES": 0,
+    "TERMINAL_MAX_MEMORY_BYTES": -1,
+    "TERMINAL_MAX_FILE_BYTES": "64M",
+    "TERMINAL_SCRATCH_DIR": "relative/dir",
 }
 
 
@@ -269,3 +276,31 @@ def test_the_in_memory_layer_of_a_single_worker_passes(settings):
     settings.REDIS_URL = ""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     assert check_layer_signing(None) == []
+
+
+def test_missing_bubblewrap_is_an_error(settings, monkeypatch):
+    """Tests that the default sandbox without a working bwrap is E010 (the tool is off)."""
+    monkeypatch.setattr(sandbox, "BWRAP_PATH", "/nonexistent/bwrap")
+    errors = check_gateway_settings(None)
+    assert ids(errors) == ["gateway_app.E010"]
+    assert "/nonexistent/bwrap" in errors[0].msg
+
+
+def test_no_sandbox_is_a_warning(settings):
+    """Tests that TERMINAL_SANDBOX = "none" is reported as W010 whenever checks run."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "TERMINAL_SANDBOX": "none"}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.W010"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check_id"),
+    [
+        ("TERMINAL_SANDBOX", "docker", "gateway_app.E011"),
+        ("TERMINAL_NETWORK", 1, "gateway_app.E012"),
+        ("TERMINAL_SCRATCH_DIR", "scratch", "gateway_app.E013"),
+    ],
+)
+def test_bad_terminal_options_are_errors(settings, name, value, check_id):
+    """Tests that each terminal option refuses a wrong value with its own id."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, name: value}
+    assert ids(check_gateway_settings(None)) == [check_id]

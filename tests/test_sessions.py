@@ -247,8 +247,8 @@ async def test_tool_directive_asks_approval_and_obeys_the_answer(connect, alice,
     assert complete["text"] == result
 
 
-async def test_session_approval_is_remembered_for_the_session(connect, alice):
-    """Tests that approving 'session' skips the question for the next terminal tool run."""
+async def test_session_approval_is_remembered_for_the_same_command(connect, alice):
+    """Tests that approving 'session' skips the question when the same command runs again."""
     rpc = await connect(alice)
     sid = await create(rpc)
     await rpc.call("prompt.submit", {"session_id": sid, "text": "!tool first"})
@@ -258,9 +258,25 @@ async def test_session_approval_is_remembered_for_the_session(connect, alice):
         {"session_id": sid, "request_id": request["request_id"], "choice": "session"},
     )
     await rpc.event("message.complete")
-    complete = await rpc.turn(sid, "!tool second")
-    assert complete["text"] == "ran: second"
+    complete = await rpc.turn(sid, "!tool first")
+    assert complete["text"] == "ran: first"
     assert not [e for e in rpc.events if e["type"] == "approval.request"]
+
+
+async def test_session_approval_does_not_cover_a_different_command(connect, alice):
+    """Tests that approving 'session' for one command still asks about another one."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.call("prompt.submit", {"session_id": sid, "text": "!tool echo harmless"})
+    request = (await rpc.event("approval.request"))["payload"]
+    await rpc.call(
+        "approval.respond",
+        {"session_id": sid, "request_id": request["request_id"], "choice": "session"},
+    )
+    await rpc.event("message.complete")
+    await rpc.call("prompt.submit", {"session_id": sid, "text": "!tool echo DIFFERENT; id -u"})
+    request = (await rpc.event("approval.request"))["payload"]
+    assert request["description"] == "Run command: echo DIFFERENT; id -u"
 
 
 async def test_clarify_directive_echoes_the_answer(connect, alice):

@@ -47,6 +47,14 @@ class Turn(ABC):
     async def ask_clarify(self, question: str) -> str:
         """Ask the user a question; waits (across reconnects) for the answer."""
 
+    @abstractmethod
+    async def terminal_refusal(self) -> str | None:
+        """Why this session may not run terminal commands now (the tool result), or None."""
+
+    @abstractmethod
+    async def run_terminal(self, command: str) -> str:
+        """Run an approved command in the session's sandbox; returns the tool result."""
+
 
 class Agent(ABC):
     """An agent backend. One instance serves every session of a worker."""

@@ -17,9 +17,7 @@ from typing import Any
 
 import httpx
 
-from ..conf import setting
 from .base import Agent, AgentError, Turn
-from .tools import run_terminal
 
 logger = logging.getLogger(__name__)
 
@@ -229,16 +227,17 @@ class OpenAIAgent(Agent):
         return error
 
     async def _terminal(self, turn: Turn, command: str) -> str:
-        choice = await turn.ask_approval("terminal", f"Run command: {command}")
+        # Refused before the user is asked: approving cannot grant what the account lacks.
+        refusal = await turn.terminal_refusal()
+        if refusal is None:
+            choice = await turn.ask_approval("terminal", f"Run command: {command}")
         tool_id = await turn.tool_start("terminal", {"command": command})
-        if choice == "deny":
+        if refusal is not None:
+            result = refusal
+        elif choice == "deny":
             result = "denied: the user did not allow this command"
         else:
-            result = await run_terminal(
-                command,
-                timeout=float(setting("TERMINAL_TIMEOUT_S")),
-                output_limit=int(setting("TERMINAL_OUTPUT_LIMIT")),
-            )
+            result = await turn.run_terminal(command)
         await turn.tool_complete(tool_id, result)
         return result
 

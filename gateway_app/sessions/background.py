@@ -204,10 +204,11 @@ class HostBackground:
     def _give_up(self, session: LiveSession) -> None:
         """
         Drop this host's copy of a session another host took over, at once; its turn,
-        questions and slash worker end in the background (the heartbeat must not wait on a
-        slash worker's exit). Nothing goes to the group, the row or the registry entry: they
-        are the new host's. Connections attached through this host stay in the group (they
-        see the new host's events; their next call, or their close, goes there).
+        questions, slash worker and scratch directory end in the background (the heartbeat
+        must not wait on a slash worker's exit). Nothing goes to the group, the row or the
+        registry entry: they are the new host's. Connections attached through this host stay
+        in the group (they see the new host's events; their next call, or their close, goes
+        there).
         """
         if session.phase is not Phase.ACTIVE:
             return

@@ -59,6 +59,7 @@ from .state import (
     recent_messages,
 )
 from .store import SessionStore
+from .terminal import TerminalTool
 from .turn import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class SessionHost(HostBackground, ColdStarts):
         self.store = SessionStore(gather=not shared)
         self.index = SessionIndex(self.store, 0.0 if shared else float(setting("LIST_CACHE_S")))
         self.router = SessionRouter(self, self.registry)
+        self.terminal = TerminalTool()
         self._starting: SingleFlight[LiveSession] = SingleFlight()
         self._listener: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
@@ -130,6 +132,8 @@ class SessionHost(HostBackground, ColdStarts):
         await self.layer.group_add(tokens.REVOCATIONS_GROUP, self.channel_name)
         self.store.start()
         self.reaper.start()
+        if setting("TERMINAL_SANDBOX") == "none":
+            logger.warning("the terminal tool runs commands unsandboxed (TERMINAL_SANDBOX='none')")
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen())
         self._group_refresher = loop.create_task(self._refresh_groups_forever())
@@ -156,6 +160,7 @@ class SessionHost(HostBackground, ColdStarts):
                 await asyncio.wait({task}, timeout=0.1)
         self._listener = self._heartbeat = self._group_refresher = self._settler = None
         await self.store.stop()
+        await self.terminal.stop()
         try:
             await self.layer.group_discard(tokens.REVOCATIONS_GROUP, self.channel_name)
         except Exception:
@@ -411,7 +416,8 @@ class SessionHost(HostBackground, ColdStarts):
             logger.warning("could not release %s in the registry: %r", session_id, exc)
 
     async def _end_work(self, session: LiveSession) -> None:
-        """Cancel the running turn and the open questions, and end the slash worker."""
+        """Cancel the running turn and the open questions, end the slash worker, and delete
+        the terminal's scratch directory (the turn, and so its command, is over by then)."""
         turn = session.turn
         if turn is not None and turn.task is not None:
             turn.task.cancel()
@@ -420,6 +426,7 @@ class SessionHost(HostBackground, ColdStarts):
             question.future.cancel()
         if session.slash is not None:
             await session.slash.close()
+        await self.terminal.end_session(session.id)
 
     def _finalize(self, session: LiveSession, reason: str) -> None:
         for channel in session.attached:

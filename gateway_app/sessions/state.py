@@ -56,7 +56,8 @@ class LiveSession:
     last_activity: float = field(default_factory=time.monotonic)
     turn: TurnRunner | None = None
     pending: dict[str, PendingQuestion] = field(default_factory=dict)
-    approved_tools: set[str] = field(default_factory=set)
+    #: (tool, description) pairs the user approved for the rest of the session.
+    approved_tools: set[tuple[str, str]] = field(default_factory=set)
     slash: SlashClient | None = None
     reap_timer: asyncio.TimerHandle | None = None
     skin: str = "default"

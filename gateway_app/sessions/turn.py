@@ -218,17 +218,24 @@ class TurnRunner(Turn):
         self.session.remember("tool", content)
 
     async def ask_approval(self, tool: str, description: str) -> ApprovalChoice:
-        if tool in self.session.approved_tools:
+        # "session" covers this exact call (tool and description, the command), not the tool.
+        if (tool, description) in self.session.approved_tools:
             return "session"
         choice = await self._ask(
             "approval", "approval.request", {"tool": tool, "description": description}
         )
         if choice == "session":
-            self.session.approved_tools.add(tool)
+            self.session.approved_tools.add((tool, description))
         return choice
 
     async def ask_clarify(self, question: str) -> str:
         return await self._ask("clarify", "clarify.request", {"question": question})
+
+    async def terminal_refusal(self) -> str | None:
+        return await self.host.terminal.refusal(self.session)
+
+    async def run_terminal(self, command: str) -> str:
+        return await self.host.terminal.run(self.session, command)
 
     async def _ask(self, kind: str, event_type: str, payload: dict[str, Any]) -> Any:
         await self._flush()

@@ -44,6 +44,12 @@ class RecordingTurn(Turn):
         self.questions.append(question)
         return "the answer"
 
+    async def terminal_refusal(self) -> str | None:
+        raise AssertionError("the echo agent only simulates the terminal tool")
+
+    async def run_terminal(self, command: str) -> str:
+        raise AssertionError("the echo agent only simulates the terminal tool")
+
 
 async def run(text: str) -> RecordingTurn:
     turn = RecordingTurn(text)

@@ -1,31 +1,10 @@
 """The OpenAI-compatible backend wired into the gateway: a turn through the consumer."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from gateway_app.agents import reset_agent
-from tests.agents.fake_openai import FakeOpenAI, Reply, text_reply, tool_reply
+from tests.agents.fake_openai import Reply, text_reply, tool_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-async def openai_gateway(settings) -> AsyncIterator[FakeOpenAI]:
-    """The gateway configured with HERMES_AGENT=openai against a loopback fake server."""
-    server = FakeOpenAI()
-    await server.start()
-    settings.HERMES_GATEWAY = {
-        **settings.HERMES_GATEWAY,
-        "AGENT": "openai",
-        "OPENAI_BASE_URL": server.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "MODEL": "test-model",
-    }
-    reset_agent()
-    yield server
-    reset_agent()
-    await server.close()
 
 
 async def test_openai_turn_streams_through_the_gateway(connect, alice, openai_gateway):
@@ -39,9 +18,10 @@ async def test_openai_turn_streams_through_the_gateway(connect, alice, openai_ga
 
 
 async def test_openai_terminal_tool_asks_approval_through_the_gateway(
-    connect, alice, openai_gateway
+    connect, alice, openai_gateway, grant_terminal
 ):
     """Tests that a model's terminal call becomes approval.request and runs once approved."""
+    await grant_terminal(alice)
     openai_gateway.script(
         tool_reply("terminal", '{"command": "echo gateway-ok"}'), text_reply("done")
     )

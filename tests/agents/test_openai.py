@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway_app.agents import tools
 from gateway_app.agents.base import AgentError, ApprovalChoice, Turn
 from gateway_app.agents.openai import OpenAIAgent
+from gateway_app.agents.sandbox import SandboxConfig
 
 from .fake_openai import FakeOpenAI, Reply, chunk, text_reply, tool_reply
 
@@ -28,8 +32,10 @@ class RecordingTurn(Turn):
         history: list[dict[str, Any]] | None = None,
         approval: ApprovalChoice = "once",
         answer: str = "blue",
+        refusal: str | None = None,
     ) -> None:
         self.text = text
+        self.refusal = refusal
         self.history = history or []
         self.approval = approval
         self.answer = answer
@@ -60,6 +66,20 @@ class RecordingTurn(Turn):
     async def ask_clarify(self, question: str) -> str:
         self.events.append(("clarify", question))
         return self.answer
+
+    async def terminal_refusal(self) -> str | None:
+        return self.refusal
+
+    async def run_terminal(self, command: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="hermes-openai-test-") as scratch:
+            os.chmod(scratch, 0o777)
+            return await tools.run_terminal(
+                command,
+                scratch=Path(scratch),
+                timeout=WAIT_S,
+                output_limit=1000,
+                config=SandboxConfig(),
+            )
 
 
 @pytest.fixture
@@ -139,6 +159,17 @@ async def test_approved_terminal_call_runs_the_command(fake, agent):
     assert assistant["tool_calls"][0]["id"] == "call_1"
     assert assistant["tool_calls"][0]["function"]["arguments"] == '{"command": "echo hi"}'
     assert tool_messages(fake) == [{"role": "tool", "tool_call_id": "call_1", "content": result}]
+
+
+async def test_refused_terminal_call_asks_nothing_and_reports_the_refusal(fake, agent):
+    """Tests that a refused terminal call is not put to the user, and its result says why."""
+    fake.script(tool_reply("terminal", json.dumps({"command": "id"})), text_reply("ok"))
+    turn = RecordingTurn("who am i", refusal="not permitted: no")
+    await run(agent, turn)
+
+    assert not any(e[0] == "approval" for e in turn.events)
+    assert turn.events[-1][0] == "tool.complete" and turn.events[-1][2] == "not permitted: no"
+    assert tool_messages(fake)[0]["content"] == "not permitted: no"
 
 
 async def test_denied_terminal_call_does_not_run(fake, agent, tmp_path: Path):
