@@ -5,10 +5,14 @@ tokens (hashed; the raw token is shown once, at creation) and the "Live gateway"
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from . import views
 from .models import ApiToken, GatewaySession, Message, SessionStatus
@@ -18,6 +22,15 @@ from .tokens import revoke_token_sync
 # The index links to the live page; the template only extends admin/index.html.
 if admin.site.index_template is None:
     admin.site.index_template = "admin/gateway_app/index.html"
+
+
+def short_datetime(value: datetime | None) -> str:
+    """A changelist date: month, day and time this year, the date before; full on hover."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    shown = local.strftime("%b %d %H:%M" if local.year == timezone.localtime().year else "%Y-%m-%d")
+    return format_html('<time datetime="{}" title="{}">{}</time>', local.isoformat(), local, shown)
 
 
 class MessageInline(admin.TabularInline):
@@ -43,15 +56,15 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(GatewaySession)
 class GatewaySessionAdmin(admin.ModelAdmin):
+    # Compact columns (status with its attachments, host with its slash pid, short dates)
+    # so the whole row fits beside the navigation and the filter at 1280 px.
     list_display = (
         "display_title",
         "user",
-        "status",
-        "attached",
-        "host_worker",
-        "slash_pid",
-        "created_at",
-        "last_activity",
+        "display_status",
+        "display_host",
+        "display_created",
+        "display_activity",
         "message_count",
     )
     list_filter = ("status", ("user", admin.RelatedOnlyFieldListFilter))
@@ -83,6 +96,23 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     @admin.display(description="title", ordering="title")
     def display_title(self, obj: GatewaySession) -> str:
         return obj.title or f"({obj.pk[:8]}…)"
+
+    @admin.display(description="status", ordering="status")
+    def display_status(self, obj: GatewaySession) -> str:
+        return f"{obj.status} · {obj.attached} attached" if obj.attached else obj.status
+
+    @admin.display(description="host", ordering="host_worker")
+    def display_host(self, obj: GatewaySession) -> str:
+        host = obj.host_worker or "-"
+        return f"{host} · pid {obj.slash_pid}" if obj.slash_pid else host
+
+    @admin.display(description="created", ordering="created_at")
+    def display_created(self, obj: GatewaySession) -> str:
+        return short_datetime(obj.created_at)
+
+    @admin.display(description="last activity", ordering="last_activity")
+    def display_activity(self, obj: GatewaySession) -> str:
+        return short_datetime(obj.last_activity)
 
     @admin.display(description="last seq")
     def seq(self, obj: GatewaySession) -> str:
