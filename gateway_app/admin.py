@@ -25,12 +25,19 @@ if admin.site.index_template is None:
 
 
 def short_datetime(value: datetime | None) -> str:
-    """A changelist date: month, day and time this year, the date before; full on hover."""
+    """A changelist date in a narrow column: the day over the time (the year only when it is
+    not this one); the full timestamp on hover."""
     if value is None:
         return "-"
     local = timezone.localtime(value)
-    shown = local.strftime("%b %d %H:%M" if local.year == timezone.localtime().year else "%Y-%m-%d")
-    return format_html('<time datetime="{}" title="{}">{}</time>', local.isoformat(), local, shown)
+    day = local.strftime("%b %d" if local.year == timezone.localtime().year else "%Y-%m-%d")
+    return format_html(
+        '<time datetime="{}" title="{}">{}<br>{}</time>',
+        local.isoformat(),
+        local,
+        day,
+        local.strftime("%H:%M"),
+    )
 
 
 class MessageInline(admin.TabularInline):
@@ -110,7 +117,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     def display_created(self, obj: GatewaySession) -> str:
         return short_datetime(obj.created_at)
 
-    @admin.display(description="last activity", ordering="last_activity")
+    @admin.display(description="activity", ordering="last_activity")
     def display_activity(self, obj: GatewaySession) -> str:
         return short_datetime(obj.last_activity)
 

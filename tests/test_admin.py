@@ -43,6 +43,18 @@ def test_changelist_lists_sessions_with_message_counts(admin_client, stored_sess
     assert b"Live gateway" in response.content
 
 
+def test_changelist_columns_are_compact(admin_client, stored_session):
+    """Tests that the changelist shows attachments with the status, the slash pid with the
+    host and dates as day over time with the full timestamp on hover, so rows stay narrow."""
+    GatewaySession.objects.filter(pk=stored_session.pk).update(attached=2, slash_pid=4242)
+    content = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "live · 2 attached" in content
+    assert "w1 · pid 4242" in content
+    created = stored_session.created_at
+    assert f'<time datetime="{created.isoformat()}"' in content
+    assert f"{created:%b %d}<br>{created:%H:%M}</time>" in content
+
+
 def test_changelist_filters_by_status_and_searches_title_and_id(admin_client, stored_session):
     """Tests that the status filter and the title/id search narrow the list."""
     url = reverse(CHANGELIST)

@@ -285,6 +285,7 @@ describe("prompts of every tab (message.user)", () => {
     /** Tests that message.user claims the tab's optimistic echo of the same text. */
     const sending = addPrompt(createView(SID, { loaded: true }), "mine");
     let view = applyEvent(sending.view, userEvent(1, "t1", "mine"));
+    assert.equal(view.items[0].state, undefined); // its turn exists: no longer "sending"
     view = promptAccepted(view, sending.key, "t1");
     assert.deepEqual(shown(view), [["user", "mine"]]);
     assert.equal(view.items[0].turnId, "t1");

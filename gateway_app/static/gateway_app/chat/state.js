@@ -99,7 +99,7 @@ function showPrompt(view, payload) {
   if (view.items.some((i) => i.kind === "user" && i.turnId === turnId)) return view;
   const text = payload.text || "";
   const echo = view.items.find((i) => i.kind === "user" && i.state === "sending" && i.turnId === undefined && i.text === text);
-  if (echo) return updateItem(view, echo.key, { turnId });
+  if (echo) return updateItem(view, echo.key, { turnId, state: undefined }); // the turn exists: it was accepted
   return addItem(view, "user", text, { turnId }).view;
 }
 
