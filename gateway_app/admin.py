@@ -5,12 +5,16 @@ tokens (hashed; the raw token is shown once, at creation) and the "Live gateway"
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from . import views
 from .models import ApiToken, GatewaySession, Message, SessionStatus
@@ -37,6 +41,22 @@ def _may_use_terminal() -> ExpressionWrapper:
     return ExpressionWrapper(allowed, output_field=BooleanField())
 
 
+def short_datetime(value: datetime | None) -> str:
+    """A changelist date in a narrow column: the day over the time (the year only when it is
+    not this one); the full timestamp on hover."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    day = local.strftime("%b %d" if local.year == timezone.localtime().year else "%Y-%m-%d")
+    return format_html(
+        '<time datetime="{}" title="{}">{}<br>{}</time>',
+        local.isoformat(),
+        local,
+        day,
+        local.strftime("%H:%M"),
+    )
+
+
 class MessageInline(admin.TabularInline):
     """The session transcript, read-only."""
 
@@ -60,17 +80,16 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(GatewaySession)
 class GatewaySessionAdmin(admin.ModelAdmin):
+    # Compact columns (status with its attachments, host with its slash pid, short dates)
+    # so the whole row fits beside the navigation and the filter at 1280 px.
     list_display = (
         "display_title",
-        "user",
-        "status",
-        "attached",
-        "host_worker",
-        "slash_pid",
-        "created_at",
-        "last_activity",
+        "display_user",
+        "display_status",
+        "display_host",
+        "display_created",
+        "display_activity",
         "message_count",
-        "terminal_allowed",
     )
     list_filter = ("status", ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("title", "^id", "user__username")
@@ -106,6 +125,23 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     def display_title(self, obj: GatewaySession) -> str:
         return obj.title or f"({obj.pk[:8]}…)"
 
+    @admin.display(description="status", ordering="status")
+    def display_status(self, obj: GatewaySession) -> str:
+        return f"{obj.status} · {obj.attached} attached" if obj.attached else obj.status
+
+    @admin.display(description="host", ordering="host_worker")
+    def display_host(self, obj: GatewaySession) -> str:
+        host = obj.host_worker or "-"
+        return f"{host} · pid {obj.slash_pid}" if obj.slash_pid else host
+
+    @admin.display(description="created", ordering="created_at")
+    def display_created(self, obj: GatewaySession) -> str:
+        return short_datetime(obj.created_at)
+
+    @admin.display(description="activity", ordering="last_activity")
+    def display_activity(self, obj: GatewaySession) -> str:
+        return short_datetime(obj.last_activity)
+
     @admin.display(description="last seq")
     def seq(self, obj: GatewaySession) -> str:
         # While a host holds the session, the row keeps a bound reserved ahead of its seqs
@@ -118,10 +154,15 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     def message_count(self, obj: GatewaySession) -> int:
         return obj.message_count
 
-    @admin.display(description="terminal", boolean=True, ordering="terminal_allowed")
-    def terminal_allowed(self, obj: GatewaySession) -> bool:
-        """Whether the owner has gateway_app.use_terminal (directly, by group or as superuser)."""
-        return obj.terminal_allowed
+    @admin.display(description="user", ordering="user__username")
+    def display_user(self, obj: GatewaySession) -> str:
+        """The owner, marked when they hold gateway_app.use_terminal (directly, by group or as
+        superuser): the one permission that lets a session run commands."""
+        if not obj.terminal_allowed:
+            return str(obj.user)
+        return format_html(
+            '{}<br><small title="may use the terminal tool">terminal</small>', obj.user
+        )
 
     def has_add_permission(self, request) -> bool:
         return False  # sessions are created by clients over the wire

@@ -61,6 +61,20 @@ def test_changelist_shows_whose_owner_may_use_the_terminal(admin_client, alice, 
     allowed = {r.user.username: r.terminal_allowed for r in response.context["cl"].result_list}
     expected = {"alice": True, "bob": True, "carol": False, "dave": False}
     assert allowed == {**expected, admin_user.username: True}
+    # Shown in the user column: alice, bob and the superuser are marked.
+    assert response.content.count(b'title="may use the terminal tool"') == 3
+
+
+def test_changelist_columns_are_compact(admin_client, stored_session):
+    """Tests that the changelist shows attachments with the status, the slash pid with the
+    host and dates as day over time with the full timestamp on hover, so rows stay narrow."""
+    GatewaySession.objects.filter(pk=stored_session.pk).update(attached=2, slash_pid=4242)
+    content = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "live · 2 attached" in content
+    assert "w1 · pid 4242" in content
+    created = stored_session.created_at
+    assert f'<time datetime="{created.isoformat()}"' in content
+    assert f"{created:%b %d}<br>{created:%H:%M}</time>" in content
 
 
 def test_changelist_filters_by_status_and_searches_title_and_id(admin_client, stored_session):

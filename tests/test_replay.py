@@ -27,16 +27,16 @@ async def test_replay_after_mid_stream_disconnect_yields_the_full_text_once(conn
         await first.call("prompt.submit", {"session_id": sid, "text": f"!sleep 0.6 {WORDS}"})
     )["turn_id"]
     for _ in range(3):
-        await first.event("message.delta", turn_id=turn_id)
-    # The client saw message.start (seq 1) and three deltas (seq 2-4): w0 w1 w2.
+        seen = (await first.event("message.delta", turn_id=turn_id))["seq"]
+    # The client saw the turn's start and three deltas: w0 w1 w2.
     await first.connection.close()
     second = await connect(alice)
-    resumed = await second.call("session.resume", {"session_id": sid, "last_seq": 4})
+    resumed = await second.call("session.resume", {"session_id": sid, "last_seq": seen})
     assert resumed["gap"] is False
     complete = (await second.event("message.complete", turn_id=turn_id))["payload"]
     later = turn_deltas(second.events, turn_id)
     seqs = [e["seq"] for e in later]
-    assert seqs == sorted(set(seqs)) and seqs[0] == 5
+    assert seqs == sorted(set(seqs)) and seqs[0] == seen + 1
     first_three = "".join(f"w{i} " for i in range(3))
     assert first_three + "".join(e["payload"]["text"] for e in later) == complete["text"] == WORDS
 

@@ -83,6 +83,37 @@ async def test_turn_is_stored_in_the_transcript(connect, alice):
     assert rows == [("user", "remember me"), ("assistant", "remember me")]
 
 
+async def test_every_attached_connection_sees_the_prompt_before_its_reply(connect, alice):
+    """Tests that a second connection attached to the session receives message.user with the
+    submitted text and turn_id, in seq order right before the turn's message.start."""
+    first, second = await connect(alice), await connect(alice)
+    sid = await create(first)
+    await second.call("session.resume", {"session_id": sid})
+    turn_id = (await first.call("prompt.submit", {"session_id": sid, "text": "from tab one"}))[
+        "turn_id"
+    ]
+    await second.event("message.complete", turn_id=turn_id)
+    events = [(e["type"], e["seq"], e["payload"]) for e in second.events[:2]]
+    user_seq = events[0][1]
+    assert events == [
+        ("message.user", user_seq, {"turn_id": turn_id, "text": "from tab one"}),
+        ("message.start", user_seq + 1, {"turn_id": turn_id}),
+    ]
+
+
+async def test_resume_with_last_seq_replays_the_prompt_of_a_turn(connect, alice):
+    """Tests that message.user is in the replay buffer like every event: a resume from before
+    the turn gets it back, ahead of the turn's message.start."""
+    rpc = await connect(alice)
+    sid = await create(rpc)
+    await rpc.turn(sid, "replay me")
+    again = await connect(alice)
+    await again.call("session.resume", {"session_id": sid, "last_seq": 0})
+    await again.event("message.complete")
+    assert [e["type"] for e in again.events[:2]] == ["message.user", "message.start"]
+    assert again.events[0]["payload"]["text"] == "replay me"
+
+
 async def test_disconnect_detaches_and_resume_returns_the_transcript(connect, alice):
     """Tests that a session survives its socket and resume re-attaches with the transcript."""
     first = await connect(alice)

@@ -102,10 +102,16 @@ class TurnRunner(Turn):
 
     async def _run(self) -> None:
         session = self.session
-        started = await self.host.publish(session, "message.start", {"turn_id": self.turn_id})
-        self.start_seq = started.seq
+        # Every attached connection sees the prompt, not only the one that sent it (an
+        # addition to PROTOCOL.md v1). It is remembered before message.start, with no await
+        # between, so a fresh resume finds it either in the transcript or as this event.
+        await self.host.publish(
+            session, "message.user", {"turn_id": self.turn_id, "text": self.text}
+        )
         self.host.store.add_message(session.id, "user", self.text, turn_id=self.turn_id)
         session.remember("user", self.text)
+        started = await self.host.publish(session, "message.start", {"turn_id": self.turn_id})
+        self.start_seq = started.seq
         if self.interrupted:
             # session.interrupt came before the backend started: it never runs.
             await self._finish()

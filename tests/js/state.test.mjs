@@ -5,11 +5,14 @@ import { describe, test } from "node:test";
 import { EventType, SessionStatus } from "../../gateway_app/static/gateway_app/chat/protocol.js";
 import {
   addItem,
+  addPrompt,
   applyEvent,
   applyResume,
   createView,
   headerText,
   isBusy,
+  promptAccepted,
+  promptFailed,
   questionAnswered,
   questionPending,
   questionSettled,
@@ -262,5 +265,67 @@ describe("header", () => {
     assert.equal(headerText(SID, "first chat"), "first chat · 9401f6f2");
     assert.equal(headerText(SID, ""), "untitled · 9401f6f2");
     assert.equal(headerText(null, "x"), "");
+  });
+});
+
+describe("prompts of every tab (message.user)", () => {
+  const userEvent = (seq, turnId, text) => event(EventType.MESSAGE_USER, seq, { turn_id: turnId, text });
+
+  test("a prompt sent by another tab is shown before its reply", () => {
+    /** Tests that message.user adds the prompt, with its turn id, ahead of the assistant reply. */
+    const view = applyAll(createView(SID, { loaded: true }), [userEvent(1, "t1", "from elsewhere"), ...turn("t1", 2, ["hi"])]);
+    assert.deepEqual(shown(view), [
+      ["user", "from elsewhere"],
+      ["assistant", "hi"],
+    ]);
+    assert.equal(view.items[0].turnId, "t1");
+  });
+
+  test("the tab's own prompt is shown once when message.user comes before the answer", () => {
+    /** Tests that message.user claims the tab's optimistic echo of the same text. */
+    const sending = addPrompt(createView(SID, { loaded: true }), "mine");
+    let view = applyEvent(sending.view, userEvent(1, "t1", "mine"));
+    assert.equal(view.items[0].state, undefined); // its turn exists: no longer "sending"
+    view = promptAccepted(view, sending.key, "t1");
+    assert.deepEqual(shown(view), [["user", "mine"]]);
+    assert.equal(view.items[0].turnId, "t1");
+    assert.equal(view.items[0].state, undefined);
+  });
+
+  test("the tab's own prompt is shown once when the answer comes before message.user", () => {
+    /** Tests that a prompt already accepted with a turn id ignores its message.user. */
+    const sending = addPrompt(createView(SID, { loaded: true }), "mine");
+    const accepted = promptAccepted(sending.view, sending.key, "t1");
+    assert.equal(applyEvent(accepted, userEvent(1, "t1", "mine")).items.length, 1);
+  });
+
+  test("a replayed message.user of a prompt shown already changes nothing", () => {
+    /** Tests that dedupe is by turn id: the same event twice shows one prompt. */
+    const once = applyEvent(createView(SID, { loaded: true }), userEvent(1, "t1", "x"));
+    const again = applyEvent({ ...once, lastSeq: 0 }, userEvent(1, "t1", "x"));
+    assert.deepEqual(shown(again), [["user", "x"]]);
+  });
+
+  test("another tab's identical prompt does not claim an echo already accepted", () => {
+    /** Tests that only an echo still being sent can be claimed by text. */
+    const sending = addPrompt(createView(SID, { loaded: true }), "same");
+    const accepted = promptAccepted(sending.view, sending.key, "t1");
+    const view = applyEvent(accepted, userEvent(5, "t2", "same"));
+    assert.deepEqual(shown(view), [
+      ["user", "same"],
+      ["user", "same"],
+    ]);
+    assert.deepEqual(
+      view.items.map((i) => i.turnId),
+      ["t1", "t2"],
+    );
+  });
+
+  test("a refused prompt is marked failed unless another tab's turn claimed it", () => {
+    /** Tests that a refused submit marks the echo failed, but keeps a claimed one as it is. */
+    const sending = addPrompt(createView(SID, { loaded: true }), "x");
+    assert.equal(promptFailed(sending.view, sending.key).items[0].state, "failed");
+    const claimed = applyEvent(sending.view, userEvent(1, "t9", "x"));
+    assert.deepEqual(promptFailed(claimed, sending.key), claimed);
   });
 });

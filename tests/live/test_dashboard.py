@@ -428,3 +428,250 @@ def test_favicon_is_served_and_linked(server, context):
         icon = page.request.get(href)
         assert icon.status == 200, (path, href)
         assert icon.headers["content-type"].startswith("image/"), (path, href)
+
+
+def line_height(page, selector: str) -> float:
+    """The CSS line height of an element in pixels ("normal" taken as 1.2 em)."""
+    return page.eval_on_selector(
+        selector,
+        "el => { const s = getComputedStyle(el); const lh = parseFloat(s.lineHeight);"
+        " return Number.isNaN(lh) ? parseFloat(s.fontSize) * 1.2 : lh; }",
+    )
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/gateway_app/"], ids=["index", "app-index"])
+def test_admin_gateway_block_reads_like_an_app_module(server, browser, output_dir, path):
+    """Tests that at 1280 px the admin's "Hermes gateway" block shows its links on one line
+    each (not a letter per line), as rows under one caption, and that the heading is not
+    repeated by a second caption of the same name."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in(page, server, next_path=path)
+        links = {"Live gateway": "[data-testid=live-link]", "Chat": "[data-testid=chat-link]"}
+        for name, selector in links.items():
+            link = page.locator(f"#gateway-links-module {selector}")
+            assert link.text_content().strip() == name
+            box = link.bounding_box()
+            assert box is not None
+            one_line = line_height(page, f"#gateway-links-module {selector}")
+            assert box["height"] < 2 * one_line, (name, box, one_line)
+            assert box["width"] > box["height"], (name, box)
+        captions = page.eval_on_selector_all(
+            "#content-main caption", "nodes => nodes.map(n => n.textContent.trim())"
+        )
+        assert captions.count("Hermes gateway") == 1, captions
+        slug = "index" if path == "/admin/" else "app-index"
+        page.screenshot(path=str(output_dir / f"admin-{slug}-1280.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def create_sessions(server: GatewayServer, token: str, count: int) -> list[str]:
+    """``session.create`` ``count`` times over a token socket: rows for the changelist."""
+    headers = {"Authorization": f"Bearer {token}"}
+    created = []
+    with ws_connect(server.url, additional_headers=headers, open_timeout=10) as ws:
+        json.loads(ws.recv(timeout=10))
+        for n in range(count):
+            title = f"a session with a fairly long title number {n}"
+            ws.send(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": n,
+                        "method": "session.create",
+                        "params": {"title": title},
+                    }
+                )
+            )
+            while True:
+                message = json.loads(ws.recv(timeout=10))
+                if message.get("id") == n:
+                    created.append(message["result"]["session_id"])
+                    break
+    return created
+
+
+def test_session_changelist_shows_every_column_at_1280(server, token, browser, output_dir):
+    """Tests that at 1280 px every column of the session changelist is on screen at once:
+    the last header ends inside the viewport and inside the table's scroll area, which has
+    nothing hidden to scroll to (Django's scroll area hides its bar until used)."""
+    create_sessions(server, token, 2)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in(page, server, next_path="/admin/gateway_app/gatewaysession/")
+        page.wait_for_selector("#result_list tbody tr")
+        page.screenshot(path=str(output_dir / "admin-sessions-1280.png"), full_page=True)
+        last = "#result_list thead th:last-child"
+        assert "messages" in page.text_content(last).lower()
+        geometry = page.eval_on_selector(
+            last,
+            """th => {
+                const area = th.closest('.results');
+                return {right: th.getBoundingClientRect().right,
+                        areaRight: area.getBoundingClientRect().right,
+                        hidden: area.scrollWidth - area.clientWidth,
+                        viewport: window.innerWidth};
+            }""",
+        )
+        assert geometry["right"] <= geometry["viewport"], geometry
+        assert geometry["right"] <= geometry["areaRight"] + 1, geometry
+        assert geometry["hidden"] <= 1, geometry
+        assert page.evaluate(NO_OVERFLOW), page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        context.close()
+
+
+def test_a_prompt_typed_in_one_tab_shows_in_the_other_without_reload(server, context, output_dir):
+    """Tests that with two tabs on one session, a prompt typed in one appears in the other
+    as it is submitted (message.user), once in each, followed by the streamed reply."""
+    first = context.new_page()
+    log_in(first, server)
+    first.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+    first.fill("[data-testid=new-title]", "two tabs")
+    first.click("[data-testid=new-session]")
+    first.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+    session_id = first.get_attribute("#chat", "data-session")
+
+    second = context.new_page()
+    second.goto(f"{server.http_url}/chat/")
+    second.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+    open_sidebar_if_collapsed(second)
+    second.click(f"[data-testid=session-item][data-session-id='{session_id}'] .session-title")
+    wait_resumed(second, session_id)
+
+    text = "typed in the first tab, read in the second"
+    first.fill("[data-testid=prompt-input]", f"!sleep 1 {text}")
+    first.press("[data-testid=prompt-input]", "Enter")
+    # The prompt shows in the other tab while its reply is still streaming.
+    second.wait_for_selector(f"[data-testid=msg-user]:has-text('{text}')")
+    assert second.locator("[data-testid=msg-assistant][data-state=done]").count() == 0
+    for page in (first, second):
+        page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+        assert transcript(page) == [("msg-user", f"!sleep 1 {text}"), ("msg-assistant", text)]
+    second.screenshot(path=str(output_dir / "chat-second-tab.png"), full_page=True)
+
+    # And the other way round, no sleep: nothing doubled in either tab.
+    second.fill("[data-testid=prompt-input]", "now from the second")
+    second.press("[data-testid=prompt-input]", "Enter")
+    for page in (first, second):
+        page.wait_for_function(
+            "document.querySelectorAll('[data-testid=msg-assistant][data-state=done]').length === 2"
+        )
+        assert transcript(page)[2:] == [
+            ("msg-user", "now from the second"),
+            ("msg-assistant", "now from the second"),
+        ]
+
+
+HOSTILE_REPLY = (
+    'Here is <img src=x onerror="window.__pwned=1"> and some code:\n\n'
+    '```python\ndef greet(name):\n    return f"hi {name}"\n```\n\n'
+    "[a link](javascript:window.__pwned=2) and [docs](https://example.com/)"
+)
+
+
+def submit_over_token(server: GatewayServer, token: str, session_id: str, text: str) -> None:
+    """Send a prompt to a session from a second client (the input is one line; a reply with
+    a code block needs newlines) and wait for its reply."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with ws_connect(server.url, additional_headers=headers, open_timeout=10) as ws:
+        json.loads(ws.recv(timeout=10))
+        calls = [
+            ("session.resume", {"session_id": session_id}),
+            ("prompt.submit", {"session_id": session_id, "text": text}),
+        ]
+        for n, (method, params) in enumerate(calls):
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": n, "method": method, "params": params}))
+            while json.loads(ws.recv(timeout=10)).get("id") != n:
+                pass
+        while True:
+            message = json.loads(ws.recv(timeout=10))
+            if message.get("params", {}).get("type") == "message.complete":
+                return
+
+
+def assert_reply_rendered_safely(page) -> None:
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[onerror]").count() == 0
+    assert page.locator("[data-testid=transcript] img").count() == 0
+    reply = page.locator("[data-testid=msg-assistant]").last
+    code = reply.locator("pre > code")
+    assert code.count() == 1
+    assert code.text_content() == 'def greet(name):\n    return f"hi {name}"\n'
+    assert "language-python" in (code.get_attribute("class") or "")
+    # The HTML is shown as the text it is; the javascript: link is no link.
+    assert '<img src=x onerror="window.__pwned=1">' in reply.text_content()
+    hrefs = reply.locator("a").evaluate_all("links => links.map(a => [a.href, a.rel])")
+    assert hrefs == [["https://example.com/", "noopener noreferrer"]]
+    # The prompt (a user's text) stays plain text.
+    prompt = page.locator("[data-testid=msg-user] .msg-body").last
+    assert prompt.text_content() == HOSTILE_REPLY
+    assert prompt.locator("*").count() == 0
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_markdown_replies_render_code_and_no_html(server, token, browser, output_dir, width):
+    """Tests that a reply with raw HTML, a javascript: link and a fenced python block renders
+    as sanitized Markdown, live and after a reload: the handler never runs, no <img> exists,
+    <pre><code> shows the code and the page fits the width."""
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in(page, server)
+        page.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+        open_sidebar_if_collapsed(page)
+        page.click("[data-testid=new-session]")
+        page.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+        session_id = page.get_attribute("#chat", "data-session")
+
+        submit_over_token(server, token, session_id, HOSTILE_REPLY)
+        page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+        assert_reply_rendered_safely(page)
+        assert page.evaluate(NO_OVERFLOW), page.evaluate("document.documentElement.scrollWidth")
+        page.screenshot(path=str(output_dir / f"chat-markdown-{width}.png"), full_page=True)
+
+        page.reload()
+        wait_resumed(page, session_id)
+        page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+        assert_reply_rendered_safely(page)
+        assert page.evaluate(NO_OVERFLOW), page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        context.close()
+
+
+def test_slash_output_and_tool_results_are_labelled_text(server, context, output_dir):
+    """Tests that slash output and tool results are labelled blocks set as text, never
+    Markdown, so they read apart from replies."""
+    page = context.new_page()
+    log_in(page, server)
+    page.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+    page.click("[data-testid=new-session]")
+    page.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+    prompt = page.locator("[data-testid=prompt-input]")
+    prompt.fill("/help")
+    prompt.press("Enter")
+    page.wait_for_selector("[data-testid=msg-slash][data-state=done]")
+    slash = page.locator("[data-testid=msg-slash]")
+    assert slash.locator(".msg-label").text_content() == "slash /help"
+    assert slash.locator(".msg-body *").count() == 0
+
+    prompt.fill("!tool echo **not bold**")
+    prompt.press("Enter")
+    page.click("[data-testid=approve-once]")
+    page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+    tool = page.locator("[data-testid=msg-tool]")
+    assert tool.locator(".msg-label").text_content() == "tool terminal"
+    assert tool.locator(".msg-body").text_content() == "ran: echo **not bold**"
+    assert tool.locator(".msg-body *").count() == 0
+    # The reply of the same text is Markdown.
+    reply = page.locator("[data-testid=msg-assistant] .msg-body")
+    assert reply.locator("strong").text_content() == "not bold"
+    font = page.eval_on_selector("[data-testid=msg-tool]", "n => getComputedStyle(n).fontFamily")
+    assert "monospace" in font
+    page.screenshot(path=str(output_dir / "chat-slash-tool.png"), full_page=True)

@@ -70,4 +70,4 @@ async def test_stdio_and_websocket_answer_the_same_script_identically(tmp_path):
         stdio_responses, stdio_events = await run_script(rpc)
     assert len(ws_responses) == len(SCRIPT) - 1
     assert stdio_responses == ws_responses
-    assert stdio_events == ws_events == (["message.start"], "a b c")
+    assert stdio_events == ws_events == (["message.user", "message.start"], "a b c")

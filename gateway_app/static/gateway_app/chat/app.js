@@ -260,7 +260,7 @@ export class ChatApp {
       if (latest) this.setView(state.updateItem(latest, key, change));
     };
     if (text.startsWith("/")) {
-      const { view: next, key } = state.addItem(view, "slash", `${text}\n…`);
+      const { view: next, key } = state.addItem(view, "slash", `${text}\n…`, { label: `slash ${text.split(/\s/)[0]}` });
       this.setView(next);
       try {
         const result = await this.call(Method.SLASH_EXEC, { session_id: sid, command: text });
@@ -271,12 +271,17 @@ export class ChatApp {
       }
       return;
     }
-    const { view: next, key } = state.addItem(view, "user", text);
+    const { view: next, key } = state.addPrompt(view, text);
     this.setView(next);
+    const change = (update) => {
+      const latest = this.views.get(sid);
+      if (latest) this.setView(update(latest));
+    };
     try {
-      await this.call(Method.PROMPT_SUBMIT, { session_id: sid, text });
+      const result = await this.call(Method.PROMPT_SUBMIT, { session_id: sid, text });
+      change((latest) => state.promptAccepted(latest, key, result.turn_id));
     } catch (exc) {
-      patch(key, { state: "failed" });
+      change((latest) => state.promptFailed(latest, key));
       showError(this.ui, exc.code === ErrorCode.SESSION_BUSY ? "a turn is still running" : `not sent: ${exc.message}`);
     }
   }

@@ -50,6 +50,8 @@ export const Method = Object.freeze({
 
 export const EventType = Object.freeze({
   GATEWAY_READY: "gateway.ready",
+  // Beyond PROTOCOL.md v1: the prompt of a turn, to every attached connection.
+  MESSAGE_USER: "message.user",
   MESSAGE_START: "message.start",
   MESSAGE_DELTA: "message.delta",
   MESSAGE_COMPLETE: "message.complete",

@@ -1,10 +1,37 @@
 // The chat page's DOM. Everything the gateway or a user sent is set with textContent, never
-// parsed as HTML. Transcript nodes are kept by item key, so an update touches only its entry
-// (a half-typed clarify answer and its focus survive the events that follow).
+// parsed as HTML, except assistant replies: their Markdown is rendered (markdown.js) and
+// sanitized by DOMPurify in insertSanitizedHtml, the one function that inserts HTML.
+// Transcript nodes are kept by item key, so an update touches only its entry (a half-typed
+// clarify answer and its focus survive the events that follow).
 
+import DOMPurify from "../vendor/purify.es.mjs";
+import { markdownToHtml } from "./markdown.js";
 import { ApprovalChoice } from "./protocol.js";
 
-const LABELS = { user: "you", assistant: "hermes", tool: "tool", slash: "command", system: "gateway" };
+const LABELS = { user: "you", assistant: "hermes", tool: "tool", slash: "slash", system: "gateway" };
+// What a reply's Markdown may become; anything else (scripts, images, forms, styles, event
+// handlers, javascript: URLs) is dropped even if markdown.js let it through.
+const PURIFY_CONFIG = {
+  ALLOWED_TAGS: [
+    "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol",
+    "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
+  ],
+  ALLOWED_ATTR: ["href", "title", "class", "align"],
+  ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
+};
+
+// Links of a reply open in a new tab that cannot reach back to this page.
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A") {
+    node.setAttribute("rel", "noopener noreferrer");
+    node.setAttribute("target", "_blank");
+  }
+});
+
+/** The one place HTML enters the DOM: a reply's Markdown, sanitized by DOMPurify. */
+function insertSanitizedHtml(node, markdown) {
+  node.innerHTML = DOMPurify.sanitize(markdownToHtml(markdown), PURIFY_CONFIG).trim();
+}
 const APPROVAL_BUTTONS = [
   [ApprovalChoice.ONCE, "Allow once"],
   [ApprovalChoice.SESSION, "Allow for session"],
@@ -136,12 +163,12 @@ export class TranscriptRenderer {
   create(item, viewId) {
     const node = element(this.doc, "div", { className: `msg msg-${item.kind}` });
     node.dataset.testid = item.testid || `msg-${item.kind}`;
-    const label = element(this.doc, "div", { className: "msg-label", textContent: LABELS[item.kind] || item.kind });
-    const body = element(this.doc, "div", { className: "msg-body" });
+    const label = element(this.doc, "div", { className: "msg-label" });
+    const markdown = item.kind === "assistant";
+    const body = element(this.doc, "div", { className: markdown ? "msg-body markdown" : "msg-body" });
     body.dataset.testid = "msg-body";
     node.append(label, body);
-    if (item.turnId !== undefined) node.dataset.turnId = item.turnId;
-    const entry = { item: null, viewId, node, body, actions: null, actionsFor: "" };
+    const entry = { item: null, viewId, node, label, body, markdown, shown: null, actions: null, actionsFor: "" };
     if (item.kind === "question") {
       node.dataset.requestId = item.requestId;
       entry.actions = element(this.doc, "div", { className: "msg-actions" });
@@ -153,7 +180,15 @@ export class TranscriptRenderer {
 
   update(entry, item) {
     entry.item = item;
-    if (entry.body.textContent !== item.text) entry.body.textContent = item.text;
+    // Slash output and tool results are labelled with their command or tool, as text.
+    const label = item.label || LABELS[item.kind] || item.kind;
+    if (entry.label.textContent !== label) entry.label.textContent = label;
+    if (item.turnId !== undefined) entry.node.dataset.turnId = item.turnId;
+    if (entry.shown !== item.text) {
+      entry.shown = item.text;
+      if (entry.markdown) insertSanitizedHtml(entry.body, item.text);
+      else entry.body.textContent = item.text;
+    }
     if (item.state) entry.node.dataset.state = item.state;
     else delete entry.node.dataset.state;
     if (entry.actions) this.updateActions(entry, item);

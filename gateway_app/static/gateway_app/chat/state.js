@@ -17,8 +17,9 @@ import { EventType, SessionStatus } from "./protocol.js";
  * @property {string} key stable across updates (the renderer keeps its node by it)
  * @property {string} kind user | assistant | tool | slash | system | question
  * @property {string} text
- * @property {string} [state] the entry's data-state (streaming, done, answered...)
+ * @property {string} [state] the entry's data-state (sending, failed, streaming, done, answered...)
  * @property {string} [testid] overrides the default `msg-<kind>`
+ * @property {string} [label] overrides the kind's label (e.g. "slash /help", "tool terminal")
  * @property {string} [turnId]
  * @property {string} [toolId]
  * @property {string} [requestId]
@@ -60,6 +61,46 @@ export function updateItem(view, key, patch) {
   const items = view.items.slice();
   items[index] = { ...items[index], ...patch };
   return { ...view, items };
+}
+
+/** The view without the item of `key`. */
+function removeItem(view, key) {
+  return { ...view, items: view.items.filter((item) => item.key !== key) };
+}
+
+/** The tab's own prompt, shown at once (state "sending") until the gateway accepts it. */
+export function addPrompt(view, text) {
+  return addItem(view, "user", text, { state: "sending" });
+}
+
+/**
+ * The gateway accepted the prompt of `key` as turn `turnId`. If that turn's message.user
+ * came first and showed the prompt as another item, this echo goes.
+ */
+export function promptAccepted(view, key, turnId) {
+  const shownElsewhere = view.items.some((i) => i.kind === "user" && i.turnId === turnId && i.key !== key);
+  if (shownElsewhere) return removeItem(view, key);
+  return updateItem(view, key, { turnId, state: undefined });
+}
+
+/** The gateway refused the prompt of `key`; an echo a turn's message.user claimed stays as it is. */
+export function promptFailed(view, key) {
+  const item = view.items.find((i) => i.key === key);
+  if (!item || item.turnId !== undefined) return view;
+  return updateItem(view, key, { state: "failed" });
+}
+
+/**
+ * A turn's prompt (message.user): shown once per turn id. The tab's own echo of the same
+ * text, still being sent, is that prompt (it gets the turn id); otherwise another tab sent it.
+ */
+function showPrompt(view, payload) {
+  const turnId = payload.turn_id;
+  if (view.items.some((i) => i.kind === "user" && i.turnId === turnId)) return view;
+  const text = payload.text || "";
+  const echo = view.items.find((i) => i.kind === "user" && i.state === "sending" && i.turnId === undefined && i.text === text);
+  if (echo) return updateItem(view, echo.key, { turnId, state: undefined }); // the turn exists: it was accepted
+  return addItem(view, "user", text, { turnId }).view;
 }
 
 /** What `session.resume` should send for this view: last_seq only for a view already shown. */
@@ -168,6 +209,8 @@ export function applyEvent(view, event) {
     next = settleEarlierQuestions({ ...view, lastSeq: seq }, seq);
   }
   switch (type) {
+    case EventType.MESSAGE_USER:
+      return showPrompt(next, payload);
     case EventType.MESSAGE_START:
       return assistantFor(next, payload.turn_id).view;
     case EventType.MESSAGE_DELTA: {
@@ -185,7 +228,7 @@ export function applyEvent(view, event) {
     }
     case EventType.TOOL_START: {
       const args = payload.args && Object.keys(payload.args).length ? ` ${JSON.stringify(payload.args)}` : "";
-      return addItem(next, "tool", `${payload.name}${args} …`, { toolId: payload.tool_id }).view;
+      return addItem(next, "tool", `${payload.name}${args} …`, { toolId: payload.tool_id, label: `tool ${payload.name}` }).view;
     }
     case EventType.TOOL_COMPLETE: {
       const text = stringify(payload.result);
