@@ -17,10 +17,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import limits, logins, tokens
 from .conf import setting
-from .context import CallContext, Caller, close_summary
-from .dispatch import dispatch_frame
 from .limits import InputGuard, Outbox, cap_response, user_connections
-from .protocol import Frame, encode, ready_message, utf8_length
+from .rpc.context import CallContext, Caller, close_summary
+from .rpc.dispatch import dispatch_frame
+from .rpc.protocol import Frame, encode, ready_message, utf8_length
 from .sessions import get_host
 from .sessions.host import SessionHost
 

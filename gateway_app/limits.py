@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conf import setting
-from .context import CallContext
-from .exceptions import RateLimited, TooLarge
-from .protocol import (
+from .rpc.context import CallContext
+from .rpc.errors import RateLimited, TooLarge
+from .rpc.protocol import (
     Frame,
     Rejected,
     Request,

@@ -20,10 +20,10 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from .conf import setting
-from .context import CallContext, Caller, close_summary
-from .dispatch import dispatch_frame
 from .limits import InputGuard
-from .protocol import Frame, Rejected, encode, ready_message
+from .rpc.context import CallContext, Caller, close_summary
+from .rpc.dispatch import dispatch_frame
+from .rpc.protocol import Frame, Rejected, encode, ready_message
 from .sessions import get_host
 from .sessions.state import EVENT_MESSAGE
 

@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from gateway_app import consumers
-from gateway_app import dispatch as dispatch_module
-from gateway_app.dispatch import method
 from gateway_app.limits import user_connections
+from gateway_app.rpc import dispatch as dispatch_module
+from gateway_app.rpc.dispatch import method
 from gateway_app.sessions.host import current_host
 from tests.conftest import Connection
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from gateway_app import dispatch as dispatch_module
-from gateway_app.dispatch import method
+from gateway_app.rpc import dispatch as dispatch_module
+from gateway_app.rpc.dispatch import method
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

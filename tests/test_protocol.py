@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from gateway_app.exceptions import InvalidParams, InvalidRequest, ParseError
-from gateway_app.protocol import (
+from gateway_app.rpc.errors import InvalidParams, InvalidRequest, ParseError
+from gateway_app.rpc.protocol import (
     Rejected,
     Request,
     encode,

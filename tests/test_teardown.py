@@ -5,9 +5,9 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 
-from gateway_app.context import CallContext, Caller
 from gateway_app.models import GatewaySession
 from gateway_app.reaper import REAP_MESSAGE
+from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions import get_host
 from gateway_app.sessions.host import current_host
 from gateway_app.sessions.routing import REPLY_MESSAGE

@@ -27,18 +27,18 @@ from django.utils import timezone
 from .. import tokens
 from ..agents import get_agent
 from ..conf import setting
-from ..context import CallContext
-from ..exceptions import (
+from ..layer_signing import CLOCK_SKEW_S
+from ..models import SessionStatus, new_session_id
+from ..reaper import Reaper
+from ..rpc.context import CallContext
+from ..rpc.errors import (
     InternalError,
     InvalidParams,
     LayerUnavailable,
     SessionBusy,
     SessionNotFound,
 )
-from ..layer_signing import CLOCK_SKEW_S
-from ..models import SessionStatus, new_session_id
-from ..protocol import encode, event_message
-from ..reaper import Reaper
+from ..rpc.protocol import encode, event_message
 from ..singleflight import SingleFlight
 from ..slash_client import SlashClient, SlashError
 from ..slash_commands import TRANSCRIPT_COMMANDS, command_name

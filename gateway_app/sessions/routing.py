@@ -20,8 +20,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
-from ..context import CallContext, Caller
-from ..exceptions import InternalError, RpcError, SessionNotFound
+from ..rpc.context import CallContext, Caller
+from ..rpc.errors import InternalError, RpcError, SessionNotFound
 from .state import group_name
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
-from ..protocol import utf8_length
+from ..rpc.protocol import utf8_length
 from .events import ReplayBuffer
 
 if TYPE_CHECKING:

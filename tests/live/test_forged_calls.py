@@ -13,9 +13,9 @@ import msgpack
 import pytest
 import redis.asyncio as redis
 
-from gateway_app.context import CallContext, Caller
 from gateway_app.layer_signing import SignedMessageSerializer
 from gateway_app.layers import ResilientRedisChannelLayer
+from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.host import SessionHost
 from gateway_app.sessions.registry import SESSION_KEY, RedisRegistry
 from gateway_app.sessions.routing import RemoteError

@@ -9,9 +9,9 @@ import pytest
 import redis.asyncio as redis
 
 from gateway_app import slash_client
-from gateway_app.context import CallContext, Caller
 from gateway_app.layers import ResilientRedisChannelLayer
 from gateway_app.models import GatewaySession, Message
+from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.host import SessionHost
 from gateway_app.sessions.registry import SESSION_KEY, RedisRegistry
 from gateway_app.sessions.routing import HostUnavailable

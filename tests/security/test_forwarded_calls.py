@@ -8,8 +8,8 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 
-from gateway_app.context import CallContext, Caller
 from gateway_app.models import GatewaySession
+from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions import get_host
 from gateway_app.sessions.routing import CALL_MESSAGE, OPERATIONS
 from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .context import CallContext
-from .exceptions import InternalError, MethodNotFound, ParseError, RpcError
+from .errors import InternalError, MethodNotFound, ParseError, RpcError
 from .protocol import Frame, Rejected, Request, error_message, result_message
 
 logger = logging.getLogger(__name__)
@@ -52,11 +52,11 @@ _methods_loaded = False
 
 
 def _load_methods() -> None:
-    # Importing the package registers every handler exactly once. The flag spares every
-    # request a pass through the import machinery.
+    # Importing the handler modules registers every handler exactly once. The flag spares
+    # every request a pass through the import machinery.
     global _methods_loaded
     if not _methods_loaded:
-        from . import methods  # noqa: F401
+        from .methods import gateway, prompt, respond, session, slash  # noqa: F401
 
         _methods_loaded = True
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .exceptions import InvalidParams
+from .errors import InvalidParams
 
 _MISSING = object()
 

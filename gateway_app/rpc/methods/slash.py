@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...sessions import get_host
 from ..context import CallContext
 from ..dispatch import method
-from ..exceptions import InvalidParams
+from ..errors import InvalidParams
 from ..params import get_str
-from ..sessions import get_host
 
 
 @method("slash.exec")

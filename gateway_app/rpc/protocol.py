@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .exceptions import InvalidParams, InvalidRequest, ParseError, RpcError
+from .errors import InvalidParams, InvalidRequest, ParseError, RpcError
 
 PROTOCOL_VERSION = 1
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...limits import check_session_quota
+from ...sessions import get_host
 from ..context import CallContext
 from ..dispatch import method
-from ..limits import check_session_quota
 from ..params import get_int, get_str
-from ..sessions import get_host
 
 
 @method("session.create")

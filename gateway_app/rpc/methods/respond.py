@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..conf import setting
+from ...conf import setting
+from ...sessions import get_host
 from ..context import CallContext
 from ..dispatch import method
 from ..params import get_choice, get_str
-from ..sessions import get_host
 
 
 @method("approval.respond")
