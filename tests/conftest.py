@@ -11,8 +11,8 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from gateway_app import logins, slash_client, tokens
-from gateway_app.consumers import GatewayConsumer
 from gateway_app.sessions import reset_host
+from gateway_app.transport.websocket import GatewayConsumer
 from tests.support.rpc import RpcClient
 
 

@@ -1,8 +1,8 @@
-"""The access-log redaction of query-string tokens (``gateway_app.access_log``)."""
+"""The access-log redaction of query-string tokens (``gateway_app.transport.access_log``)."""
 
 import pytest
 
-from gateway_app.access_log import redact_path, redacting
+from gateway_app.transport.access_log import redact_path, redacting
 
 
 @pytest.mark.parametrize(

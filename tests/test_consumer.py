@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
-from gateway_app import consumers
-from gateway_app.limits import user_connections
 from gateway_app.rpc import dispatch as dispatch_module
 from gateway_app.rpc.dispatch import method
 from gateway_app.sessions.host import current_host
+from gateway_app.transport import websocket
+from gateway_app.transport.limits import user_connections
 from tests.conftest import Connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,7 +118,7 @@ async def test_a_cancelled_consumer_still_detaches_releases_and_logs_once(
     communicator, sid = await open_blocked(alice, blocking_method)
     host = current_host()
     assert user_connections.count(alice.pk) == 1
-    with caplog.at_level(logging.INFO, "gateway_app.consumers"):
+    with caplog.at_level(logging.INFO, "gateway_app.transport.websocket"):
         communicator.future.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(communicator.future, 10)
@@ -152,7 +152,7 @@ async def test_a_second_cancellation_does_not_cut_the_cleanup_short(
     communicator.future.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(communicator.future, 10)
-    (cleanup,) = consumers._cleanups
+    (cleanup,) = websocket._cleanups
     release.set()
     await asyncio.wait_for(cleanup, 10)
     assert host.sessions[sid].attached == set()
@@ -163,7 +163,7 @@ async def test_a_normal_disconnect_writes_one_close_line(connect, alice, caplog)
     """Tests that a client's disconnect runs the cleanup once: one close line, with its
     code, and none more when the consumer then ends."""
     rpc = await connect(alice)
-    with caplog.at_level(logging.INFO, "gateway_app.consumers"):
+    with caplog.at_level(logging.INFO, "gateway_app.transport.websocket"):
         await rpc.connection.communicator.disconnect(code=1001, timeout=10)
     (line,) = close_lines(caplog)
     assert line.endswith("code=1001")

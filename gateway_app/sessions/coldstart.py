@@ -12,10 +12,10 @@ import time
 from django.utils import timezone
 
 from ..conf import setting
-from ..limits import check_session_quota
 from ..rpc.context import CallContext
 from ..rpc.errors import RateLimited, SessionNotFound
 from ..rpc.protocol import encode, event_message
+from .quota import check_session_quota
 from .routing import SessionMoved
 from .state import SESSION_ID, LiveSession, Phase
 

@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
-from gateway_app import limits
-from gateway_app.limits import Outbox, TokenBucket, server_buffer_probe
 from gateway_app.sessions.host import current_host
+from gateway_app.transport import limits
+from gateway_app.transport.limits import Outbox, TokenBucket, server_buffer_probe
 
 ### Through the consumer ###
 
@@ -37,7 +37,7 @@ async def test_client_that_stops_reading_is_closed_with_4008(connect, alice, lim
     rpc = await connect(alice)
     stall()
     communicator = rpc.connection.communicator
-    with caplog.at_level(logging.WARNING, "gateway_app.limits"):
+    with caplog.at_level(logging.WARNING, "gateway_app.transport.limits"):
         await rpc.send_text(
             '{"jsonrpc":"2.0","id":1,"method":"session.create"}\n'
             '{"jsonrpc":"2.0","id":2,"method":"session.list"}'

@@ -8,9 +8,9 @@ import logging
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from gateway_app.consumers import GatewayConsumer
-from gateway_app.limits import user_connections
 from gateway_app.sessions.host import current_host
+from gateway_app.transport.limits import user_connections
+from gateway_app.transport.websocket import GatewayConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,7 @@ async def test_frame_over_the_limit_closes_with_1009(connect, alice, limits, cap
     the peer and user."""
     limits(MAX_FRAME_BYTES=1000)
     rpc = await connect(alice)
-    with caplog.at_level(logging.WARNING, "gateway_app.limits"):
+    with caplog.at_level(logging.WARNING, "gateway_app.transport.limits"):
         await rpc.send_text(ping(1, "x" * 1000))
         closed = await rpc.connection.communicator.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": 1009}
@@ -166,7 +166,7 @@ async def test_messages_over_the_rate_get_4029_with_their_id(connect, alice, lim
     id, are not executed, and the connection is kept."""
     limits(RATE_LIMIT_PER_S=0.001, RATE_LIMIT_BURST=5)
     rpc = await connect(alice)
-    with caplog.at_level(logging.WARNING, "gateway_app.limits"):
+    with caplog.at_level(logging.WARNING, "gateway_app.transport.limits"):
         await rpc.send_text(
             "\n".join(
                 json.dumps({"jsonrpc": "2.0", "id": f"r{i}", "method": "session.create"})
@@ -192,7 +192,7 @@ async def test_rate_limited_notification_is_dropped_unanswered_but_logged(
     notification) while the hit is still logged with the peer and counted."""
     limits(RATE_LIMIT_PER_S=0.001, RATE_LIMIT_BURST=1)
     rpc = await connect(alice)
-    with caplog.at_level(logging.WARNING, "gateway_app.limits"):
+    with caplog.at_level(logging.WARNING, "gateway_app.transport.limits"):
         await rpc.send_text(ping(1) + '\n{"jsonrpc":"2.0","method":"gateway.ping"}')
         assert (await read(rpc))["id"] == 1
         # The next answer is the next request's: nothing came for the notification.
@@ -237,7 +237,7 @@ async def test_session_create_beyond_the_per_user_cap_is_refused(
     a, b = await connect(alice), await connect(bob)
     first = (await a.call("session.create"))["session_id"]
     await a.call("session.create")
-    with caplog.at_level(logging.WARNING, "gateway_app.limits"):
+    with caplog.at_level(logging.WARNING, "gateway_app.sessions.quota"):
         error = await a.error("session.create")
     assert error["code"] == 4029
     assert error["data"] == {"limit": "sessions_per_user", "max": 2, "live": 2}
@@ -293,7 +293,7 @@ async def test_connections_beyond_the_per_user_cap_are_closed_with_4029(
     limits(MAX_CONNECTIONS_PER_USER=2)
     first = await connect(alice)
     await connect(alice)
-    with caplog.at_level(logging.WARNING, "gateway_app.limits"):
+    with caplog.at_level(logging.WARNING, "gateway_app.transport.limits"):
         communicator, connected = await open_raw(alice)
         assert connected
         assert await communicator.receive_output(timeout=5) == {

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 
 from gateway_app import logins
 from gateway_app.auth import GatewayAuthStack
-from gateway_app.consumers import GatewayConsumer
 from gateway_app.models import ApiToken
+from gateway_app.transport.websocket import GatewayConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from gateway_app import tokens
 from gateway_app.auth import GatewayAuthStack
-from gateway_app.consumers import GatewayConsumer
 from gateway_app.models import ApiToken
 from gateway_app.sessions import get_host
 from gateway_app.tokens import revoke_token, revoke_token_sync
+from gateway_app.transport.websocket import GatewayConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gateway_app.rpc.context import Caller
-from gateway_app.stdio import serve
+from gateway_app.transport.stdio import serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...limits import check_session_quota
 from ...sessions import get_host
+from ...sessions.quota import check_session_quota
 from ..context import CallContext
 from ..dispatch import method
 from ..params import get_int, get_str

@@ -15,14 +15,15 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import limits, logins, tokens
-from .conf import setting
+from .. import logins, tokens
+from ..conf import setting
+from ..rpc.context import CallContext, Caller, close_summary
+from ..rpc.dispatch import dispatch_frame
+from ..rpc.protocol import Frame, encode, ready_message, utf8_length
+from ..sessions import get_host
+from ..sessions.host import SessionHost
+from . import limits
 from .limits import InputGuard, Outbox, cap_response, user_connections
-from .rpc.context import CallContext, Caller, close_summary
-from .rpc.dispatch import dispatch_frame
-from .rpc.protocol import Frame, encode, ready_message, utf8_length
-from .sessions import get_host
-from .sessions.host import SessionHost
 
 logger = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from .conf import setting
+from ..conf import setting
+from ..rpc.context import CallContext, Caller, close_summary
+from ..rpc.dispatch import dispatch_frame
+from ..rpc.protocol import Frame, Rejected, encode, ready_message
+from ..sessions import get_host
+from ..sessions.state import EVENT_MESSAGE
 from .limits import InputGuard
-from .rpc.context import CallContext, Caller, close_summary
-from .rpc.dispatch import dispatch_frame
-from .rpc.protocol import Frame, Rejected, encode, ready_message
-from .sessions import get_host
-from .sessions.state import EVENT_MESSAGE
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """
-Limits on hostile or runaway clients: input size and rate per connection, connections and
-live sessions per user, and a bounded outgoing queue that notices a client which stopped
-reading. Plain logic shared by the WebSocket consumer and the stdio transport.
+Limits on hostile or runaway clients: input size and rate per connection, connections per
+user, and a bounded outgoing queue that notices a client which stopped reading. Plain logic
+shared by the WebSocket consumer and the stdio transport (the per-user session quota is
+``sessions.quota``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .conf import setting
-from .rpc.context import CallContext
-from .rpc.errors import RateLimited, TooLarge
-from .rpc.protocol import (
+from ..conf import setting
+from ..rpc.context import CallContext
+from ..rpc.errors import RateLimited, TooLarge
+from ..rpc.protocol import (
     Frame,
     Rejected,
     Request,
@@ -243,7 +244,7 @@ def cap_response(response: dict[str, Any], text: str, limit: int, log: LimitLog)
     return encode(error_message(response.get("id"), error))
 
 
-### Per-user quotas ###
+### Connections per user ###
 
 
 class UserConnections:
@@ -273,28 +274,6 @@ class UserConnections:
 
 #: This worker's registry (one event loop per worker; no locking needed).
 user_connections = UserConnections()
-
-
-def check_session_quota(ctx: CallContext, live: int) -> None:
-    """Raise 4029 when the caller already has ``MAX_SESSIONS_PER_USER`` live sessions."""
-    limit = int(setting("MAX_SESSIONS_PER_USER"))
-    if not limit or live < limit:
-        return
-    logger.warning(
-        "limit sessions_per_user hit by user=%s peer=%s transport=%s: %s live >= %s",
-        ctx.caller.username,
-        ctx.peer or "-",
-        ctx.transport,
-        live,
-        limit,
-    )
-    ctx.count("limit_hits")
-    ctx.count("limit_sessions_per_user")
-    raise RateLimited(
-        f"Too many live sessions: at most {limit} per user; close one (or let a"
-        " detached one be reaped) first",
-        {"limit": "sessions_per_user", "max": limit, "live": live},
-    )
 
 
 ### Outgoing backpressure ###
