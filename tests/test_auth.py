@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from gateway_app import tokens
-from gateway_app.auth import GatewayAuthStack, token_from_scope
+from gateway_app.auth import tokens
+from gateway_app.auth.middleware import GatewayAuthStack, token_from_scope
 from gateway_app.models import ApiToken
 
 ALLOWED_ORIGIN = b"http://localhost:8000"

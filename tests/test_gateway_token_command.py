@@ -7,7 +7,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from gateway_app.auth import GatewayAuthStack
+from gateway_app.auth.middleware import GatewayAuthStack
 from gateway_app.models import ApiToken, hash_token
 
 

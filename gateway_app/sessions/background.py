@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from .. import logins, tokens
+from ..auth import logins, tokens
 from ..conf import setting
 from ..reaper import REAP_MESSAGE
 from .routing import CALL_MESSAGE, REPLY_MESSAGE

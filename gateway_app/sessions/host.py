@@ -24,8 +24,8 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from .. import tokens
 from ..agents import get_agent
+from ..auth import tokens
 from ..conf import setting
 from ..layer_signing import CLOCK_SKEW_S
 from ..models import SessionStatus, new_session_id

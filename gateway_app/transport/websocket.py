@@ -15,7 +15,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .. import logins, tokens
+from ..auth import logins, tokens
 from ..conf import setting
 from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame

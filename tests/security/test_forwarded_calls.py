@@ -204,7 +204,7 @@ async def test_the_messages_a_host_is_sent_carry_an_id(host, alices_session, mon
     have their call_id), so the host can tell a replay."""
     from asgiref.sync import sync_to_async
 
-    from gateway_app import tokens
+    from gateway_app.auth import tokens
     from gateway_app.sessions.control import request_teardown
 
     sent = []

@@ -11,8 +11,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from gateway_app import logins
-from gateway_app.auth import GatewayAuthStack
+from gateway_app.auth import logins
+from gateway_app.auth.middleware import GatewayAuthStack
 from gateway_app.models import ApiToken
 from gateway_app.transport.websocket import GatewayConsumer
 

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from gateway_app.auth import GatewayAuthStack
+from gateway_app.auth.middleware import GatewayAuthStack
 from gateway_app.models import ApiToken
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -211,7 +211,7 @@ async def test_token_with_a_foreign_origin_is_refused_before_lookup(app, token, 
     async def no_lookup(raw):
         raise AssertionError("token looked up for a foreign origin")
 
-    monkeypatch.setattr("gateway_app.auth.resolve_token", no_lookup)
+    monkeypatch.setattr("gateway_app.auth.middleware.resolve_token", no_lookup)
     headers = [HOST, origin("http://localhost:9999"), bearer(token)]
     assert await handshake(app, headers) is None
 

@@ -14,11 +14,11 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from gateway_app import tokens
-from gateway_app.auth import GatewayAuthStack
+from gateway_app.auth import tokens
+from gateway_app.auth.middleware import GatewayAuthStack
+from gateway_app.auth.tokens import revoke_token, revoke_token_sync
 from gateway_app.models import ApiToken
 from gateway_app.sessions import get_host
-from gateway_app.tokens import revoke_token, revoke_token_sync
 from gateway_app.transport.websocket import GatewayConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)

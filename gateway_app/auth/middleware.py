@@ -108,7 +108,7 @@ class TokenAuthMiddleware(BaseMiddleware):
 class GatewayOriginValidator:
     """
     Refuses, before accept, a WebSocket whose ``Origin`` is neither the request's own origin
-    nor in ``CSRF_TRUSTED_ORIGINS`` (``gateway_app.origins``), whatever its credentials. One
+    nor in ``CSRF_TRUSTED_ORIGINS`` (``gateway_app.auth.origins``), whatever its credentials. One
     without ``Origin`` (a non-browser client) passes with ``scope["origin_checked"]`` False,
     so that only a token can authenticate it.
     """

@@ -25,9 +25,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from .conf import setting
-from .models import ApiToken, hash_token
-from .singleflight import SingleFlight
+from ..conf import setting
+from ..models import ApiToken, hash_token
+from ..singleflight import SingleFlight
 from .socketwatch import SocketWatch
 
 logger = logging.getLogger(__name__)

@@ -30,8 +30,8 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionS
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from ..conf import setting
 from . import tokens
-from .conf import setting
 from .socketwatch import SocketWatch
 
 logger = logging.getLogger(__name__)

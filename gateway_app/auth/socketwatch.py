@@ -13,7 +13,7 @@ from collections.abc import Hashable
 
 from channels.layers import get_channel_layer
 
-from .conf import setting
+from ..conf import setting
 
 logger = logging.getLogger(__name__)
 
