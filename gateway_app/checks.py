@@ -14,7 +14,7 @@ from django.utils.module_loading import import_string
 
 from .agents import sandbox
 from .conf import DEFAULTS, gateway_settings
-from .layer_signing import SIGNED_FORMAT
+from .sessions.cluster.signing import SIGNED_FORMAT
 
 #: Durations and rates where 0 means "off" or "at once".
 _NON_NEGATIVE = (

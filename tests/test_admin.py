@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from gateway_app import views
 from gateway_app.models import ApiToken, GatewaySession, Message, hash_token
-from gateway_app.sessions import get_host
+from gateway_app.sessions.host import get_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

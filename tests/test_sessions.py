@@ -9,8 +9,7 @@ import pytest
 from gateway_app.models import GatewaySession, Message
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.errors import RpcError
-from gateway_app.sessions import get_host
-from gateway_app.sessions.host import current_host
+from gateway_app.sessions.host import current_host, get_host
 from gateway_app.slash_client import SlashClient
 
 pytestmark = pytest.mark.django_db(transaction=True)

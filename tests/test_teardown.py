@@ -6,11 +6,10 @@ import pytest
 from channels.layers import get_channel_layer
 
 from gateway_app.models import GatewaySession
-from gateway_app.reaper import REAP_MESSAGE
 from gateway_app.rpc.context import CallContext, Caller
-from gateway_app.sessions import get_host
-from gateway_app.sessions.host import current_host
-from gateway_app.sessions.routing import REPLY_MESSAGE
+from gateway_app.sessions.cluster.router import REPLY_MESSAGE
+from gateway_app.sessions.host import current_host, get_host
+from gateway_app.sessions.reaper import REAP_MESSAGE
 from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
 from gateway_app.slash_client import SlashClient
 

@@ -15,8 +15,8 @@ from ..conf import setting
 from ..rpc.context import CallContext
 from ..rpc.errors import RateLimited, SessionNotFound
 from ..rpc.protocol import encode, event_message
+from .cluster.router import SessionMoved
 from .quota import check_session_quota
-from .routing import SessionMoved
 from .state import SESSION_ID, LiveSession, Phase
 
 logger = logging.getLogger(__name__)

@@ -27,9 +27,7 @@ from django.utils import timezone
 from ..agents import get_agent
 from ..auth import tokens
 from ..conf import setting
-from ..layer_signing import CLOCK_SKEW_S
 from ..models import SessionStatus, new_session_id
-from ..reaper import Reaper
 from ..rpc.context import CallContext
 from ..rpc.errors import (
     InternalError,
@@ -43,11 +41,13 @@ from ..singleflight import SingleFlight
 from ..slash_client import SlashClient, SlashError
 from ..slash_commands import TRANSCRIPT_COMMANDS, command_name
 from .background import HostBackground
+from .cluster.registry import LocalRegistry, build_registry
+from .cluster.router import SessionRouter
+from .cluster.signing import CLOCK_SKEW_S
 from .coldstart import ColdStarts
-from .events import ReplayBuffer
 from .index import SessionIndex
-from .registry import LocalRegistry, build_registry
-from .routing import SessionRouter
+from .reaper import Reaper
+from .replay import ReplayBuffer
 from .seen import SeenIds
 from .state import (
     EVENT_MESSAGE,

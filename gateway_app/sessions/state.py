@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
 from ..rpc.protocol import utf8_length
-from .events import ReplayBuffer
+from .replay import ReplayBuffer
 
 if TYPE_CHECKING:
     from ..slash_client import SlashClient

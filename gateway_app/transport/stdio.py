@@ -23,7 +23,7 @@ from ..conf import setting
 from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, Rejected, encode, ready_message
-from ..sessions import get_host
+from ..sessions.host import get_host
 from ..sessions.state import EVENT_MESSAGE
 from .limits import InputGuard
 

@@ -20,8 +20,7 @@ from ..conf import setting
 from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, encode, ready_message, utf8_length
-from ..sessions import get_host
-from ..sessions.host import SessionHost
+from ..sessions.host import SessionHost, get_host
 from . import limits
 from .limits import InputGuard, Outbox, cap_response, user_connections
 

@@ -13,12 +13,12 @@ import msgpack
 import pytest
 import redis.asyncio as redis
 
-from gateway_app.layer_signing import SignedMessageSerializer
-from gateway_app.layers import ResilientRedisChannelLayer
 from gateway_app.rpc.context import CallContext, Caller
+from gateway_app.sessions.cluster.layers import ResilientRedisChannelLayer
+from gateway_app.sessions.cluster.registry import SESSION_KEY, RedisRegistry
+from gateway_app.sessions.cluster.router import RemoteError
+from gateway_app.sessions.cluster.signing import SignedMessageSerializer
 from gateway_app.sessions.host import SessionHost
-from gateway_app.sessions.registry import SESSION_KEY, RedisRegistry
-from gateway_app.sessions.routing import RemoteError
 from gateway_app.sessions.state import TEARDOWN_MESSAGE
 from tests.support.live import ws_rpc
 from tests.support.servers import Database, GatewayServer, RedisServer

@@ -10,8 +10,8 @@ from channels.layers import get_channel_layer
 
 from gateway_app.models import GatewaySession
 from gateway_app.rpc.context import CallContext, Caller
-from gateway_app.sessions import get_host
-from gateway_app.sessions.routing import CALL_MESSAGE, OPERATIONS
+from gateway_app.sessions.cluster.router import CALL_MESSAGE, OPERATIONS
+from gateway_app.sessions.host import get_host
 from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
 
 pytestmark = pytest.mark.django_db(transaction=True)

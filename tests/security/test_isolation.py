@@ -5,8 +5,8 @@ from unittest.mock import AsyncMock
 
 import pytest
 
+from gateway_app.sessions.cluster.registry import HostEntry
 from gateway_app.sessions.host import current_host
-from gateway_app.sessions.registry import HostEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

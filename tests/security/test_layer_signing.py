@@ -11,9 +11,9 @@ import msgpack
 import pytest
 import redis.asyncio as redis
 
-from gateway_app import layer_signing
-from gateway_app.layer_signing import InvalidMessage, SignedMessageSerializer
-from gateway_app.layers import ResilientRedisChannelLayer
+from gateway_app.sessions.cluster import signing
+from gateway_app.sessions.cluster.layers import ResilientRedisChannelLayer
+from gateway_app.sessions.cluster.signing import InvalidMessage, SignedMessageSerializer
 from tests.support.servers import RedisServer
 
 MESSAGE = {"type": "session.event", "frame": '{"jsonrpc":"2.0","method":"event"}' + "x" * 150}
@@ -25,9 +25,9 @@ def serializer(**kwargs):
 
 def signed_at(monkeypatch, offset_s, message=MESSAGE):
     """A message signed ``offset_s`` seconds from now (negative: in the past)."""
-    now = layer_signing.time.time()
+    now = signing.time.time()
     with monkeypatch.context() as patch:
-        patch.setattr(layer_signing, "time", types.SimpleNamespace(time=lambda: now + offset_s))
+        patch.setattr(signing, "time", types.SimpleNamespace(time=lambda: now + offset_s))
         return serializer().serialize(message)
 
 
@@ -80,7 +80,7 @@ def test_a_truncated_message_is_rejected():
 def test_a_message_signed_before_the_window_is_rejected(monkeypatch):
     """Tests that a genuine message older than the layer's expiry plus the clock skew (a
     capture kept for later) is refused."""
-    stale = signed_at(monkeypatch, -(60 + layer_signing.CLOCK_SKEW_S + 1))
+    stale = signed_at(monkeypatch, -(60 + signing.CLOCK_SKEW_S + 1))
     with pytest.raises(InvalidMessage, match="window"):
         serializer().deserialize(stale)
 
@@ -88,7 +88,7 @@ def test_a_message_signed_before_the_window_is_rejected(monkeypatch):
 def test_a_message_signed_beyond_the_clock_skew_in_the_future_is_rejected(monkeypatch):
     """Tests that a timestamp far ahead (which would keep a message valid for long) is
     refused."""
-    ahead = signed_at(monkeypatch, 60 + layer_signing.CLOCK_SKEW_S + 1)
+    ahead = signed_at(monkeypatch, 60 + signing.CLOCK_SKEW_S + 1)
     with pytest.raises(InvalidMessage, match="window"):
         serializer().deserialize(ahead)
 
@@ -165,7 +165,7 @@ async def test_receive_skips_a_forged_message_and_returns_the_next_valid_one(
     channel = await layer.new_channel() if specific else "general-channel"
     await push_raw(layer, channel, forged(channel))
     await layer.send(channel, {"type": "genuine"})
-    with caplog.at_level(logging.WARNING, logger="gateway_app.layers"):
+    with caplog.at_level(logging.WARNING, logger="gateway_app.sessions.cluster.layers"):
         assert await layer.receive(channel) == {"type": "genuine"}
     assert layer.rejected == 1
     assert "failed verification" in caplog.text

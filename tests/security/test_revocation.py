@@ -18,7 +18,7 @@ from gateway_app.auth import tokens
 from gateway_app.auth.middleware import GatewayAuthStack
 from gateway_app.auth.tokens import revoke_token, revoke_token_sync
 from gateway_app.models import ApiToken
-from gateway_app.sessions import get_host
+from gateway_app.sessions.host import get_host
 from gateway_app.transport.websocket import GatewayConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...conf import setting
-from ...sessions import get_host
+from ...sessions.host import get_host
 from ..context import CallContext
 from ..dispatch import method
 from ..params import get_choice, get_str

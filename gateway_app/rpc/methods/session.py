@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...sessions import get_host
+from ...sessions.host import get_host
 from ...sessions.quota import check_session_quota
 from ..context import CallContext
 from ..dispatch import method

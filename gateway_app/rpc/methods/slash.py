@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...sessions import get_host
+from ...sessions.host import get_host
 from ..context import CallContext
 from ..dispatch import method
 from ..errors import InvalidParams

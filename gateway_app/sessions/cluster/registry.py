@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 
-from ..conf import setting
-from ..models import GatewaySession, SessionStatus
+from ...conf import setting
+from ...models import GatewaySession, SessionStatus
 
 logger = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ..conf import setting
-from ..rpc.context import CallContext, Caller
-from ..rpc.errors import InternalError, RpcError, SessionNotFound
-from .state import group_name
+from ...conf import setting
+from ...rpc.context import CallContext, Caller
+from ...rpc.errors import InternalError, RpcError, SessionNotFound
+from ..state import group_name
 
 if TYPE_CHECKING:
-    from .host import SessionHost
+    from ..host import SessionHost
     from .registry import LocalRegistry
 
 logger = logging.getLogger(__name__)

@@ -24,11 +24,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .conf import setting
-from .sessions.state import LiveSession, Phase
+from ..conf import setting
+from .state import LiveSession, Phase
 
 if TYPE_CHECKING:
-    from .sessions.host import SessionHost
+    from .host import SessionHost
 
 logger = logging.getLogger(__name__)
 
