@@ -16,8 +16,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import views
 from .auth.tokens import revoke_token_sync
+from .dashboard import views
 from .models import ApiToken, GatewaySession, Message, SessionStatus
 from .sessions.control import request_teardown
 

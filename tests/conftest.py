@@ -10,9 +10,9 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from gateway_app import slash_client
 from gateway_app.auth import logins, tokens
 from gateway_app.sessions.host import reset_host
+from gateway_app.slash import client as slash_client
 from gateway_app.transport.websocket import GatewayConsumer
 from tests.support.rpc import RpcClient
 

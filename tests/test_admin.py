@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from gateway_app import views
+from gateway_app.dashboard import views
 from gateway_app.models import ApiToken, GatewaySession, Message, hash_token
 from gateway_app.sessions.host import get_host
 

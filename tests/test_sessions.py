@@ -10,7 +10,7 @@ from gateway_app.models import GatewaySession, Message
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.errors import RpcError
 from gateway_app.sessions.host import current_host, get_host
-from gateway_app.slash_client import SlashClient
+from gateway_app.slash.client import SlashClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from gateway_app.slash_client import SlashClient, SlashError, live_worker_pids, scrubbed_env
+from gateway_app.slash.client import SlashClient, SlashError, live_worker_pids, scrubbed_env
 
 CONTEXT: dict[str, Any] = {
     "session_id": "abc123",
@@ -154,7 +154,7 @@ async def test_close_ends_process_on_eof(
     """Tests that close() ends the real worker via EOF within the grace time, reaped."""
     await client.execute("/help", CONTEXT)
     pid = client.pid
-    with caplog.at_level(logging.INFO, logger="gateway_app.slash_client"):
+    with caplog.at_level(logging.INFO, logger="gateway_app.slash.client"):
         async with asyncio.timeout(0.3 * 3 + 2):
             await client.close()
     assert_gone(pid)
@@ -192,7 +192,7 @@ async def test_close_escalates_to_kill(
     client.command = stub("stubborn")
     assert (await client.execute("/help", CONTEXT))["output"] == "ok"
     pid = client.pid
-    with caplog.at_level(logging.INFO, logger="gateway_app.slash_client"):
+    with caplog.at_level(logging.INFO, logger="gateway_app.slash.client"):
         async with asyncio.timeout(0.3 * 3 + 2):
             await client.close()
     assert_gone(pid)
@@ -258,7 +258,7 @@ async def test_cancelled_execute_leaves_stale_reply_skipped(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    with caplog.at_level(logging.DEBUG, logger="gateway_app.slash_client"):
+    with caplog.at_level(logging.DEBUG, logger="gateway_app.slash.client"):
         assert (await client.execute("/help", CONTEXT))["output"] == "ok"
     assert client.pid == pid
     assert "skipping stale reply" in caplog.text
@@ -356,7 +356,7 @@ async def test_oversized_reply_drops_worker(
     client: SlashClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tests that a reply line over the read limit raises SlashError and replaces the child."""
-    monkeypatch.setattr("gateway_app.slash_client.READ_LIMIT", 1024)
+    monkeypatch.setattr("gateway_app.slash.client.READ_LIMIT", 1024)
     messages = [{"role": "user", "content": "x" * 400}] * 20
     await client.execute("/help", CONTEXT)
     first = client.pid

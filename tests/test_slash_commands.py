@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway_app import slash_commands
-from gateway_app.slash_commands import COMMANDS, SKINS, CommandSpec, catalog, complete
+from gateway_app.slash import commands as slash_commands
+from gateway_app.slash.commands import COMMANDS, SKINS, CommandSpec, catalog, complete
 
 
 def test_catalog_lists_every_command_as_plain_dicts() -> None:

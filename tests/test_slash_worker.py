@@ -15,11 +15,11 @@ from typing import Any
 import psutil
 import pytest
 
-from gateway_app import slash_worker
-from gateway_app.slash_commands import COMMAND_NAMES, COMMANDS, SKINS
+from gateway_app.slash import worker as slash_worker
+from gateway_app.slash.commands import COMMAND_NAMES, COMMANDS, SKINS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-WORKER_ARGV = [sys.executable, "-m", "gateway_app.slash_worker"]
+WORKER_ARGV = [sys.executable, "-m", "gateway_app.slash.worker"]
 REPLY_TIMEOUT_S = 10.0
 
 
@@ -239,7 +239,7 @@ def test_eof_exits_cleanly(worker: subprocess.Popen[bytes]) -> None:
 
 def test_worker_imports_no_django() -> None:
     """Tests that importing the worker pulls in no Django (fast, light child startup)."""
-    code = "import sys, gateway_app.slash_worker; sys.exit('django' in sys.modules)"
+    code = "import sys, gateway_app.slash.worker; sys.exit('django' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, timeout=30)
     assert result.returncode == 0
 
@@ -249,7 +249,7 @@ def test_worker_imports_no_django() -> None:
 # parent-death watch can end the worker.
 INTERMEDIATE = """
 import subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-m", "gateway_app.slash_worker"])
+child = subprocess.Popen([sys.executable, "-m", "gateway_app.slash.worker"])
 print(child.pid, flush=True)
 time.sleep(600)
 """

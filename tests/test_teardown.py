@@ -11,7 +11,7 @@ from gateway_app.sessions.cluster.router import REPLY_MESSAGE
 from gateway_app.sessions.host import current_host, get_host
 from gateway_app.sessions.reaper import REAP_MESSAGE
 from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
-from gateway_app.slash_client import SlashClient
+from gateway_app.slash.client import SlashClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -38,8 +38,8 @@ from ..rpc.errors import (
 )
 from ..rpc.protocol import encode, event_message
 from ..singleflight import SingleFlight
-from ..slash_client import SlashClient, SlashError
-from ..slash_commands import TRANSCRIPT_COMMANDS, command_name
+from ..slash.client import SlashClient, SlashError
+from ..slash.commands import TRANSCRIPT_COMMANDS, command_name
 from .background import HostBackground
 from .cluster.registry import LocalRegistry, build_registry
 from .cluster.router import SessionRouter

@@ -14,7 +14,7 @@ from ..rpc.protocol import utf8_length
 from .replay import ReplayBuffer
 
 if TYPE_CHECKING:
-    from ..slash_client import SlashClient
+    from ..slash.client import SlashClient
     from .turn import TurnRunner
 
 

@@ -8,13 +8,13 @@ import psutil
 import pytest
 import redis.asyncio as redis
 
-from gateway_app import slash_client
 from gateway_app.models import GatewaySession, Message
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster.layers import ResilientRedisChannelLayer
 from gateway_app.sessions.cluster.registry import SESSION_KEY, RedisRegistry
 from gateway_app.sessions.cluster.router import HostUnavailable
 from gateway_app.sessions.host import SessionHost
+from gateway_app.slash import client as slash_client
 from tests.support.servers import RedisServer
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]

@@ -15,11 +15,11 @@ from channels.layers import channel_layers, get_channel_layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway_app import slash_client
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.dispatch import dispatch_frame, registered_methods
 from gateway_app.rpc.protocol import Request, encode, parse_frame
 from gateway_app.sessions.host import get_host, reset_host
+from gateway_app.slash import client as slash_client
 from gateway_app.transport.limits import InputGuard
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...slash_commands import catalog, complete
+from ...slash.commands import catalog, complete
 from ..context import CallContext
 from ..dispatch import method
 from ..params import get_str

@@ -24,8 +24,8 @@ from gateway_app.conf import setting
 
 logger = logging.getLogger(__name__)
 
-#: The directory holding ``gateway_app``, so ``python -m gateway_app.slash_worker`` imports.
-BASE_DIR = Path(__file__).resolve().parent.parent
+#: The directory holding ``gateway_app``, so ``python -m gateway_app.slash.worker`` imports.
+BASE_DIR = Path(__file__).resolve().parents[2]
 #: StreamReader limit for one reply line; larger replies are a protocol error.
 READ_LIMIT = 4 * 1024 * 1024
 
@@ -73,7 +73,7 @@ class SlashClient:
     """One session's slash worker: lazy spawn, one request at a time, one teardown path."""
 
     #: argv of the child; a seam so tests can substitute a misbehaving child.
-    command: tuple[str, ...] = (sys.executable, "-m", "gateway_app.slash_worker")
+    command: tuple[str, ...] = (sys.executable, "-m", "gateway_app.slash.worker")
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id

@@ -1,9 +1,9 @@
 """
-The slash worker: a per-session child process (``python -m gateway_app.slash_worker``) that
+The slash worker: a per-session child process (``python -m gateway_app.slash.worker``) that
 executes slash commands. It speaks JSON lines on stdin/stdout, one reply per request, and exits
 by itself on stdin EOF or when its parent dies, so it can never outlive its host.
 
-It imports only the standard library and :mod:`gateway_app.slash_commands` (no Django) to keep
+It imports only the standard library and :mod:`gateway_app.slash.commands` (no Django) to keep
 startup fast and the child's footprint small.
 """
 
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from gateway_app.slash_commands import COMMANDS, SKINS, command_name
+from gateway_app.slash.commands import COMMANDS, SKINS, command_name
 
 #: How often the parent-death watch polls ``os.getppid()``.
 PARENT_POLL_S = 1.0

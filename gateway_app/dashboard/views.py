@@ -27,9 +27,9 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
 
-from .models import ApiToken, GatewaySession
-from .sessions.host import get_host
-from .slash_client import live_worker_pids
+from ..models import ApiToken, GatewaySession
+from ..sessions.host import get_host
+from ..slash.client import live_worker_pids
 
 logger = logging.getLogger(__name__)
 
