@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hermes_site import secret_key
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = "hermes-gateway-insecure-development-key-change-me-in-production"
 
 

@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.live
 
-SOAK_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
+SOAK_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "soak.py"
 
 
 def load_soak():

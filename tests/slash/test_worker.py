@@ -18,7 +18,7 @@ import pytest
 from gateway_app.slash import worker as slash_worker
 from gateway_app.slash.commands import COMMAND_NAMES, COMMANDS, SKINS
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 WORKER_ARGV = [sys.executable, "-m", "gateway_app.slash.worker"]
 REPLY_TIMEOUT_S = 10.0
 
