@@ -39,7 +39,7 @@ def main() -> None:
     django.setup()
     from channels_redis.serializers import MsgPackSerializer
 
-    from gateway_app.layer_signing import SignedMessageSerializer
+    from gateway_app.sessions.cluster.signing import SignedMessageSerializer
 
     serializers = {
         "msgpack (unsigned)": MsgPackSerializer(random_prefix_length=12, expiry=60),

@@ -16,10 +16,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import views
+from .auth.tokens import revoke_token_sync
+from .dashboard import views
 from .models import ApiToken, GatewaySession, Message, SessionStatus
 from .sessions.control import request_teardown
-from .tokens import revoke_token_sync
 
 # The index links to the live page; the template only extends admin/index.html.
 if admin.site.index_template is None:

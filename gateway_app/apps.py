@@ -9,4 +9,5 @@ class GatewayAppConfig(AppConfig):
     def ready(self) -> None:
         # Registers system checks and the signal receivers that end logins; starts nothing
         # (no event loop exists yet).
-        from . import checks, signals  # noqa: F401
+        from . import checks  # noqa: F401
+        from .auth import signals  # noqa: F401

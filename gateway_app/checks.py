@@ -14,7 +14,7 @@ from django.utils.module_loading import import_string
 
 from .agents import sandbox
 from .conf import DEFAULTS, gateway_settings
-from .layer_signing import SIGNED_FORMAT
+from .sessions.cluster.signing import SIGNED_FORMAT
 
 #: Durations and rates where 0 means "off" or "at once".
 _NON_NEGATIVE = (
@@ -282,7 +282,7 @@ def check_layer_signing(app_configs, **kwargs) -> list[checks.CheckMessage]:
 def check_trusted_origins(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """A ``CSRF_TRUSTED_ORIGINS`` entry with a path (a trailing ``/``) or another scheme
     matches no browser's Origin, so its pages are refused WebSockets (and Django's CSRF)."""
-    from .origins import parse_origin
+    from .auth.origins import parse_origin
 
     warnings: list[checks.CheckMessage] = []
     for entry in settings.CSRF_TRUSTED_ORIGINS:

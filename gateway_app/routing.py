@@ -1,10 +1,9 @@
-"""WebSocket URL routes (no leading slash, as Channels' URLRouter expects)."""
+"""
+The stable public path of the WebSocket routes, ``gateway_app.routing.websocket_urlpatterns``
+(``hermes_site.asgi`` and deployments' own ASGI files import it); they live in
+``transport.ws_urls``.
+"""
 
-from django.urls import path, re_path
+from .transport.ws_urls import websocket_urlpatterns
 
-from .consumers import GatewayConsumer, RefuseConsumer
-
-websocket_urlpatterns = [
-    path("api/ws", GatewayConsumer.as_asgi()),
-    re_path(r"", RefuseConsumer.as_asgi()),
-]
+__all__ = ["websocket_urlpatterns"]

@@ -1,7 +1,7 @@
 """
 Every daphne launch of the gateway (``scripts/serve``, ``scripts/deploy.py``, the live tests)
 runs ``python -m hermes_site.serving [daphne options] APP``: daphne with ``DAPHNE_ARGS`` and
-an access log that redacts ``?token=`` (``gateway_app.access_log``).
+an access log that redacts ``?token=`` (``gateway_app.transport.access_log``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
     from daphne.cli import CommandLineInterface
     from daphne.server import Server
 
-    from gateway_app.access_log import redacting
+    from gateway_app.transport.access_log import redacting
 
     class RedactingServer(Server):
         """Daphne's server with its action logger (the access log) wrapped."""

@@ -199,7 +199,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "BACKEND": "gateway_app.sessions.cluster.layers.ResilientRedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 defaults socket_timeout to 5 s, which aborts channels-redis'
                 # blocking 5 s BZPOPMIN (django/channels_redis#422): allow longer reads,

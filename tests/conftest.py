@@ -1,8 +1,11 @@
-"""Shared fixtures: users, a fresh session host per test, and connected RPC clients."""
+"""Shared fixtures: users, a fresh session host per test, connected RPC clients, lowered
+limits, and headless chromium for live tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -10,10 +13,23 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from gateway_app import logins, slash_client, tokens
-from gateway_app.consumers import GatewayConsumer
-from gateway_app.sessions import reset_host
+from gateway_app.auth import logins, tokens
+from gateway_app.sessions.host import reset_host
+from gateway_app.slash import client as slash_client
+from gateway_app.transport.websocket import GatewayConsumer
 from tests.support.rpc import RpcClient
+
+CHROMIUM = os.environ.get("HERMES_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Screenshots and other artifacts of live tests (gitignored).
+OUTPUT_DIR = Path(__file__).resolve().parents[1] / "test-output"
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +108,39 @@ async def connect(fresh_host) -> AsyncIterator[Callable]:
             await connection.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def limits(settings):
+    """``limits(NAME=value, ...)`` overrides gateway options for the test (cache cleared)."""
+
+    def apply(**options):
+        settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, **options}
+
+    return apply
+
+
+### Browser (live tests): headless Debian chromium driven by Playwright ###
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless chromium per module; closed (process ended) after it."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"chromium not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def output_dir() -> Path:
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    return OUTPUT_DIR

@@ -12,10 +12,10 @@ import asyncio
 import logging
 from typing import Any
 
-from .. import logins, tokens
+from ..auth import logins, tokens
 from ..conf import setting
-from ..reaper import REAP_MESSAGE
-from .routing import CALL_MESSAGE, REPLY_MESSAGE
+from .cluster.router import CALL_MESSAGE, REPLY_MESSAGE
+from .reaper import REAP_MESSAGE
 from .state import TEARDOWN_MESSAGE, TEARDOWN_REASONS, LiveSession, Phase
 
 logger = logging.getLogger(__name__)

@@ -12,14 +12,11 @@ import time
 from django.utils import timezone
 
 from ..conf import setting
-from ..context import CallContext
-from ..exceptions import (
-    RateLimited,
-    SessionNotFound,
-)
-from ..limits import check_session_quota
-from ..protocol import encode, event_message
-from .routing import SessionMoved
+from ..rpc.context import CallContext
+from ..rpc.errors import RateLimited, SessionNotFound
+from ..rpc.protocol import encode, event_message
+from .cluster.router import SessionMoved
+from .quota import check_session_quota
 from .state import SESSION_ID, LiveSession, Phase
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..models import CloseReason, GatewaySession, SessionStatus
+from .cluster.registry import HOST_KEY
 from .host import current_host
-from .registry import HOST_KEY
 from .state import TEARDOWN_MESSAGE, TEARDOWN_REASONS
 
 

@@ -24,30 +24,30 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from .. import tokens
 from ..agents import get_agent
+from ..auth import tokens
 from ..conf import setting
-from ..context import CallContext
-from ..exceptions import (
+from ..models import SessionStatus, new_session_id
+from ..rpc.context import CallContext
+from ..rpc.errors import (
     InternalError,
     InvalidParams,
     LayerUnavailable,
     SessionBusy,
     SessionNotFound,
 )
-from ..layer_signing import CLOCK_SKEW_S
-from ..models import SessionStatus, new_session_id
-from ..protocol import encode, event_message
-from ..reaper import Reaper
+from ..rpc.protocol import encode, event_message
 from ..singleflight import SingleFlight
-from ..slash_client import SlashClient, SlashError
-from ..slash_commands import TRANSCRIPT_COMMANDS, command_name
+from ..slash.client import SlashClient, SlashError
+from ..slash.commands import TRANSCRIPT_COMMANDS, command_name
 from .background import HostBackground
+from .cluster.registry import LocalRegistry, build_registry
+from .cluster.router import SessionRouter
+from .cluster.signing import CLOCK_SKEW_S
 from .coldstart import ColdStarts
-from .events import ReplayBuffer
 from .index import SessionIndex
-from .registry import LocalRegistry, build_registry
-from .routing import SessionRouter
+from .reaper import Reaper
+from .replay import ReplayBuffer
 from .seen import SeenIds
 from .state import (
     EVENT_MESSAGE,

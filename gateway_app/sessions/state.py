@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
-from ..protocol import utf8_length
-from .events import ReplayBuffer
+from ..rpc.protocol import utf8_length
+from .replay import ReplayBuffer
 
 if TYPE_CHECKING:
-    from ..slash_client import SlashClient
+    from ..slash.client import SlashClient
     from .turn import TurnRunner
 
 

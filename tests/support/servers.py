@@ -79,7 +79,7 @@ def slash_worker_pids(parent_pid: int | None = None) -> set[int]:
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if "gateway_app.slash_worker" in " ".join(proc.cmdline()):
+            if "gateway_app.slash.worker" in " ".join(proc.cmdline()):
                 found.add(proc.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue

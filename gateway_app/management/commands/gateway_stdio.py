@@ -7,8 +7,8 @@ import asyncio
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway_app.context import Caller
-from gateway_app.stdio import serve_process_stdio
+from gateway_app.rpc.context import Caller
+from gateway_app.transport.stdio import serve_process_stdio
 
 DEFAULT_USER = "local"
 

@@ -3,8 +3,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from gateway_app.auth.tokens import revoke_token_sync
 from gateway_app.models import TOKEN_PREFIX, ApiToken, hash_token
-from gateway_app.tokens import revoke_token_sync
 
 
 def _plain(text):

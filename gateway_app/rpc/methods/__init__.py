@@ -1,0 +1,1 @@
+"""JSON-RPC method handlers, one module per method family; ``dispatch`` imports them all."""

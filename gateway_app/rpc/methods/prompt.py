@@ -1,0 +1,21 @@
+"""``prompt.submit``: start an agent turn; its output arrives as session events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...conf import setting
+from ...sessions.host import get_host
+from ..context import CallContext
+from ..dispatch import method
+from ..params import get_str
+
+
+@method("prompt.submit")
+async def prompt_submit(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Start a turn (re-attaching a detached session); answers at once."""
+    session_id = get_str(params, "session_id")
+    text = get_str(params, "text", max_length=setting("MAX_PROMPT_CHARS"), allow_empty=False)
+    host = await get_host()
+    turn_id = await host.router.call(ctx, "submit", session_id, text=text)
+    return {"accepted": True, "turn_id": turn_id}

@@ -1,0 +1,37 @@
+"""Answers to the questions a turn asks: approvals and clarifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...conf import setting
+from ...sessions.host import get_host
+from ..context import CallContext
+from ..dispatch import method
+from ..params import get_choice, get_str
+
+
+@method("approval.respond")
+async def approval_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Approve (once or for the session) or deny a pending tool run."""
+    session_id = get_str(params, "session_id")
+    request_id = get_str(params, "request_id")
+    choice = get_choice(params, "choice", ("once", "session", "deny"))
+    host = await get_host()
+    await host.router.call(
+        ctx, "respond", session_id, kind="approval", request_id=request_id, answer=choice
+    )
+    return {"ok": True}
+
+
+@method("clarify.respond")
+async def clarify_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Answer a pending clarify question."""
+    session_id = get_str(params, "session_id")
+    request_id = get_str(params, "request_id")
+    answer = get_str(params, "answer", max_length=setting("MAX_PROMPT_CHARS"))
+    host = await get_host()
+    await host.router.call(
+        ctx, "respond", session_id, kind="clarify", request_id=request_id, answer=answer
+    )
+    return {"ok": True}

@@ -1,0 +1,70 @@
+"""Session lifecycle methods: create, list, resume, close, interrupt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...sessions.host import get_host
+from ...sessions.quota import check_session_quota
+from ..context import CallContext
+from ..dispatch import method
+from ..params import get_int, get_str
+
+
+@method("session.create")
+async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Create a session attached to this connection."""
+    title = get_str(params, "title", required=False, default="", max_length=200)
+    host = await get_host()
+    check_session_quota(ctx, host.live_by_user[ctx.user_id])
+    session = await host.create(ctx, title.strip())
+    return {"session_id": session.id, "title": session.title, "created_at": session.created_at}
+
+
+@method("session.list")
+async def session_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The caller's sessions: stored rows, with the live state of this worker's overlaid."""
+    host = await get_host()
+    rows = await host.index.rows(ctx.user_id)
+    alive: dict[str, bool] = {}
+    for row in rows:
+        host_channel = row.pop("host_channel")
+        live = host.sessions.get(row["session_id"])
+        if live is not None:
+            row["status"] = live.status
+            row["attached"] = bool(live.attached)
+            row["title"] = live.title
+            row["messages"] = live.message_count
+        elif row["status"] != "closed":
+            if host_channel not in alive:
+                alive[host_channel] = await host.host_alive(host_channel)
+            if not alive[host_channel]:
+                # Its worker died without finalizing it: resumable from the transcript.
+                row["status"], row["attached"] = "detached", False
+    return {"sessions": rows}
+
+
+@method("session.resume")
+async def session_resume(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Attach to a session (live or stored) and replay the events after ``last_seq``."""
+    session_id = get_str(params, "session_id")
+    last_seq = get_int(params, "last_seq", required=False, minimum=0)
+    host = await get_host()
+    return await host.router.call(ctx, "resume", session_id, last_seq=last_seq)
+
+
+@method("session.close")
+async def session_close(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Tear the session down: turn cancelled, slash worker ended."""
+    session_id = get_str(params, "session_id")
+    host = await get_host()
+    await host.router.call(ctx, "close", session_id)
+    return {"closed": True}
+
+
+@method("session.interrupt")
+async def session_interrupt(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Stop the running turn, if any."""
+    session_id = get_str(params, "session_id")
+    host = await get_host()
+    return {"interrupted": await host.router.call(ctx, "interrupt", session_id)}

@@ -1,0 +1,1 @@
+"""Several workers sharing one Redis: where sessions live, forwarding, the signed layer."""

@@ -1,0 +1,1 @@
+"""The transports: WebSocket (Channels consumer) and stdio, their input and output limits."""

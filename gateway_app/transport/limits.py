@@ -1,0 +1,439 @@
+"""
+Limits on hostile or runaway clients: input size and rate per connection, connections per
+user, and a bounded outgoing queue that notices a client which stopped reading. Plain logic
+shared by the WebSocket consumer and the stdio transport (the per-user session quota is
+``sessions.quota``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..conf import setting
+from ..rpc.context import CallContext
+from ..rpc.errors import RateLimited, TooLarge
+from ..rpc.protocol import (
+    Frame,
+    Rejected,
+    Request,
+    encode,
+    error_message,
+    parse_line,
+    split_lines,
+    utf8_length,
+)
+
+logger = logging.getLogger(__name__)
+
+#: WebSocket close codes (PROTOCOL.md): 1009 for an oversized frame, then the gateway's own.
+CLOSE_FRAME_TOO_LARGE = 1009
+#: The same in the application range, for servers that refuse to send 1009 (daphne).
+CLOSE_MESSAGE_TOO_LARGE = 4013
+CLOSE_SEND_QUEUE_FULL = 4008
+CLOSE_TOO_MANY_CONNECTIONS = 4029
+
+#: Bytes the ASGI server may hold unsent for one connection before the outbox stops handing
+#: it frames (they wait in the outbox, which is bounded, instead).
+SERVER_BUFFER_HIGH_WATER = 256 * 1024
+#: A frame goes to the ASGI server at once (no task switch) while the server holds at most
+#: this many bytes unsent for the connection, this frame included: few enough that no
+#: server's send waits on the socket (asyncio transports pause writers at 64 KiB).
+DIRECT_WRITE_MAX = 16 * 1024
+#: Limit warnings are written at most this often per connection and kind.
+WARN_INTERVAL_S = 5.0
+
+
+### Token bucket ###
+
+
+class TokenBucket:
+    """``rate`` tokens per second up to ``burst``; a rate of 0 or less never limits."""
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = float(rate)
+        self.burst = max(float(burst), 1.0)
+        self.clock = clock
+        self.tokens = self.burst
+        self.updated = clock()
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate <= 0
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def take(self, amount: float = 1.0) -> bool:
+        """Spend ``amount`` tokens if available."""
+        if self.unlimited:
+            return True
+        self._refill()
+        if self.tokens >= amount:
+            self.tokens -= amount
+            return True
+        return False
+
+    def delay(self, amount: float = 1.0) -> float:
+        """Seconds until ``amount`` tokens are available (0 if they are now)."""
+        if self.unlimited:
+            return 0.0
+        self._refill()
+        return max(0.0, (amount - self.tokens) / self.rate)
+
+    async def wait(self, amount: float = 1.0) -> None:
+        """Sleep until ``amount`` tokens are available, then spend them (throttling)."""
+        while True:
+            if self.take(amount):
+                return
+            await asyncio.sleep(self.delay(amount))
+
+
+### Logging limit hits ###
+
+
+class LimitLog:
+    """Counts every limit hit on the connection and warns at most every few seconds per kind."""
+
+    def __init__(self, ctx: CallContext, interval: float = WARN_INTERVAL_S) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def hit(self, kind: str, detail: str) -> None:
+        self.ctx.count("limit_hits")
+        self.ctx.count(f"limit_{kind}")
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        suppressed = self._suppressed.pop(kind, 0)
+        logger.warning(
+            "limit %s hit by user=%s peer=%s transport=%s: %s%s",
+            kind,
+            self.ctx.caller.username,
+            self.ctx.peer or "-",
+            self.ctx.transport,
+            detail,
+            f" ({suppressed} more since last warning)" if suppressed else "",
+        )
+
+
+### Input limits ###
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """The input limits in force, read from settings when a connection opens."""
+
+    frame_bytes: int
+    message_bytes: int
+    lines_per_frame: int
+    rate_per_s: float
+    burst: int
+
+    @classmethod
+    def from_settings(cls) -> InputLimits:
+        return cls(
+            frame_bytes=int(setting("MAX_FRAME_BYTES")),
+            message_bytes=int(setting("MAX_MESSAGE_BYTES")),
+            lines_per_frame=int(setting("MAX_LINES_PER_FRAME")),
+            rate_per_s=float(setting("RATE_LIMIT_PER_S")),
+            burst=int(setting("RATE_LIMIT_BURST")),
+        )
+
+
+class InputGuard:
+    """
+    Applies one connection's input limits to its frames before dispatch. Over-limit lines
+    become ``Rejected`` items, so the shared dispatch answers them like any other error.
+    """
+
+    def __init__(self, ctx: CallContext, limits: InputLimits | None = None) -> None:
+        self.ctx = ctx
+        self.limits = limits or InputLimits.from_settings()
+        self.bucket = TokenBucket(self.limits.rate_per_s, self.limits.burst)
+        self.log = LimitLog(ctx)
+
+    def frame_too_large(self, size: int) -> bool:
+        """True (and logged) when a frame of ``size`` bytes must close the socket (1009)."""
+        limit = self.limits.frame_bytes
+        if limit and size > limit:
+            self.log.hit("frame_bytes", f"frame of {size} bytes > {limit}")
+            return True
+        return False
+
+    def frame(self, text: str) -> Frame:
+        """
+        Parse a WebSocket frame under the limits. More lines than allowed: one 4013 (id
+        null) and nothing runs. Each line costs a rate token; an oversized line gets 4013
+        (id null), a line over the rate 4029 with its id (a notification: nothing); the other
+        lines parse normally.
+        """
+        lines = split_lines(text)
+        max_lines = self.limits.lines_per_frame
+        if max_lines and len(lines) > max_lines:
+            self.bucket.take()
+            self.log.hit("lines_per_frame", f"{len(lines)} lines in one frame > {max_lines}")
+            error = TooLarge(
+                f"Too many messages in one frame: {len(lines)}, at most {max_lines};"
+                " none of them was executed",
+                {"limit": "lines_per_frame", "max": max_lines, "lines": len(lines)},
+            )
+            return Frame([Rejected(error)])
+        return Frame([self.line(line, rate_limited=not self.bucket.take()) for line in lines])
+
+    def line(self, line: str, *, rate_limited: bool = False) -> Request | Rejected:
+        """
+        One message under the size limit; ``rate_limited`` answers 4029 with its id, or
+        drops it unanswered (logged all the same) when it is a notification.
+        """
+        limit = self.limits.message_bytes
+        if limit and len(line) > limit // 4 and (size := utf8_length(line)) > limit:
+            self.log.hit("message_bytes", f"message of {size} bytes > {limit}")
+            return Rejected(self.too_large_message())
+        item = parse_line(line)
+        if rate_limited:
+            retry = round(self.bucket.delay(), 3)
+            self.log.hit(
+                "rate",
+                f"over {self.limits.rate_per_s:g} messages/s (burst {self.limits.burst})",
+            )
+            error = RateLimited(
+                f"Rate limit exceeded: at most {self.limits.rate_per_s:g} messages per second"
+                f" (burst {self.limits.burst}); retry after {retry:g}s",
+                {"limit": "rate", "retry_after_s": retry},
+            )
+            return Rejected(error, item.id, notification=item.notification)
+        return item
+
+    def too_large_message(self) -> TooLarge:
+        limit = self.limits.message_bytes
+        return TooLarge(
+            f"Message too large: at most {limit} bytes per JSON-RPC message",
+            {"limit": "message_bytes", "max": limit},
+        )
+
+
+def cap_response(response: dict[str, Any], text: str, limit: int, log: LimitLog) -> str:
+    """
+    An encoded response too large for one frame is replaced by a 4013 error with its id,
+    so the client gets an answer instead of waiting forever on a frame the server refuses.
+    """
+    if not limit or len(text) <= limit // 4 or (size := utf8_length(text)) <= limit:
+        return text
+    log.hit("response_bytes", f"response of {size} bytes > {limit}")
+    error = TooLarge(
+        f"Response too large: {size} bytes, at most {limit} per frame",
+        {"limit": "frame_bytes", "max": limit, "size": size},
+    )
+    return encode(error_message(response.get("id"), error))
+
+
+### Connections per user ###
+
+
+class UserConnections:
+    """Open connections per user on this worker (the ``MAX_CONNECTIONS_PER_USER`` cap)."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[int, set[str]] = {}
+
+    def acquire(self, user_id: int, key: str, limit: int) -> bool:
+        """Count ``key`` for the user unless ``limit`` (0: none) is reached."""
+        keys = self._by_user.setdefault(user_id, set())
+        if limit and len(keys) >= limit and key not in keys:
+            return False
+        keys.add(key)
+        return True
+
+    def release(self, user_id: int, key: str) -> None:
+        keys = self._by_user.get(user_id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_user[user_id]
+
+    def count(self, user_id: int) -> int:
+        return len(self._by_user.get(user_id, ()))
+
+
+#: This worker's registry (one event loop per worker; no locking needed).
+user_connections = UserConnections()
+
+
+### Outgoing backpressure ###
+
+BufferProbe = Callable[[], int]
+
+
+def server_buffer_probe(send: Callable[..., Any], depth: int = 6) -> BufferProbe | None:
+    """
+    Find how many bytes the ASGI server holds unsent for this connection. Daphne's
+    ``send`` returns at once and Twisted buffers without bound; its transport is reachable
+    through the ``send`` callable (a partial over the protocol). Returns ``None`` when no
+    transport is found (servers whose ``send`` awaits the socket need no probe).
+    """
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(send, 0)]
+    while stack:
+        obj, level = stack.pop()
+        if id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        probe = _transport_probe(getattr(obj, "transport", None))
+        if probe is not None:
+            return probe
+        if isinstance(obj, functools.partial):
+            stack.append((obj.func, level + 1))
+            stack.extend((arg, level + 1) for arg in obj.args)
+        elif inspect.ismethod(obj):
+            stack.append((obj.__self__, level + 1))
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            stack.extend((value, level + 1) for value in vars(obj).values() if callable(value))
+    return None
+
+
+def _transport_probe(transport: Any) -> BufferProbe | None:
+    if transport is None:
+        return None
+    if all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen")):
+        # twisted.internet.abstract.FileDescriptor (daphne's TCP transport).
+        def twisted_buffered() -> int:
+            return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+        return twisted_buffered
+    size = getattr(transport, "get_write_buffer_size", None)
+    if callable(size):
+        return size
+    # A wrapping transport (TLS) exposes the socket transport underneath.
+    inner = getattr(transport, "transport", None)
+    return _transport_probe(inner) if inner is not transport else None
+
+
+class Outbox:
+    """
+    A connection's outgoing frames, in order, drained by one task. ``put`` never blocks: it
+    returns False when the client is too far behind (``max_frames`` or ``max_bytes`` queued,
+    while the server still holds ``high_water`` bytes unsent), and the caller closes.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[str], Awaitable[None]],
+        *,
+        max_frames: int,
+        max_bytes: int,
+        probe: BufferProbe | None = None,
+        high_water: int = SERVER_BUFFER_HIGH_WATER,
+    ) -> None:
+        self._write = write
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.probe = probe
+        self.high_water = high_water
+        self._queue: deque[str] = deque()
+        self._bytes = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._started = False
+        self._writing = False
+
+    @property
+    def frames(self) -> int:
+        return len(self._queue)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def start(self) -> None:
+        """Allow draining. The drain task itself is only created once a frame must wait:
+        a client that keeps up is served by the direct path and never needs one."""
+        self._started = True
+        if self._queue:
+            self._ensure_drain()
+
+    def _ensure_drain(self) -> None:
+        if self._task is None and self._started:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def send(self, text: str) -> bool:
+        """
+        Write ``text`` now if nothing is waiting and the server holds little unsent (at
+        most ``DIRECT_WRITE_MAX`` with it, so the write cannot block, and order is kept);
+        else queue it like ``put``. The direct path saves a task (and a task switch) per
+        frame for a client that keeps up, such as the first frame after the handshake.
+        """
+        if (
+            self._queue
+            or self._writing
+            or self.probe is None
+            or self.probe() + len(text) > DIRECT_WRITE_MAX
+        ):
+            return self.put(text)
+        self._writing = True
+        try:
+            await self._write(text)
+        finally:
+            self._writing = False
+        return True
+
+    def put(self, text: str) -> bool:
+        """Queue a frame; False if the queue is full (one frame always fits when empty)."""
+        if self._queue and (
+            (self.max_frames and len(self._queue) >= self.max_frames)
+            or (self.max_bytes and self._bytes + len(text) > self.max_bytes)
+        ):
+            return False
+        self._queue.append(text)
+        self._bytes += len(text)
+        self._wakeup.set()
+        self._ensure_drain()
+        return True
+
+    async def stop(self) -> None:
+        """Drop what is queued and end the drain task."""
+        self._started = False
+        self._queue.clear()
+        self._bytes = 0
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _drain(self) -> None:
+        pause = 0.005
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self.probe is not None and self.probe() > self.high_water:
+                # The server has not flushed what it has: the client is not reading. The
+                # next frames wait here, where they are counted, instead of in its buffer.
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.1)
+                continue
+            pause = 0.005
+            text = self._queue.popleft()
+            self._bytes -= len(text)
+            self._writing = True
+            try:
+                await self._write(text)
+            finally:
+                self._writing = False
