@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
-import os
 from typing import Any
 from urllib.parse import urlparse
 
@@ -13,115 +11,41 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .agents import sandbox
-from .conf import DEFAULTS, gateway_settings
+from .conf import BY_NAME, OPTIONS, gateway_settings, setting
+from .conf.kinds import is_number
+from .conf.layers import default_layer, is_redis_layer, layer_redis_url
 from .sessions.cluster.signing import SIGNED_FORMAT
-
-#: Durations and rates where 0 means "off" or "at once".
-_NON_NEGATIVE = (
-    "REAP_GRACE_S",
-    "SESSION_TTL_S",
-    "SWEEP_INTERVAL_S",
-    "SETTLE_INTERVAL_S",
-    "PENDING_QUESTION_TIMEOUT_S",
-    "DELTA_COALESCE_MS",
-    "SLASH_CLOSE_TIMEOUT_S",
-    "LIST_CACHE_S",
-    "STORE_BATCH_MS",
-    "TOKEN_RECHECK_S",
-    "GROUP_REFRESH_S",
-    "RATE_LIMIT_PER_S",
-)
-#: Timeouts and periods where 0 would fail everything at once or spin the event loop.
-_POSITIVE = (
-    "AGENT_TIMEOUT_S",
-    "SLASH_TIMEOUT_S",
-    "TERMINAL_TIMEOUT_S",
-    "HEARTBEAT_S",
-    "HOST_DEAD_AFTER_S",
-    "FORWARD_TIMEOUT_S",
-)
-_POSITIVE_INT = (
-    "MAX_LIVE_SESSIONS",
-    "REPLAY_BUFFER_EVENTS",
-    "REPLAY_BUFFER_BYTES",
-    "HISTORY_LIMIT",
-    "SLASH_OUTPUT_LIMIT",
-    "TERMINAL_OUTPUT_LIMIT",
-    "TERMINAL_MAX_PROCESSES",
-    "TERMINAL_MAX_MEMORY_BYTES",
-    "TERMINAL_MAX_FILE_BYTES",
-    "MAX_FRAME_BYTES",
-    "MAX_MESSAGE_BYTES",
-    "MAX_LINES_PER_FRAME",
-    "RATE_LIMIT_BURST",
-    "MAX_SESSIONS_PER_USER",
-    "MAX_CONNECTIONS_PER_USER",
-    "MAX_PROMPT_CHARS",
-    "SEND_QUEUE_LIMIT",
-    "SEND_QUEUE_BYTES",
-)
-_STRING = (
-    "AGENT",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_KEY",
-    "MODEL",
-    "WORKER_NAME",
-    "TERMINAL_SCRATCH_DIR",
-)
-
-
-def _number(value: Any) -> bool:
-    """A finite int or float; booleans (ints to Python) and NaN/infinity are not."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-#: (options, test, what the error says they must be, check id).
-_RULES = (
-    (_NON_NEGATIVE, lambda v: _number(v) and v >= 0, "a number >= 0", "gateway_app.E001"),
-    (
-        _POSITIVE_INT,
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "an integer >= 1",
-        "gateway_app.E002",
-    ),
-    (_POSITIVE, lambda v: _number(v) and v > 0, "a number > 0", "gateway_app.E004"),
-    (_STRING, lambda v: isinstance(v, str), "a string", "gateway_app.E005"),
-)
 
 
 @checks.register()
 def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Every option by the rules of its kind (gateway_app.conf.options), then the rules that
+    tie options together or to this machine."""
     options = gateway_settings()
-    errors: list[checks.CheckMessage] = []
-    for name in options:
-        if name not in DEFAULTS:
-            errors.append(
-                checks.Warning(
-                    f"HERMES_GATEWAY[{name!r}] is not a known option.",
-                    hint="See the settings table in the README.",
-                    id="gateway_app.W001",
-                )
-            )
-    for names, valid, what, check_id in _RULES:
-        for name in names:
-            value = options[name]
-            if not valid(value):
-                errors.append(
-                    checks.Error(
-                        f"HERMES_GATEWAY[{name!r}] must be {what}, got {value!r}.", id=check_id
-                    )
-                )
-    errors += _check_heartbeat(options)
-    if not isinstance(options["SKIN"], dict):
-        errors.append(
-            checks.Error(
-                f"HERMES_GATEWAY['SKIN'] must be a dict (a JSON object), got {options['SKIN']!r}.",
-                id="gateway_app.E007",
-            )
+    errors: list[checks.CheckMessage] = [
+        checks.Warning(
+            f"HERMES_GATEWAY[{name!r}] is not a known option.",
+            hint="See the settings table in the README.",
+            id="gateway_app.W001",
         )
+        for name in options
+        if name not in BY_NAME
+    ]
+    for option in OPTIONS:
+        value = options[option.name]
+        failed = option.kind.first_failure(value)
+        if failed is not None:
+            errors.append(
+                checks.Error(
+                    f"HERMES_GATEWAY[{option.name!r}] must be {failed.what}, got {value!r}.",
+                    hint=f"hermes_site reads it from {option.env}." if option.env else None,
+                    id=failed.check_id,
+                )
+            )
+    errors += _check_heartbeat(options)
     group_expiry = _layer_group_expiry()
     refresh = options["GROUP_REFRESH_S"]
-    if _number(refresh) and refresh >= group_expiry:
+    if is_number(refresh) and refresh >= group_expiry:
         errors.append(
             checks.Warning(
                 f"HERMES_GATEWAY['GROUP_REFRESH_S'] ({refresh}) is not below the channel "
@@ -131,72 +55,43 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 id="gateway_app.W002",
             )
         )
-    if options["AGENT"] not in ("echo", "openai"):
-        errors.append(
-            checks.Error(
-                f"HERMES_AGENT must be 'echo' or 'openai', got {options['AGENT']!r}.",
-                id="gateway_app.E003",
-            )
-        )
-    elif options["AGENT"] == "openai":
+    if options["AGENT"] == "openai":
         errors += _check_openai(options)
     errors += _check_terminal(options)
     return errors
 
 
 def _check_terminal(options: dict[str, Any]) -> list[checks.CheckMessage]:
-    """The terminal tool's sandbox options, and whether the sandbox works on this machine."""
-    errors: list[checks.CheckMessage] = []
+    """The unsandboxed mode's warning, and whether the sandbox works on this machine."""
     mode, network = options["TERMINAL_SANDBOX"], options["TERMINAL_NETWORK"]
-    if mode not in sandbox.MODES:
-        errors.append(
-            checks.Error(
-                f"HERMES_GATEWAY['TERMINAL_SANDBOX'] must be 'bwrap' or 'none', got {mode!r}.",
-                id="gateway_app.E011",
-            )
-        )
-    if not isinstance(network, bool):
-        errors.append(
-            checks.Error(
-                f"HERMES_GATEWAY['TERMINAL_NETWORK'] must be True or False, got {network!r}.",
-                id="gateway_app.E012",
-            )
-        )
-    root = options["TERMINAL_SCRATCH_DIR"]
-    if isinstance(root, str) and root and not os.path.isabs(root):
-        errors.append(
-            checks.Error(
-                f"HERMES_GATEWAY['TERMINAL_SCRATCH_DIR'] must be an absolute path, got {root!r}.",
-                id="gateway_app.E013",
-            )
-        )
     if mode == "none":
-        errors.append(
+        return [
             checks.Warning(
                 "The terminal tool runs commands without a sandbox (TERMINAL_SANDBOX = 'none'): "
                 "they see the gateway's files, database and processes, as its user.",
                 hint="Install bubblewrap and remove TERMINAL_SANDBOX from HERMES_GATEWAY.",
                 id="gateway_app.W010",
             )
+        ]
+    if mode != "bwrap" or not isinstance(network, bool):
+        return []  # reported above (E011, E012)
+    reason = sandbox.unavailable_reason(sandbox.SandboxConfig(network=network))
+    if reason is None:
+        return []
+    return [
+        checks.Error(
+            f"The terminal tool is disabled: {reason}.",
+            hint="Install the Debian package bubblewrap (and allow user namespaces), "
+            "or set TERMINAL_SANDBOX = 'none' to run commands unsandboxed.",
+            id="gateway_app.E010",
         )
-    elif mode == "bwrap" and isinstance(network, bool):
-        reason = sandbox.unavailable_reason(sandbox.SandboxConfig(network=network))
-        if reason is not None:
-            errors.append(
-                checks.Error(
-                    f"The terminal tool is disabled: {reason}.",
-                    hint="Install the Debian package bubblewrap (and allow user namespaces), "
-                    "or set TERMINAL_SANDBOX = 'none' to run commands unsandboxed.",
-                    id="gateway_app.E010",
-                )
-            )
-    return errors
+    ]
 
 
 def _check_heartbeat(options: dict[str, Any]) -> list[checks.CheckMessage]:
     """A host must beat at least twice per HOST_DEAD_AFTER_S, or one late beat kills it."""
     beat, dead_after = options["HEARTBEAT_S"], options["HOST_DEAD_AFTER_S"]
-    if not (_number(beat) and _number(dead_after) and beat > 0 and dead_after > 0):
+    if not (is_number(beat) and is_number(dead_after) and beat > 0 and dead_after > 0):
         return []  # reported above (E004)
     if beat * 2 <= dead_after:
         return []
@@ -238,8 +133,50 @@ def _check_openai(options: dict[str, Any]) -> list[checks.CheckMessage]:
 
 def _layer_group_expiry() -> float:
     """The default channel layer's ``group_expiry`` (channels' own default: a day)."""
-    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
+    config = default_layer(getattr(settings, "CHANNEL_LAYERS", None)) or {}
     return float((config.get("CONFIG") or {}).get("group_expiry", 86400))
+
+
+@checks.register()
+def check_channel_layer(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Events, sockets and hosts all go through the default channel layer, and the session
+    registry must reach the same workers the layer does."""
+    config = default_layer(getattr(settings, "CHANNEL_LAYERS", None))
+    if config is None:
+        return [
+            checks.Error(
+                "CHANNEL_LAYERS has no 'default' layer: the gateway's sessions, events and "
+                "sockets need one.",
+                hint="One worker: {'default': {'BACKEND': 'channels.layers."
+                "InMemoryChannelLayer'}}; several: gateway_app.layers.ResilientRedisChannelLayer "
+                "(hermes_site.settings configures either).",
+                id="gateway_app.E040",
+            )
+        ]
+    redis_layer = is_redis_layer(str(config.get("BACKEND", "")))
+    configured = setting("REDIS_URL")
+    if configured and not redis_layer:
+        return [
+            checks.Warning(
+                f"HERMES_GATEWAY['REDIS_URL'] shares the session registry, but the channel "
+                f"layer {config.get('BACKEND')!r} does not reach other workers.",
+                hint="Calls forwarded to a session hosted by another worker would never "
+                "arrive: use a channels-redis layer on that Redis, or leave REDIS_URL empty.",
+                id="gateway_app.W040",
+            )
+        ]
+    if redis_layer and not configured and layer_redis_url(settings.CHANNEL_LAYERS) is None:
+        return [
+            checks.Error(
+                "The Redis channel layer's first host is not a plain URL, so the session "
+                "registry cannot share its Redis: set HERMES_GATEWAY['REDIS_URL'].",
+                hint="Without it every worker keeps its own registry and serves sessions "
+                "another worker hosts. Give the URL with its credentials "
+                "(redis://USER:PASSWORD@host:6379/0).",
+                id="gateway_app.E043",
+            )
+        ]
+    return []
 
 
 @checks.register()
@@ -262,9 +199,9 @@ def check_session_engine(app_configs, **kwargs) -> list[checks.CheckMessage]:
 @checks.register()
 def check_layer_signing(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """A Redis channel layer must sign its messages: anybody reaching Redis could forge them."""
-    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get("default", {})
+    config = default_layer(getattr(settings, "CHANNEL_LAYERS", None)) or {}
     backend = config.get("BACKEND", "")
-    if not _redis_layer(backend) or _signed(backend, config.get("CONFIG") or {}):
+    if not is_redis_layer(backend) or _signed(backend, config.get("CONFIG") or {}):
         return []
     return [
         checks.Warning(
@@ -298,19 +235,6 @@ def check_trusted_origins(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
     return warnings
-
-
-def _redis_layer(backend: str) -> bool:
-    """Whether ``backend`` carries messages through Redis (any channels-redis layer)."""
-    if backend.startswith("channels_redis."):
-        return True
-    from channels_redis.core import RedisChannelLayer
-
-    try:
-        layer_class = import_string(backend)
-    except ImportError:
-        return False  # channels reports an unknown backend itself when it is used
-    return isinstance(layer_class, type) and issubclass(layer_class, RedisChannelLayer)
 
 
 def _signed(backend: str, config: dict[str, Any]) -> bool:

@@ -1,21 +1,19 @@
 """
 Settings for hermes-gateway.
 
-Environment variables are read here, once; the gateway reads its own options through
-``gateway_app.conf.gateway_settings()``. The embedded defaults (no environment at all) give
-one process with the InMemory channel layer, SQLite and the offline echo agent.
+Environment variables are read here, once; the gateway's options are defined (with their
+defaults and variables) in ``gateway_app.conf``, and HERMES_GATEWAY holds only what the
+environment set. The embedded defaults (no environment at all) give one process with the
+InMemory channel layer, SQLite and the offline echo agent.
 """
 
-import json
 import os
 import warnings
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-
+# Configures nothing and loads no models: safe before Django is set up.
+from gateway_app.conf import options_from_environ, parse_env
 from hermes_site import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,33 +26,14 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _env_parsed(name: str, default: Any, parse: Callable[[str], Any], what: str) -> Any:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return parse(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be {what}, got {value!r}") from None
-
-
 def _env_float(name: str, default: float) -> float:
-    return _env_parsed(name, default, float, "a number")
+    value = os.environ.get(name)
+    return parse_env(name, value, float) if value else default
 
 
 def _env_int(name: str, default: int) -> int:
-    return _env_parsed(name, default, int, "an integer")
-
-
-def _env_json_object(name: str) -> dict:
-    value = os.environ.get(name) or "{}"
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} is not valid JSON ({exc}): {value!r}") from None
-    if not isinstance(parsed, dict):
-        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}")
-    return parsed
+    value = os.environ.get(name)
+    return parse_env(name, value, int) if value else default
 
 
 DB_PATH = os.environ.get("HERMES_DB_PATH", str(BASE_DIR / "db.sqlite3"))
@@ -193,9 +172,16 @@ warnings.filterwarnings("ignore", message="No directory at: .*staticfiles")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
 
+### Gateway ###
+
+# Each option's own variable (REDIS_URL, HERMES_AGENT...), then HERMES_GATEWAY_OPTIONS: any
+# option as a JSON object, e.g. HERMES_GATEWAY_OPTIONS='{"SEND_QUEUE_LIMIT": 500}'.
+HERMES_GATEWAY = options_from_environ(os.environ)
+
 ### Channel layer ###
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+# The gateway's REDIS_URL (the session registry's Redis) is the layer's Redis too.
+REDIS_URL = HERMES_GATEWAY.get("REDIS_URL") or ""
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -221,21 +207,6 @@ else:
             "CONFIG": {"capacity": 5000, "expiry": 60},
         }
     }
-
-### Gateway ###
-
-HERMES_GATEWAY = {
-    "REAP_GRACE_S": _env_float("HERMES_TUI_WS_ORPHAN_REAP_GRACE_S", 20.0),
-    "SESSION_TTL_S": _env_float("HERMES_TUI_SESSION_TTL_S", 21600.0),
-    "MAX_LIVE_SESSIONS": _env_int("HERMES_TUI_MAX_LIVE_SESSIONS", 256),
-    "AGENT": os.environ.get("HERMES_AGENT", "echo"),
-    "OPENAI_BASE_URL": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-    "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
-    "MODEL": os.environ.get("HERMES_MODEL", "gpt-4o-mini"),
-    "WORKER_NAME": os.environ.get("HERMES_WORKER_NAME", ""),
-    # Any other option, as a JSON object: HERMES_GATEWAY_OPTIONS='{"SEND_QUEUE_LIMIT": 500}'.
-    **_env_json_object("HERMES_GATEWAY_OPTIONS"),
-}
 
 LOGGING = {
     "version": 1,

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from gateway_app.agents import sandbox
 from gateway_app.checks import (
+    check_channel_layer,
     check_gateway_settings,
     check_layer_signing,
     check_session_engine,
@@ -112,6 +113,8 @@ BAD_VALUES = {
     "TERMINAL_MAX_MEMORY_BYTES": -1,
     "TERMINAL_MAX_FILE_BYTES": "64M",
     "TERMINAL_SCRATCH_DIR": "relative/dir",
+    "REDIS_URL": "http://cache:6379/0",
+    "WEBSOCKET_PATH": "/api/ws",
 }
 
 
@@ -304,3 +307,88 @@ def test_bad_terminal_options_are_errors(settings, name, value, check_id):
     """Tests that each terminal option refuses a wrong value with its own id."""
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, name: value}
     assert ids(check_gateway_settings(None)) == [check_id]
+
+
+@pytest.mark.parametrize("path", ["/api/ws", "api//ws", "api/ws/", "api/ws?x=1", "api/../ws", ""])
+def test_a_websocket_path_that_is_not_a_relative_url_path_is_an_error(settings, path):
+    """Tests that WEBSOCKET_PATH must be a relative path of URL-safe segments (no leading
+    slash, no empty or dot segments, no query)."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "WEBSOCKET_PATH": path}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.E041"]
+
+
+def test_a_nested_websocket_path_passes(settings):
+    """Tests that a path of several URL-safe segments is accepted."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "WEBSOCKET_PATH": "hermes/v1.0/ws_~x-y"}
+    assert check_gateway_settings(None) == []
+
+
+@pytest.mark.parametrize("url", ["http://cache:6379/0", "cache:6379", "redis"])
+def test_a_redis_url_that_is_not_a_redis_url_is_an_error(settings, url):
+    """Tests that REDIS_URL must be a redis://, rediss:// or unix:// URL when set."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "REDIS_URL": url}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.E042"]
+
+
+### The channel layer and the registry ###
+
+
+def test_the_default_channel_layer_passes(settings):
+    """Tests that the shipped (in-memory) layer raises nothing."""
+    assert check_channel_layer(None) == []
+
+
+@pytest.mark.parametrize("channel_layers", [None, {}, {"other": REDIS_LAYER_CONFIG}])
+def test_no_default_channel_layer_is_an_error(settings, channel_layers):
+    """Tests that CHANNEL_LAYERS missing, empty or without "default" (which the gateway's
+    events, sockets and hosts all need) fails the check, naming the setting."""
+    if channel_layers is None:
+        del settings.CHANNEL_LAYERS
+    else:
+        settings.CHANNEL_LAYERS = channel_layers
+    (error,) = check_channel_layer(None)
+    assert error.id == "gateway_app.E040" and "CHANNEL_LAYERS" in error.msg
+
+
+def test_a_shared_registry_beside_an_in_memory_layer_is_a_warning(settings):
+    """Tests that REDIS_URL with a layer that does not reach other workers warns: calls
+    forwarded to another worker's sessions would never arrive."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "REDIS_URL": "redis://r:6379/0"}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert ids(check_channel_layer(None)) == ["gateway_app.W040"]
+
+
+def test_a_redis_layer_whose_registry_cannot_be_derived_is_an_error(settings):
+    """Tests that a Redis layer whose first host gives no URL (credentials beside the
+    address, sentinels), without REDIS_URL, is an error naming the option."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://r:6379/0", "password": "pw"}]},
+        }
+    }
+    (error,) = check_channel_layer(None)
+    assert error.id == "gateway_app.E043" and "REDIS_URL" in error.msg
+
+
+def test_a_redis_layer_with_a_derivable_host_passes(settings):
+    """Tests that the project's Redis layer, as hermes_site configures it, raises nothing."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://r:6379/0", "socket_timeout": 15}]},
+        }
+    }
+    assert check_channel_layer(None) == []
+
+
+def test_an_explicit_redis_url_beside_an_underivable_layer_passes(settings):
+    """Tests that setting REDIS_URL answers E043."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "REDIS_URL": "redis://:pw@r:6379/0"}
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://r:6379/0", "password": "pw"}]},
+        }
+    }
+    assert check_channel_layer(None) == []

@@ -58,10 +58,10 @@ class SandboxConfig:
     def from_settings(cls) -> SandboxConfig:
         return cls(
             mode=setting("TERMINAL_SANDBOX"),
-            network=bool(setting("TERMINAL_NETWORK")),
-            max_processes=int(setting("TERMINAL_MAX_PROCESSES")),
-            max_memory_bytes=int(setting("TERMINAL_MAX_MEMORY_BYTES")),
-            max_file_bytes=int(setting("TERMINAL_MAX_FILE_BYTES")),
+            network=setting("TERMINAL_NETWORK"),
+            max_processes=setting("TERMINAL_MAX_PROCESSES"),
+            max_memory_bytes=setting("TERMINAL_MAX_MEMORY_BYTES"),
+            max_file_bytes=setting("TERMINAL_MAX_FILE_BYTES"),
         )
 
 

@@ -84,7 +84,7 @@ class LoginWatch(SocketWatch):
     async def ended(self, digest: str) -> int:
         """A logout reached this worker: remember it, then close that session's sockets."""
         now = self.clock()
-        self._ended[digest] = now + max(float(setting("TOKEN_RECHECK_S")), 0.05)
+        self._ended[digest] = now + max(setting("TOKEN_RECHECK_S"), 0.05)
         for stale in [d for d, until in self._ended.items() if until <= now]:
             del self._ended[stale]
         session_key = self._digests.get(digest)

@@ -60,7 +60,7 @@ class SocketWatch:
         me = asyncio.current_task()
         while self._sockets and self._task is me:
             # Floored: 0 must not turn this into a busy loop on the database.
-            await asyncio.sleep(max(float(setting("TOKEN_RECHECK_S")), 0.05))
+            await asyncio.sleep(max(setting("TOKEN_RECHECK_S"), 0.05))
             try:
                 await self.check()
             except Exception:

@@ -55,7 +55,7 @@ class RecentRevocations:
     def forget(self, token_id: int) -> None:
         """The token was revoked: remember the id for a while."""
         now = self.clock()
-        self._revoked[token_id] = now + max(float(setting("TOKEN_RECHECK_S")), 0.05)
+        self._revoked[token_id] = now + max(setting("TOKEN_RECHECK_S"), 0.05)
         for stale in [i for i, until in self._revoked.items() if until <= now]:
             del self._revoked[stale]
 

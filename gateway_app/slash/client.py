@@ -103,7 +103,7 @@ class SlashClient:
         A child found dead is respawned once, transparently. A command that outlives
         ``SLASH_TIMEOUT_S`` kills the child; the next call starts a fresh one.
         """
-        timeout = float(setting("SLASH_TIMEOUT_S"))
+        timeout = setting("SLASH_TIMEOUT_S")
         async with self._lock:
             for attempt in (1, 2):
                 worker = await self._ensure_worker()
@@ -200,7 +200,7 @@ class SlashClient:
         if "error" in reply:
             raise SlashError(str(reply["error"]))
         output = str(reply.get("output", ""))
-        limit = int(setting("SLASH_OUTPUT_LIMIT"))
+        limit = setting("SLASH_OUTPUT_LIMIT")
         if len(output) > limit:
             dropped = len(output) - limit
             output = f"{output[:limit]}\n… [output truncated: {dropped} more characters]"
@@ -227,7 +227,7 @@ class SlashClient:
 
     async def _teardown(self, worker: _Worker, reason: str) -> None:
         proc = worker.proc
-        grace = float(setting("SLASH_CLOSE_TIMEOUT_S"))
+        grace = setting("SLASH_CLOSE_TIMEOUT_S")
         how = "exited on EOF"
         try:
             if proc.stdin is not None and not proc.stdin.is_closing():

@@ -149,11 +149,11 @@ class InputLimits:
     @classmethod
     def from_settings(cls) -> InputLimits:
         return cls(
-            frame_bytes=int(setting("MAX_FRAME_BYTES")),
-            message_bytes=int(setting("MAX_MESSAGE_BYTES")),
-            lines_per_frame=int(setting("MAX_LINES_PER_FRAME")),
-            rate_per_s=float(setting("RATE_LIMIT_PER_S")),
-            burst=int(setting("RATE_LIMIT_BURST")),
+            frame_bytes=setting("MAX_FRAME_BYTES"),
+            message_bytes=setting("MAX_MESSAGE_BYTES"),
+            lines_per_frame=setting("MAX_LINES_PER_FRAME"),
+            rate_per_s=setting("RATE_LIMIT_PER_S"),
+            burst=setting("RATE_LIMIT_BURST"),
         )
 
 

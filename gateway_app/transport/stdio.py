@@ -70,7 +70,7 @@ async def serve(
     )
     host.connection_opened(ctx)
     guard = InputGuard(ctx)
-    inbox: asyncio.Queue = asyncio.Queue(maxsize=max(int(setting("SEND_QUEUE_LIMIT")), 16))
+    inbox: asyncio.Queue = asyncio.Queue(maxsize=max(setting("SEND_QUEUE_LIMIT"), 16))
 
     async def read_lines() -> None:
         while True:
@@ -129,7 +129,7 @@ async def serve_process_stdio(caller: Caller) -> None:
 
 async def _stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
-    limit = max(_STDIN_LIMIT, int(setting("MAX_MESSAGE_BYTES")) + 2)
+    limit = max(_STDIN_LIMIT, setting("MAX_MESSAGE_BYTES") + 2)
     reader = asyncio.StreamReader(limit=limit)
     try:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -97,7 +97,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.guard = InputGuard(ctx)
-        max_connections = int(setting("MAX_CONNECTIONS_PER_USER"))
+        max_connections = setting("MAX_CONNECTIONS_PER_USER")
         if not user_connections.acquire(ctx.user_id, self.channel_name, max_connections):
             # Accepted, then closed with a code of its own: a 403 would read as bad credentials.
             self.guard.log.hit("connections_per_user", f"already {max_connections} open")
@@ -107,8 +107,8 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         self._counted = True
         self.outbox = Outbox(
             self._write,
-            max_frames=int(setting("SEND_QUEUE_LIMIT")),
-            max_bytes=int(setting("SEND_QUEUE_BYTES")),
+            max_frames=setting("SEND_QUEUE_LIMIT"),
+            max_bytes=setting("SEND_QUEUE_BYTES"),
             probe=limits.server_buffer_probe(self.base_send),
         )
         self.ctx = ctx
