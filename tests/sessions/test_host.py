@@ -461,7 +461,7 @@ async def test_starting_host_marks_sessions_of_stopped_workers_detached(connect,
     rpc = await connect(alice)  # starts the host
     mine = await create(rpc)
     host = current_host()
-    await host._settler
+    await host.settler.task
     await host.store.flush()
     rows = {r.id: (r.status, r.attached) async for r in GatewaySession.objects.all()}
     assert rows == {
@@ -593,7 +593,7 @@ async def test_a_turn_cut_short_by_giving_the_session_up_stores_no_reply(connect
     host = current_host()
     session = host.sessions[sid]
     turn = session.turn
-    host._give_up(session)
+    host.give_up(session)
     await asyncio.wait_for(session.closed.wait(), 5)
     assert turn.task.done()
     await host.store.flush()

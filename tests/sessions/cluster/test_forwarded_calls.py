@@ -10,9 +10,10 @@ from channels.layers import get_channel_layer
 
 from gateway_app.models import GatewaySession
 from gateway_app.rpc.context import CallContext, Caller
-from gateway_app.sessions.cluster.router import CALL_MESSAGE, OPERATIONS
+from gateway_app.sessions.cluster import messages
+from gateway_app.sessions.cluster.messages import Operation
 from gateway_app.sessions.host import get_host
-from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
+from gateway_app.sessions.state import Phase
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,7 +45,7 @@ async def local_connection(host, user):
 def call(op, session_id, user, channel, reply_to, **args):
     """A ``host.call`` as another worker's router sends it, claiming ``user``."""
     return {
-        "type": CALL_MESSAGE,
+        "type": messages.HOST_CALL,
         "call_id": uuid.uuid4().hex,
         "reply_to": reply_to,
         "op": op,
@@ -74,10 +75,10 @@ async def alices_session(host, alice):
 
 def test_every_operation_is_covered():
     """Tests that each forwarded operation has a case below (a new one must get one)."""
-    assert set(ARGS) == OPERATIONS
+    assert set(ARGS) == set(Operation)
 
 
-@pytest.mark.parametrize("op", sorted(OPERATIONS - {"detach_id"}))
+@pytest.mark.parametrize("op", sorted(set(Operation) - {Operation.DETACH_ID}))
 async def test_a_call_claiming_another_user_on_a_live_session_is_not_found(
     host, alices_session, bob, op
 ):
@@ -162,7 +163,7 @@ async def test_a_call_delivered_twice_runs_once(host, alices_session, alice):
     replayed) is dropped: only the first gets a reply."""
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
-    snapshot = {"type": CALL_MESSAGE, "op": "snapshot", "reply_to": reply_to}
+    snapshot = {"type": messages.HOST_CALL, "op": "snapshot", "reply_to": reply_to}
     await layer.send(host.channel_name, {**snapshot, "call_id": "first"})
     await layer.send(host.channel_name, {**snapshot, "call_id": "first"})
     await layer.send(host.channel_name, {**snapshot, "call_id": "second"})
@@ -178,7 +179,7 @@ async def test_a_teardown_delivered_again_does_not_close_the_revived_session(
     under the same id) is dropped: the session stays live."""
     layer = get_channel_layer()
     teardown = {
-        "type": TEARDOWN_MESSAGE,
+        "type": messages.SESSION_TEARDOWN,
         "id": uuid.uuid4().hex,
         "session_id": alices_session.id,
         "reason": "closed",
@@ -192,7 +193,7 @@ async def test_a_teardown_delivered_again_does_not_close_the_revived_session(
     await layer.send(host.channel_name, teardown)
     await layer.send(
         host.channel_name,
-        {"type": CALL_MESSAGE, "op": "snapshot", "reply_to": reply_to, "call_id": "after"},
+        {"type": messages.HOST_CALL, "op": "snapshot", "reply_to": reply_to, "call_id": "after"},
     )
     await asyncio.wait_for(layer.receive(reply_to), 5)
     assert host.counters["replays_dropped"] == 1
