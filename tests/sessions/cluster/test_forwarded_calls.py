@@ -3,6 +3,7 @@ session's stored owner (the live session, or its row for a cold start), whatever
 message claims or the registry says, and a message it already served is not run again."""
 
 import asyncio
+import inspect
 import uuid
 
 import pytest
@@ -12,12 +13,14 @@ from gateway_app.models import GatewaySession
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.cluster.messages import Operation
-from gateway_app.sessions.host import get_host
+from gateway_app.sessions.cluster.router import OPERATIONS
+from gateway_app.sessions.host import SessionHost, get_host
 from gateway_app.sessions.state import Phase
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOT_FOUND = 4001
+INTERNAL_ERROR = -32603
 OTHER_WORKER = "specific.otherworker!host"
 #: Arguments of each operation (as SessionRouter._forward sends them).
 ARGS = {
@@ -227,3 +230,32 @@ async def test_the_messages_a_host_is_sent_carry_an_id(host, alices_session, mon
     assert len(sent) == 3
     assert all(isinstance(message.get("id"), str) and message["id"] for message in sent)
     assert len({message["id"] for message in sent}) == 3
+
+
+### The operations a host runs ###
+
+
+@pytest.mark.parametrize("op", list(Operation))
+def test_each_operation_runs_a_host_coroutine_of_the_caller_and_the_session(op):
+    """Tests that every forwardable operation names a SessionHost coroutine taking
+    ``(ctx, session_id, ...)``: renaming or reshaping a host method fails here."""
+    method = OPERATIONS[op](SessionHost)
+    assert inspect.iscoroutinefunction(method)
+    assert list(inspect.signature(method).parameters)[:3] == ["self", "ctx", "session_id"]
+
+
+@pytest.mark.parametrize("op", list(Operation))
+def test_the_arguments_an_operation_is_forwarded_with_fit_its_method(op):
+    """Tests that the arguments a forwarded call carries bind to the host method."""
+    method = OPERATIONS[op](SessionHost)
+    inspect.signature(method).bind(None, None, "sid", **ARGS[op])
+
+
+async def test_a_call_of_an_unknown_operation_gets_an_error_reply(host, alices_session, alice):
+    """Tests that a forwarded call naming no operation of the host is answered with an
+    error, and runs nothing."""
+    reply_to, channel = await host.layer.new_channel(), await host.layer.new_channel()
+    message = call("resume", alices_session.id, alice, channel, reply_to)
+    reply = await handled(host, {**message, "op": "teardown"})
+    assert reply["error"]["code"] == INTERNAL_ERROR
+    assert channel not in alices_session.attached
