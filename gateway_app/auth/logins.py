@@ -31,15 +31,16 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from ..conf import setting
+from ..sessions.cluster import messages
 from . import tokens
 from .socketwatch import SocketWatch
 
 logger = logging.getLogger(__name__)
 
 #: To hosts (with ``session``, a digest of the key) and to sockets: the login ended.
-ENDED_MESSAGE = "login.ended"
+ENDED_MESSAGE = messages.LOGIN_ENDED
 #: To hosts, with ``user_id``: re-check that user's sessions and tokens now.
-CHANGED_MESSAGE = "login.changed"
+CHANGED_MESSAGE = messages.LOGIN_CHANGED
 #: Session rows read per query by the re-check.
 CHUNK = 500
 
@@ -178,7 +179,7 @@ async def changed_elsewhere(user_id: int) -> None:
     await tokens.watch.check()
 
 
-def announce(message: dict[str, Any]) -> None:
+def announce(message: messages.LoginEndedMessage | messages.LoginChangedMessage) -> None:
     """
     Send a login message to every worker's host, from sync code (a view, the admin, a
     management command). Never raises: the change is made already, and what the layer
@@ -199,8 +200,8 @@ def announce(message: dict[str, Any]) -> None:
 
 
 def announce_logout(session_key: str) -> None:
-    announce({"type": ENDED_MESSAGE, "session": session_digest(session_key)})
+    announce(messages.login_ended(session_digest(session_key)))
 
 
 def announce_change(user_id: int) -> None:
-    announce({"type": CHANGED_MESSAGE, "user_id": user_id})
+    announce(messages.login_changed(user_id))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -27,6 +26,7 @@ from django.utils import timezone
 
 from ..conf import setting
 from ..models import ApiToken, hash_token
+from ..sessions.cluster import messages
 from ..singleflight import SingleFlight
 from .socketwatch import SocketWatch
 
@@ -38,7 +38,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 #: login messages of ``logins``.
 REVOCATIONS_GROUP = "gateway.tokens"
 #: Message type of a revocation, to hosts (with ``token_id``) and to sockets.
-REVOKED_MESSAGE = "token.revoked"
+REVOKED_MESSAGE = messages.TOKEN_REVOKED
 
 
 class RecentRevocations:
@@ -147,9 +147,7 @@ async def revoke_token(token: ApiToken | int) -> bool:
     layer = get_channel_layer()
     if layer is not None:
         # Every host, this worker's too, runs revoked_elsewhere() on it.
-        # The id lets each host drop a copy of this message pushed again (a replay).
-        message = {"type": REVOKED_MESSAGE, "id": uuid.uuid4().hex, "token_id": token_id}
-        await layer.group_send(REVOCATIONS_GROUP, message)
+        await layer.group_send(REVOCATIONS_GROUP, messages.token_revoked(token_id))
     logger.info("API token %s revoked%s", token_id, "" if revoked else " (again)")
     return revoked
 

@@ -8,26 +8,38 @@ from __future__ import annotations
 
 import logging
 import time
-
-from django.utils import timezone
+from typing import TYPE_CHECKING
 
 from ..conf import setting
+from ..models import CloseReason, SessionStatus
 from ..rpc.context import CallContext
 from ..rpc.errors import RateLimited, SessionNotFound
 from ..rpc.protocol import encode, event_message
+from ..singleflight import SingleFlight
 from .cluster.router import SessionMoved
 from .quota import check_session_quota
 from .state import SESSION_ID, LiveSession, Phase
 
+if TYPE_CHECKING:
+    from .cluster.registry import LocalRegistry
+    from .host import SessionHost
+    from .store import SessionStore
+
 logger = logging.getLogger(__name__)
 
 
-class ColdStarts:
-    """How ``SessionHost`` revives stored sessions (a mixin: it shares the host's state)."""
+class ColdStarter:
+    """Revives stored sessions on its host, and closes those no live host holds."""
+
+    def __init__(self, host: SessionHost, registry: LocalRegistry, store: SessionStore):
+        self.host = host
+        self.registry = registry
+        self.store = store
+        self._starting: SingleFlight[LiveSession] = SingleFlight()
 
     async def get_or_cold_start(self, ctx: CallContext, session_id: str) -> LiveSession:
         """The caller's session, cold-started from the database when it is not live."""
-        session = self.sessions.get(session_id)
+        session = self.host.sessions.get(session_id)
         if session is not None and session.user_id != ctx.user_id:
             # Another user's: looked for in the store exactly like an id not live here, so
             # the 4001 takes as long as for an unknown id (the lookup is filtered by user).
@@ -57,52 +69,53 @@ class ColdStarts:
         Revive a stored session here, within the caller's session quota and the live cap
         (as ``session.create``), once this host holds the registry's claim on it.
         """
+        host = self.host
         user_id = ctx.user_id
         stored = await self.store.load(session_id, user_id)
         if stored is None:
             raise SessionNotFound()
-        await self._claim(session_id, user_id)
+        await self.claim(session_id, user_id)
         try:
-            # No await from this check to _add_live: concurrent cold starts cannot overrun it.
-            check_session_quota(ctx, self.live_by_user[user_id])
+            # No await from this check to add_live: concurrent cold starts cannot overrun it.
+            check_session_quota(ctx, host.live_by_user[user_id])
         except RateLimited:
-            await self._release_claim(session_id)
+            await host.release_claim(session_id)
             raise
-        session = self._new_live(
+        session = host.new_live(
             session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
         )
         session.history = stored.messages[-int(setting("HISTORY_LIMIT")) :]
         session.message_count = len(stored.messages)
-        self._add_live(session)
+        host.add_live(session)
         try:
             self.store.update(
                 session_id,
-                status="detached",
+                status=SessionStatus.DETACHED,
                 close_reason="",
                 closed_at=None,
-                host_worker=self.worker_name,
-                host_channel=self.channel_name,
+                host_worker=host.worker_name,
+                host_channel=host.channel_name,
             )
-            self._reserve_seq(session)
+            host.reserve_seq(session)
             # The new seq bound is stored before any event can use it: if this host crashed
             # first, the next cold start would issue these seqs again.
             await self.store.flush()
-            self.index.upsert(
-                user_id, session_id, status="detached", host_channel=self.channel_name
+            host.index.upsert(
+                user_id, session_id, status=SessionStatus.DETACHED, host_channel=host.channel_name
             )
-            self.counters["cold_starts"] += 1
+            host.counters["cold_starts"] += 1
             logger.info("cold-started session %s from its transcript", session_id)
-            await self.reaper.enforce_cap(keep=session)
+            await host.reaper.enforce_cap(keep=session)
         finally:
             if not session.attached:
                 # Detached until someone attaches: reapable like any other orphan (a
                 # slash.exec on a reaped session must not leave a worker behind until the
                 # TTL). Armed last: a short grace cannot run out before the caller has it.
                 session.detached_at = time.monotonic()
-                self.reaper.schedule(session)
+                host.reaper.schedule(session)
         return session
 
-    async def _claim(self, session_id: str, user_id: int) -> None:
+    async def claim(self, session_id: str, user_id: int) -> None:
         """
         Make this host the session's one host in the registry, atomically: it is free, ours,
         or its host is dead. Raises ``SessionMoved`` when a live host holds it (routing then
@@ -110,36 +123,29 @@ class ColdStarts:
         """
         if not self.registry.shared:
             return
+        own = self.host.channel_name
         entry = await self.registry.lookup(session_id)
         dead = ""
-        if entry is not None and entry.host != self.channel_name:
+        if entry is not None and entry.host != own:
             if await self.registry.alive(entry.host):
                 raise SessionMoved()
             dead = entry.host
-        if not await self.registry.claim(session_id, dead, self.channel_name, user_id):
+        if not await self.registry.claim(session_id, dead, own, user_id):
             raise SessionMoved()
         if dead:
             logger.warning("host %s of session %s is dead; taking it over", dead, session_id)
-            self.counters["takeovers"] += 1
+            self.host.counters["takeovers"] += 1
 
-    async def _close_stored(self, session_id: str, user_id: int, seq_bound: int) -> None:
+    async def close_stored(self, session_id: str, user_id: int, seq_bound: int) -> None:
         """
         Close a session whose host died, as teardown would have: ``session.closed`` for
         connections still in its group (attached through that host from other workers),
         the row finalized and the registry entry dropped.
         """
-        await self._claim(session_id, user_id)  # a live host of it would close it itself
+        await self.claim(session_id, user_id)  # a live host of it would close it itself
         seq = seq_bound + 1  # above any seq the dead host may have issued
-        frame = encode(event_message("session.closed", {"reason": "closed"}, session_id, seq))
-        await self._send_frame(session_id, "session.closed", frame)
-        self.store.finalize(session_id, "closed", seq)
-        self.index.upsert(
-            user_id,
-            session_id,
-            status="closed",
-            attached=False,
-            last_activity=timezone.now().isoformat(),
-        )
-        await self._release_claim(session_id)
-        self.counters["closed"] += 1
-        logger.info("session %s closed after its host died (user %s)", session_id, user_id)
+        reason = CloseReason.CLOSED
+        frame = encode(event_message("session.closed", {"reason": reason}, session_id, seq))
+        await self.host.send_frame(session_id, "session.closed", frame)
+        self.host.finalize_row(session_id, user_id, reason, seq, after="after its host died")
+        await self.host.release_claim(session_id)

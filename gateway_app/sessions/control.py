@@ -6,20 +6,18 @@ where the session lives, on whichever worker that is.
 
 from __future__ import annotations
 
-import uuid
-
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
-from django.utils import timezone
 
-from ..models import CloseReason, GatewaySession, SessionStatus
-from .cluster.registry import HOST_KEY
+from ..models import GatewaySession, SessionStatus
+from .cluster import messages
+from .cluster.messages import TEARDOWN_REASONS, TeardownReason
+from .cluster.registry import SyncRegistry
 from .host import current_host
-from .state import TEARDOWN_MESSAGE, TEARDOWN_REASONS
+from .store import finalize_orphan_sync
 
 
-def request_teardown(session: GatewaySession, reason: str) -> bool:
+def request_teardown(session: GatewaySession, reason: TeardownReason) -> bool:
     """Ask the session's host to tear it down; returns False if it was not live."""
     if reason not in TEARDOWN_REASONS:
         raise ValueError(f"reason must be one of {TEARDOWN_REASONS}")
@@ -27,21 +25,11 @@ def request_teardown(session: GatewaySession, reason: str) -> bool:
         return False
     if not session.host_channel or not _host_alive(session.host_channel):
         # No live host holds it (its worker died): finalize the row here.
-        GatewaySession.objects.filter(pk=session.pk).update(
-            status=SessionStatus.CLOSED,
-            close_reason=CloseReason(reason),
-            attached=0,
-            closed_at=timezone.now(),
-        )
+        finalize_orphan_sync(session.pk, reason)
         return True
-    # The id lets the host drop a copy of this message pushed again (a replay).
-    message = {
-        "type": TEARDOWN_MESSAGE,
-        "id": uuid.uuid4().hex,
-        "session_id": session.pk,
-        "reason": reason,
-    }
-    async_to_sync(get_channel_layer().send)(session.host_channel, message)
+    async_to_sync(get_channel_layer().send)(
+        session.host_channel, messages.teardown(session.pk, reason)
+    )
     return True
 
 
@@ -49,13 +37,4 @@ def _host_alive(channel: str) -> bool:
     host = current_host()
     if host is not None:
         return async_to_sync(host.host_alive)(channel)
-    redis_url = getattr(settings, "REDIS_URL", "")
-    if not redis_url:
-        return False
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        return bool(client.exists(HOST_KEY.format(channel)))
-    finally:
-        client.close()
+    return SyncRegistry.from_settings().alive(channel)

@@ -5,8 +5,10 @@ Every mutation of live-session state happens here, on the worker's event loop: c
 attach/detach (with epochs), turns, answers to questions, slash commands and the single
 teardown shared by close, reap, TTL and eviction. Events are published to the session's
 channel-layer group, so handlers never write to a socket and any attached connection (on
-any worker) receives them in ``seq`` order. Its background work (host channel, heartbeat,
-group refresh) is in ``background.py``, reviving stored sessions in ``coldstart.py``.
+any worker) receives them in ``seq`` order. The host owns its collaborators, each given what
+it needs: the host channel (``hostchannel.py``), the heartbeat (``cluster/heartbeat.py``),
+group refresh (``groups.py``), the orphan settler (``orphans.py``), cold starts
+(``coldstart.py``), the reaper and the router; none keeps live-session state of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from django.utils import timezone
 from ..agents import get_agent
 from ..auth import tokens
 from ..conf import setting
-from ..models import SessionStatus, new_session_id
+from ..models import CloseReason, SessionStatus, new_session_id
 from ..rpc.context import CallContext
 from ..rpc.errors import (
     InternalError,
@@ -37,15 +39,17 @@ from ..rpc.errors import (
     SessionNotFound,
 )
 from ..rpc.protocol import encode, event_message
-from ..singleflight import SingleFlight
 from ..slash.client import SlashClient, SlashError
 from ..slash.commands import TRANSCRIPT_COMMANDS, command_name
-from .background import HostBackground
+from .cluster.heartbeat import Heartbeat
 from .cluster.registry import LocalRegistry, build_registry
 from .cluster.router import SessionRouter
 from .cluster.signing import CLOCK_SKEW_S
-from .coldstart import ColdStarts
+from .coldstart import ColdStarter
+from .groups import GroupRefresher
+from .hostchannel import HostChannel
 from .index import SessionIndex
+from .orphans import OrphanSettler
 from .reaper import Reaper
 from .replay import ReplayBuffer
 from .seen import SeenIds
@@ -59,6 +63,7 @@ from .state import (
     recent_messages,
 )
 from .store import SessionStore
+from .tasks import TaskSet
 from .terminal import TerminalTool
 from .turn import TurnRunner
 
@@ -80,7 +85,7 @@ class Published(NamedTuple):
     frame: str
 
 
-class SessionHost(HostBackground, ColdStarts):
+class SessionHost:
     """Live sessions of one worker, their events, timers and subprocesses."""
 
     def __init__(
@@ -96,10 +101,12 @@ class SessionHost(HostBackground, ColdStarts):
         #: Live sessions per user on this host (the MAX_SESSIONS_PER_USER quota).
         self.live_by_user: Counter = Counter()
         self.connections: dict[str, CallContext] = {}
-        self.reaper = Reaper(self)
         self.counters: Counter = Counter()
         #: Sessions of each user reaped/evicted/expired, for connection close lines.
         self.reaped_by_user: Counter = Counter()
+        #: ``reaped_by_user`` of each open connection's user when it opened, by channel.
+        self.reaped_at_open: dict[str, int] = {}
+        self.tasks = TaskSet()
         self.registry = registry or LocalRegistry()
         # One worker makes every change itself: its writes may wait to be batched and its
         # session.list index stays exact. Beside other workers, which read these rows, writes
@@ -107,21 +114,27 @@ class SessionHost(HostBackground, ColdStarts):
         shared = self.registry.shared
         self.store = SessionStore(gather=not shared)
         self.index = SessionIndex(self.store, 0.0 if shared else float(setting("LIST_CACHE_S")))
-        self.router = SessionRouter(self, self.registry)
         self.terminal = TerminalTool()
-        self._starting: SingleFlight[LiveSession] = SingleFlight()
-        self._listener: asyncio.Task | None = None
-        self._heartbeat: asyncio.Task | None = None
-        self._group_refresher: asyncio.Task | None = None
-        self._settler: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
-        #: Redis run id seen by the last heartbeat (None before the first; "" after a failure).
-        self._registry_data_id: str | None = None
-        #: Sessions whose registry keys went while this host counted as dead, being checked.
-        self._rechecking: set[str] = set()
-        #: Ids of the host channel's recent messages: a replayed one is dropped. Kept as long
-        #: as a signed message stays valid (older ones fail the signature's window).
-        self._seen = SeenIds(float(getattr(layer, "expiry", 60)) + CLOCK_SKEW_S)
+        self.reaper = Reaper(self)
+        self.router = SessionRouter(self, self.registry)
+        self.cold = ColdStarter(self, self.registry, self.store)
+        self.host_channel = HostChannel(
+            layer,
+            sessions=self.sessions,
+            teardown=self.teardown,
+            reaper=self.reaper,
+            router=self.router,
+            tasks=self.tasks,
+            counters=self.counters,
+            # Ids of recent messages, kept as long as a signed message stays valid (older
+            # ones fail the signature's window).
+            seen=SeenIds(float(getattr(layer, "expiry", 60)) + CLOCK_SKEW_S),
+        )
+        self.heartbeat = Heartbeat(
+            self, self.registry, self.store, self.router, self.tasks, self.counters
+        )
+        self.groups = GroupRefresher(layer, self)
+        self.settler = OrphanSettler(self.store, self.host_alive, shared)
 
     ### Startup and shutdown ###
 
@@ -134,31 +147,22 @@ class SessionHost(HostBackground, ColdStarts):
         self.reaper.start()
         if setting("TERMINAL_SANDBOX") == "none":
             logger.warning("the terminal tool runs commands unsandboxed (TERMINAL_SANDBOX='none')")
-        loop = asyncio.get_running_loop()
-        self._listener = loop.create_task(self._listen())
-        self._group_refresher = loop.create_task(self._refresh_groups_forever())
+        self.host_channel.start(self.channel_name)
+        self.groups.start()
         if self.registry.shared:
-            await self._beat()
-            self._heartbeat = loop.create_task(self._heartbeat_forever())
-        # In the background, in a context of its own: the host may be started by a request
-        # whose context routes database calls to a thread that request holds.
-        self._settler = loop.create_task(
-            self._settle_orphans_forever(), context=contextvars.Context()
-        )
+            await self.heartbeat.start()
+        self.settler.start()
         logger.info("session host %s listening on %s", self.worker_name, self.channel_name)
 
     async def stop(self) -> None:
         """Tear down every live session (slash workers included) and stop background tasks."""
         for session in list(self.sessions.values()):
-            await self.teardown(session, "closed")
+            await self.teardown(session, CloseReason.CLOSED)
         await self.reaper.stop()
-        for task in (self._listener, self._heartbeat, self._group_refresher, self._settler):
-            while task is not None and not task.done():
-                # Again until it ends: a cancel that lands in a Redis call (the listener's
-                # blocking pop, a heartbeat) can be swallowed inside the Redis client.
-                task.cancel()
-                await asyncio.wait({task}, timeout=0.1)
-        self._listener = self._heartbeat = self._group_refresher = self._settler = None
+        await self.host_channel.stop()
+        await self.heartbeat.stop()
+        await self.groups.stop()
+        await self.settler.stop()
         await self.store.stop()
         await self.terminal.stop()
         try:
@@ -171,7 +175,7 @@ class SessionHost(HostBackground, ColdStarts):
 
     def connection_opened(self, ctx: CallContext) -> None:
         self.connections[ctx.channel_name] = ctx
-        ctx.counters["_reaped_base"] = self.reaped_by_user[ctx.user_id]
+        self.reaped_at_open[ctx.channel_name] = self.reaped_by_user[ctx.user_id]
 
     async def connection_closed(self, ctx: CallContext) -> None:
         """Detach every session the connection was attached to (each may then be reaped)."""
@@ -190,13 +194,12 @@ class SessionHost(HostBackground, ColdStarts):
                 remote.append(session_id)
         ctx.attached.clear()
         for group in groups:
-            await self._leave_group(group, ctx.channel_name)
+            await self.leave_group(group, ctx.channel_name)
         for session_id in remote:
             await self.router.detach_remote(ctx, session_id)
             ctx.count("detached_sessions")
-        ctx.counters["reaped"] = self.reaped_by_user[ctx.user_id] - ctx.counters.pop(
-            "_reaped_base", 0
-        )
+        opened_at = self.reaped_at_open.pop(ctx.channel_name, 0)
+        ctx.counters["reaped"] = self.reaped_by_user[ctx.user_id] - opened_at
 
     ### Lookup ###
 
@@ -207,7 +210,7 @@ class SessionHost(HostBackground, ColdStarts):
             raise SessionNotFound()
         return session
 
-    def _new_live(
+    def new_live(
         self, session_id: str, user_id: int, title: str, created_at: str, last_seq: int = 0
     ) -> LiveSession:
         buffer = ReplayBuffer(setting("REPLAY_BUFFER_EVENTS"), setting("REPLAY_BUFFER_BYTES"))
@@ -223,18 +226,18 @@ class SessionHost(HostBackground, ColdStarts):
             seq_bound=last_seq,
         )
 
-    def _reserve_seq(self, session: LiveSession) -> None:
+    def reserve_seq(self, session: LiveSession) -> None:
         """Store a new bound on the session's seqs, SEQ_RESERVE ahead (write-behind)."""
         session.seq_bound = session.seq + SEQ_RESERVE
         self.store.update(session.id, last_seq=session.seq_bound)
 
     ### Lifecycle ###
 
-    def _add_live(self, session: LiveSession) -> None:
+    def add_live(self, session: LiveSession) -> None:
         self.sessions[session.id] = session
         self.live_by_user[session.user_id] += 1
 
-    def _drop_live(self, session: LiveSession) -> None:
+    def drop_live(self, session: LiveSession) -> None:
         if self.sessions.pop(session.id, None) is not None:
             self.live_by_user[session.user_id] -= 1
             if not self.live_by_user[session.user_id]:
@@ -242,15 +245,15 @@ class SessionHost(HostBackground, ColdStarts):
 
     async def create(self, ctx: CallContext, title: str) -> LiveSession:
         now = timezone.now()  # one timestamp: the result and the stored row must agree
-        session = self._new_live(new_session_id(), ctx.user_id, title, now.isoformat())
-        self._add_live(session)
+        session = self.new_live(new_session_id(), ctx.user_id, title, now.isoformat())
+        self.add_live(session)
         self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name, now)
-        self._reserve_seq(session)  # merged into the queued INSERT
+        self.reserve_seq(session)  # merged into the queued INSERT
         self.index.upsert(
             ctx.user_id,
             session.id,
             title=title,
-            status="live",
+            status=SessionStatus.LIVE,
             attached=True,
             created_at=session.created_at,
             last_activity=session.created_at,
@@ -288,7 +291,7 @@ class SessionHost(HostBackground, ColdStarts):
         """Detach a connection; the last one out arms the reap. True if it was attached."""
         if not self._unattach(ctx, session):
             return False
-        await self._leave_group(session.group, ctx.channel_name)
+        await self.leave_group(session.group, ctx.channel_name)
         return True
 
     def _unattach(self, ctx: CallContext, session: LiveSession) -> bool:
@@ -304,7 +307,7 @@ class SessionHost(HostBackground, ColdStarts):
             self.store.update(session.id, status=session.status, attached=0)
         return True
 
-    async def _leave_group(self, group: str, channel: str) -> None:
+    async def leave_group(self, group: str, channel: str) -> None:
         """Best effort: the layer drops a membership left behind after ``group_expiry``."""
         try:
             await self.layer.group_discard(group, channel)
@@ -321,7 +324,7 @@ class SessionHost(HostBackground, ColdStarts):
         if not detached:
             # Attached through an earlier host of the session (it died, or gave the session
             # up): that membership is all that is left of it.
-            await self._leave_group(group_name(session_id), ctx.channel_name)
+            await self.leave_group(group_name(session_id), ctx.channel_name)
         self.router.forget_proxy(ctx)
         return detached
 
@@ -329,7 +332,7 @@ class SessionHost(HostBackground, ColdStarts):
         self, ctx: CallContext, session_id: str, last_seq: int | None
     ) -> dict[str, Any]:
         """Attach the caller and replay what it missed; idempotent, cold-starts if needed."""
-        session = await self.get_or_cold_start(ctx, session_id)
+        session = await self.cold.get_or_cold_start(ctx, session_id)
         async with session.lock:
             await self.attach(ctx, session)
             if last_seq is None:
@@ -371,10 +374,10 @@ class SessionHost(HostBackground, ColdStarts):
                 raise SessionNotFound()
             if session is None and stored.status != SessionStatus.CLOSED:
                 # Open in the database but live nowhere: its host died.
-                await self._close_stored(session_id, stored.user_id, stored.last_seq)
+                await self.cold.close_stored(session_id, stored.user_id, stored.last_seq)
             # Closing a finished (reaped, closed) session of one's own is a no-op.
             return
-        await self.teardown(session, "closed")
+        await self.teardown(session, CloseReason.CLOSED)
 
     async def teardown(self, session: LiveSession, reason: str) -> None:
         """The one finalize path: turn, questions, slash worker, status, ``session.closed``."""
@@ -385,7 +388,7 @@ class SessionHost(HostBackground, ColdStarts):
         session.close_reason = reason
         # In a task of its own, shielded: a caller cancelled half way (a disconnect, a
         # shutdown) must not leave the session CLOSING for good, its row never finalized.
-        await asyncio.shield(self._spawn(self._teardown(session, reason)))
+        await asyncio.shield(self.tasks.spawn(self._teardown(session, reason)))
 
     async def _teardown(self, session: LiveSession, reason: str) -> None:
         try:
@@ -396,19 +399,19 @@ class SessionHost(HostBackground, ColdStarts):
                 # detached session's replay buffer goes with it, so nobody could see the event.
                 await self.publish(session, "session.closed", {"reason": reason})
             for channel in list(session.attached):
-                await self._leave_group(session.group, channel)
+                await self.leave_group(session.group, channel)
         except Exception:
             logger.exception("tearing down session %s failed; finalizing it anyway", session.id)
         finally:
             try:
-                self._finalize(session, reason)
-                await self._release_claim(session.id)
+                self._retire(session, reason)
+                await self.release_claim(session.id)
             finally:
                 # Whatever failed above: a resume waiting on this session starts afresh.
                 session.phase = Phase.CLOSED
                 session.closed.set()
 
-    async def _release_claim(self, session_id: str) -> None:
+    async def release_claim(self, session_id: str) -> None:
         """Drop this host's registry entry of the session; a failure is logged (it expires)."""
         try:
             await self.registry.release(session_id, self.channel_name)
@@ -428,36 +431,112 @@ class SessionHost(HostBackground, ColdStarts):
             await session.slash.close()
         await self.terminal.end_session(session.id)
 
-    def _finalize(self, session: LiveSession, reason: str) -> None:
+    def _retire(self, session: LiveSession, reason: str) -> None:
+        """Forget a torn-down session: its connections, its live entry, then its row."""
         for channel in session.attached:
             ctx = self.connections.get(channel)
             if ctx is not None:
                 ctx.attached.discard(session.id)
                 self.router.forget_proxy(ctx)
         session.attached.clear()
-        self._drop_live(session)
-        self.store.finalize(session.id, reason, session.seq)
-        self.index.upsert(
-            session.user_id,
+        self.drop_live(session)
+        self.finalize_row(
             session.id,
-            status="closed",
-            attached=False,
+            session.user_id,
+            reason,
+            session.seq,
             title=session.title,
             messages=session.message_count,
+        )
+
+    def finalize_row(
+        self,
+        session_id: str,
+        user_id: int,
+        reason: str,
+        last_seq: int,
+        *,
+        title: str | None = None,
+        messages: int | None = None,
+        after: str = "",
+    ) -> None:
+        """
+        The one way a session ends in the row, the ``session.list`` index, the counters and
+        the log, whether it was live here (teardown) or live nowhere (``ColdStarter``).
+        """
+        self.store.finalize(session_id, reason, last_seq)
+        known = {"title": title, "messages": messages}
+        self.index.upsert(
+            user_id,
+            session_id,
+            status=SessionStatus.CLOSED,
+            attached=False,
             last_activity=timezone.now().isoformat(),
+            **{name: value for name, value in known.items() if value is not None},
         )
         self.counters[reason] += 1
-        if reason != "closed":
-            self.reaped_by_user[session.user_id] += 1
+        if reason != CloseReason.CLOSED:
+            self.reaped_by_user[user_id] += 1
         # Evictions come one per new session once the cap is reached: the reaper reports
         # them in aggregate. Reaps and expiries are the leak-relevant events: one line each.
-        level = logging.DEBUG if reason == "evicted" else logging.INFO
-        logger.log(level, "session %s %s (user %s)", session.id, reason, session.user_id)
+        level = logging.DEBUG if reason == CloseReason.EVICTED else logging.INFO
+        suffix = f" {after}" if after else ""
+        logger.log(level, "session %s %s%s (user %s)", session_id, reason, suffix, user_id)
+
+    ### Taken over elsewhere ###
+
+    def give_up(self, session: LiveSession) -> None:
+        """
+        Drop this host's copy of a session another host took over, at once; its turn,
+        questions, slash worker and scratch directory end in the background (the heartbeat
+        must not wait on a slash worker's exit). Nothing goes to the group, the row or the
+        registry entry: they are the new host's. Connections attached through this host stay
+        in the group (they see the new host's events; their next call, or their close, goes
+        there).
+        """
+        if session.phase is not Phase.ACTIVE:
+            return
+        # Closed first: nothing this copy still does (the cancelled turn) publishes.
+        session.phase = Phase.CLOSED
+        session.given_up = True
+        self.reaper.cancel(session)
+        self.drop_live(session)
+        for channel in list(session.attached):
+            ctx = self.connections.get(channel)
+            if ctx is not None and ctx.transport == "remote":
+                ctx.attached.discard(session.id)
+                self.router.forget_proxy(ctx)
+        session.attached.clear()
+        self.counters["given_up"] += 1
+        logger.warning(
+            "session %s is hosted elsewhere now (this host stalled past HOST_DEAD_AFTER_S);"
+            " dropped this host's copy",
+            session.id,
+        )
+        self.tasks.spawn(self._end_given_up(session))
+
+    async def _end_given_up(self, session: LiveSession) -> None:
+        try:
+            await self._end_work(session)
+        finally:
+            session.closed.set()
+
+    ### Other hosts ###
+
+    async def host_alive(self, channel: str) -> bool:
+        """Whether the host on ``channel`` is running (with InMemory, only this one can be)."""
+        if channel == self.channel_name:
+            return True
+        return self.registry.shared and await self.registry.alive(channel)
+
+    async def refresh_groups(self) -> int:
+        """Join again every group this host's messages travel by (see ``GroupRefresher``)."""
+        return await self.groups.refresh()
 
     ### Turns and questions ###
 
     async def submit(self, ctx: CallContext, session_id: str, text: str) -> str:
-        session = await self.get_or_cold_start(ctx, session_id)
+        session = await self.cold.get_or_cold_start(ctx, session_id)
         if session.turn is not None:
             raise SessionBusy()
         coalesce_s = float(setting("DELTA_COALESCE_MS")) / 1000.0
@@ -474,7 +553,7 @@ class SessionHost(HostBackground, ColdStarts):
                 session.turn = None
                 self.reaper.rearm(session)
             raise
-        self.store.update(session.id, status="running")
+        self.store.update(session.id, status=SessionStatus.RUNNING)
         turn.start()
         return turn.turn_id
 
@@ -522,7 +601,7 @@ class SessionHost(HostBackground, ColdStarts):
     ### Slash commands ###
 
     async def slash(self, ctx: CallContext, session_id: str, command: str) -> str:
-        session = await self.get_or_cold_start(ctx, session_id)
+        session = await self.cold.get_or_cold_start(ctx, session_id)
         session.touch()
         if session.slash is None:
             session.slash = SlashClient(session.id)
@@ -580,15 +659,15 @@ class SessionHost(HostBackground, ColdStarts):
         if session.seq > session.seq_bound - SEQ_RESERVE // 2:
             # Renewed while half the reservation is left: the write lands long before the
             # events reach the bound it replaces.
-            self._reserve_seq(session)
+            self.reserve_seq(session)
         frame = encode(event_message(event_type, payload, session.id, session.seq))
         # Kept in the replay buffer: if the send fails, clients catch up with
         # session.resume + last_seq.
         session.buffer.append(session.seq, frame)
-        await self._send_frame(session.id, event_type, frame)
+        await self.send_frame(session.id, event_type, frame)
         return Published(session.seq, frame)
 
-    async def _send_frame(self, session_id: str, event_type: str, frame: str) -> None:
+    async def send_frame(self, session_id: str, event_type: str, frame: str) -> None:
         """Send an encoded event to the session's group; a failure is counted and logged."""
         try:
             message = {"type": EVENT_MESSAGE, "frame": frame}

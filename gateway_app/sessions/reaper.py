@@ -21,10 +21,11 @@ import asyncio
 import heapq
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
+from ..models import CloseReason
+from .cluster import messages
 from .state import LiveSession, Phase
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REAP_MESSAGE = "session.reap"
 #: Evictions (the live-session cap is reached) are reported at most this often.
 EVICTION_WARN_INTERVAL_S = 60.0
 
@@ -99,13 +99,7 @@ class Reaper:
         session = self.host.sessions.get(session_id)
         if session is not None:
             session.reap_timer = None
-        # The id lets the host drop a copy of this message pushed again (a replay).
-        message = {
-            "type": REAP_MESSAGE,
-            "id": uuid.uuid4().hex,
-            "session_id": session_id,
-            "epoch": epoch,
-        }
+        message = messages.reap(session_id, epoch)
         task = asyncio.get_running_loop().create_task(
             self.host.layer.send(self.host.channel_name, message)
         )
@@ -129,7 +123,7 @@ class Reaper:
         if not is_reapable(session):
             # Busy: re-armed by host.turn_finished/question_settled, and backed by the sweep.
             return
-        await self.host.teardown(session, "reaped")
+        await self.host.teardown(session, CloseReason.REAPED)
 
     def rearm(self, session: LiveSession) -> None:
         """A busy detached session went idle: reap it once what remains of its grace passes."""
@@ -157,7 +151,7 @@ class Reaper:
         grace = self.grace
         ttl = float(setting("SESSION_TTL_S"))
         question_timeout = float(setting("PENDING_QUESTION_TIMEOUT_S"))
-        counts = {"reaped": 0, "ttl": 0, "answered": 0}
+        counts = {CloseReason.REAPED: 0, CloseReason.TTL: 0, "answered": 0}
         for session in list(self.host.sessions.values()):
             if question_timeout > 0:
                 for question in session.unattended_questions(now, question_timeout):
@@ -166,9 +160,9 @@ class Reaper:
             if not is_reapable(session):
                 continue
             if grace > 0 and session.detached_at is not None and now - session.detached_at >= grace:
-                reason = "reaped"
+                reason = CloseReason.REAPED
             elif ttl > 0 and now - session.last_activity >= ttl:
-                reason = "ttl"
+                reason = CloseReason.TTL
             else:
                 continue
             await self.host.teardown(session, reason)
@@ -191,7 +185,7 @@ class Reaper:
                     limit,
                 )
                 break
-            await self.host.teardown(victim, "evicted")
+            await self.host.teardown(victim, CloseReason.EVICTED)
             evicted += 1
         if evicted:
             self._report_evictions(evicted, limit)
@@ -208,7 +202,7 @@ class Reaper:
             " since the last report (%d in all); next report in %.0fs at the earliest",
             limit,
             self._evictions_unreported,
-            self.host.counters["evicted"],
+            self.host.counters[CloseReason.EVICTED],
             EVICTION_WARN_INTERVAL_S,
         )
         self._evictions_unreported = 0

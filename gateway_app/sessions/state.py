@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
+from ..models import SessionStatus
 from ..rpc.protocol import utf8_length
 from .replay import ReplayBuffer
 
@@ -70,19 +71,21 @@ class LiveSession:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str = ""
+    #: Another host took the session over: this copy's transcript and row are not its own.
+    given_up: bool = False
 
     @property
     def group(self) -> str:
         return group_name(self.id)
 
     @property
-    def status(self) -> str:
+    def status(self) -> SessionStatus:
         """The wire status: running, live (attached) or detached."""
         if self.phase is not Phase.ACTIVE:
-            return "closed"
+            return SessionStatus.CLOSED
         if self.turn is not None:
-            return "running"
-        return "live" if self.attached else "detached"
+            return SessionStatus.RUNNING
+        return SessionStatus.LIVE if self.attached else SessionStatus.DETACHED
 
     def unattended_questions(self, now: float, timeout: float) -> list[PendingQuestion]:
         """Questions waiting ``timeout`` or longer, all of it with nobody attached to answer."""
@@ -116,9 +119,6 @@ class LiveSession:
 SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 #: A session event for the connections in its group (``{"frame": <encoded event>}``).
 EVENT_MESSAGE = "session.event"
-#: Operator-requested teardown (admin actions), sent to the session's host channel.
-TEARDOWN_MESSAGE = "session.teardown"
-TEARDOWN_REASONS = ("closed", "reaped")
 
 
 def group_name(session_id: str) -> str:

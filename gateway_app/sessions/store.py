@@ -22,6 +22,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..conf import setting
@@ -233,17 +234,7 @@ class SessionStore:
         self.submit(lambda: Message.objects.filter(session_id=session_id).delete())
 
     def finalize(self, session_id: str, reason: str, last_seq: int) -> None:
-        now = timezone.now()
-        self.update(
-            session_id,
-            status=SessionStatus.CLOSED,
-            close_reason=reason,
-            attached=0,
-            slash_pid=None,
-            last_seq=last_seq,
-            closed_at=now,
-            last_activity=now,
-        )
+        self.update(session_id, **closed_fields(reason, last_seq))
 
     ### Reads ###
 
@@ -265,6 +256,29 @@ class SessionStore:
         """Host channels that unfinished rows say are live, attached or running them."""
         await self.flush()
         return await database_sync_to_async(_claimed_hosts)()
+
+
+def closed_fields(reason: str, last_seq: Any) -> dict[str, Any]:
+    """What a finalized session row says: the same whichever process finalizes it."""
+    now = timezone.now()
+    return {
+        "status": SessionStatus.CLOSED,
+        "close_reason": reason,
+        "attached": 0,
+        "slash_pid": None,
+        "last_seq": last_seq,
+        "closed_at": now,
+        "last_activity": now,
+    }
+
+
+def finalize_orphan_sync(session_id: str, reason: str) -> None:
+    """
+    Finalize the row of a session no live host holds, from sync code with no host of its
+    own (the admin): seq moves past any the dead host may have issued.
+    """
+    fields = closed_fields(reason, F("last_seq") + 1)
+    GatewaySession.objects.filter(pk=session_id).update(**fields)
 
 
 def _run_batch(batch: list[Write]) -> None:

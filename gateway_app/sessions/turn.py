@@ -146,7 +146,7 @@ class TurnRunner(Turn):
             self._flush_timer.cancel()
         await self._flush()
         text = await self._publish_complete()
-        if session.close_reason != "moved":  # given up: the transcript is the new host's
+        if not session.given_up:  # the transcript is the new host's
             self.host.store.add_message(
                 session.id, "assistant", text, turn_id=self.turn_id, interrupted=self.interrupted
             )

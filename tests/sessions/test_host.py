@@ -6,7 +6,7 @@ import json
 import psutil
 import pytest
 
-from gateway_app.models import GatewaySession, Message
+from gateway_app.models import GatewaySession, Message, SessionStatus
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.errors import RpcError
 from gateway_app.sessions.host import current_host, get_host
@@ -461,7 +461,7 @@ async def test_starting_host_marks_sessions_of_stopped_workers_detached(connect,
     rpc = await connect(alice)  # starts the host
     mine = await create(rpc)
     host = current_host()
-    await host._settler
+    await host.settler.task
     await host.store.flush()
     rows = {r.id: (r.status, r.attached) async for r in GatewaySession.objects.all()}
     assert rows == {
@@ -593,7 +593,7 @@ async def test_a_turn_cut_short_by_giving_the_session_up_stores_no_reply(connect
     host = current_host()
     session = host.sessions[sid]
     turn = session.turn
-    host._give_up(session)
+    host.give_up(session)
     await asyncio.wait_for(session.closed.wait(), 5)
     assert turn.task.done()
     await host.store.flush()
@@ -604,3 +604,55 @@ async def test_a_turn_cut_short_by_giving_the_session_up_stores_no_reply(connect
         .values_list("role", flat=True)
     ]
     assert roles == ["user"]
+
+
+### State kept in the open ###
+
+
+async def test_a_connection_keeps_no_host_bookkeeping_in_its_counters(fresh_host, alice):
+    """Tests that opening a connection leaves its counters (its close line) empty: what the
+    host needs per connection is a field of the host."""
+    host = await get_host()
+    ctx = CallContext(Caller(alice.pk, alice.username), await host.layer.new_channel())
+    host.connection_opened(ctx)
+    assert dict(ctx.counters) == {}
+
+
+async def test_the_close_line_counts_the_sessions_reaped_while_the_connection_was_open(
+    fresh_host, alice
+):
+    """Tests that a connection's close counts the reaps of its user since it opened, not
+    those before."""
+    host = await get_host()
+    first = CallContext(Caller(alice.pk, alice.username), await host.layer.new_channel())
+    host.connection_opened(first)
+    await host.teardown(await host.create(first, "before"), "reaped")
+    second = CallContext(Caller(alice.pk, alice.username), await host.layer.new_channel())
+    host.connection_opened(second)
+    await host.teardown(await host.create(second, "during"), "reaped")
+    await host.connection_closed(second)
+    assert second.counters["reaped"] == 1
+    assert second.channel_name not in host.reaped_at_open
+
+
+async def test_a_session_given_up_is_flagged_so_and_keeps_no_close_reason(fresh_host, alice):
+    """Tests that giving a session up marks it given_up rather than faking a close reason."""
+    host = await get_host()
+    ctx = CallContext(Caller(alice.pk, alice.username), await host.layer.new_channel())
+    host.connection_opened(ctx)
+    session = await host.create(ctx, "moved away")
+    host.give_up(session)
+    await asyncio.wait_for(session.closed.wait(), 5)
+    assert session.given_up and session.close_reason == ""
+
+
+async def test_a_live_sessions_status_is_a_session_status(fresh_host, alice):
+    """Tests that the host reports statuses as SessionStatus members (the same wire
+    strings)."""
+    host = await get_host()
+    ctx = CallContext(Caller(alice.pk, alice.username), await host.layer.new_channel())
+    host.connection_opened(ctx)
+    session = await host.create(ctx, "t")
+    assert session.status is SessionStatus.LIVE
+    await host.detach(ctx, session)
+    assert session.status is SessionStatus.DETACHED

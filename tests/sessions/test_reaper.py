@@ -10,8 +10,8 @@ from channels.layers import get_channel_layer
 
 from gateway_app.models import GatewaySession, Message
 from gateway_app.rpc.context import CallContext, Caller
+from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.host import current_host, get_host
-from gateway_app.sessions.reaper import REAP_MESSAGE
 from gateway_app.sessions.state import Phase
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,7 +105,7 @@ async def test_reap_of_a_finalized_session_is_a_no_op(connect, alice, gateway_op
     await rpc.call("session.close", {"session_id": sid})
     host = current_host()
     before = dict(host.counters)
-    await host.reaper.handle({"type": REAP_MESSAGE, "session_id": sid, "epoch": 0})
+    await host.reaper.handle({"type": messages.SESSION_REAP, "session_id": sid, "epoch": 0})
     assert dict(host.counters) == before
 
 
@@ -126,13 +126,13 @@ async def test_stale_epoch_reap_is_dropped(connect, alice, gateway_options):
     host = current_host()
     stale = host.sessions[sid].epoch - 1
     await get_channel_layer().send(
-        host.channel_name, {"type": REAP_MESSAGE, "session_id": sid, "epoch": stale}
+        host.channel_name, {"type": messages.SESSION_REAP, "session_id": sid, "epoch": stale}
     )
     await asyncio.sleep(0.1)
     assert sid in host.sessions
     current = host.sessions[sid].epoch
     await get_channel_layer().send(
-        host.channel_name, {"type": REAP_MESSAGE, "session_id": sid, "epoch": current}
+        host.channel_name, {"type": messages.SESSION_REAP, "session_id": sid, "epoch": current}
     )
     await wait_until(lambda: sid not in host.sessions)
 
@@ -154,7 +154,7 @@ async def test_reap_travels_as_a_channel_layer_message(connect, alice, gateway_o
         await wait_until(lambda: sid not in host.sessions)
     finally:
         del host.layer.send
-    assert (host.channel_name, REAP_MESSAGE, sid) in [
+    assert (host.channel_name, messages.SESSION_REAP, sid) in [
         (channel, message["type"], message.get("session_id")) for channel, message in sent
     ]
 

@@ -203,9 +203,9 @@ async def crash(host):
     """Drop the worker's host as kill -9 would: no teardown, and no write reaches the
     database from now on; the next connection starts a new host."""
     for task in (
-        host._listener,
-        host._group_refresher,
-        host._settler,
+        host.host_channel.task,
+        host.groups.task,
+        host.settler.task,
         host.reaper._sweeper,
         host.store._task,
     ):

@@ -7,10 +7,9 @@ from channels.layers import get_channel_layer
 
 from gateway_app.models import GatewaySession
 from gateway_app.rpc.context import CallContext, Caller
-from gateway_app.sessions.cluster.router import REPLY_MESSAGE
+from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.host import current_host, get_host
-from gateway_app.sessions.reaper import REAP_MESSAGE
-from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
+from gateway_app.sessions.state import Phase
 from gateway_app.slash.client import SlashClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,7 +100,7 @@ async def slow_teardown(alice, fresh_host):
     session.slash.close = slow_close
     await get_channel_layer().send(
         host.channel_name,
-        {"type": TEARDOWN_MESSAGE, "session_id": session.id, "reason": "closed"},
+        {"type": messages.SESSION_TEARDOWN, "session_id": session.id, "reason": "closed"},
     )
     await asyncio.wait_for(closing.wait(), 5)
     yield host, session, release
@@ -115,7 +114,9 @@ async def test_host_channel_is_served_while_a_teardown_is_slow(slow_teardown):
     host, session, _ = slow_teardown
     reply = asyncio.get_running_loop().create_future()
     host.router._pending["call-1"] = reply
-    await get_channel_layer().send(host.channel_name, {"type": REPLY_MESSAGE, "call_id": "call-1"})
+    await get_channel_layer().send(
+        host.channel_name, {"type": messages.HOST_REPLY, "call_id": "call-1"}
+    )
     assert (await asyncio.wait_for(reply, 2))["call_id"] == "call-1"
     assert session.phase is Phase.CLOSING
 
@@ -127,9 +128,9 @@ async def test_reap_of_a_session_being_torn_down_is_a_no_op(slow_teardown):
     reply = asyncio.get_running_loop().create_future()
     host.router._pending["after-reap"] = reply
     layer = get_channel_layer()
-    reap = {"type": REAP_MESSAGE, "session_id": session.id, "epoch": session.epoch}
+    reap = {"type": messages.SESSION_REAP, "session_id": session.id, "epoch": session.epoch}
     await layer.send(host.channel_name, reap)
-    await layer.send(host.channel_name, {"type": REPLY_MESSAGE, "call_id": "after-reap"})
+    await layer.send(host.channel_name, {"type": messages.HOST_REPLY, "call_id": "after-reap"})
     await asyncio.wait_for(reply, 2)
     release.set()
     await asyncio.wait_for(session.closed.wait(), 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...conf import setting
+from ...sessions.cluster.messages import Operation
 from ...sessions.host import get_host
 from ..context import CallContext
 from ..dispatch import method
@@ -17,5 +18,5 @@ async def prompt_submit(ctx: CallContext, params: dict[str, Any]) -> dict[str, A
     session_id = get_str(params, "session_id")
     text = get_str(params, "text", max_length=setting("MAX_PROMPT_CHARS"), allow_empty=False)
     host = await get_host()
-    turn_id = await host.router.call(ctx, "submit", session_id, text=text)
+    turn_id = await host.router.call(ctx, Operation.SUBMIT, session_id, text=text)
     return {"accepted": True, "turn_id": turn_id}

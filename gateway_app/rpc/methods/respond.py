@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...conf import setting
+from ...sessions.cluster.messages import Operation
 from ...sessions.host import get_host
 from ..context import CallContext
 from ..dispatch import method
@@ -19,7 +20,7 @@ async def approval_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str
     choice = get_choice(params, "choice", ("once", "session", "deny"))
     host = await get_host()
     await host.router.call(
-        ctx, "respond", session_id, kind="approval", request_id=request_id, answer=choice
+        ctx, Operation.RESPOND, session_id, kind="approval", request_id=request_id, answer=choice
     )
     return {"ok": True}
 
@@ -32,6 +33,6 @@ async def clarify_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str,
     answer = get_str(params, "answer", max_length=setting("MAX_PROMPT_CHARS"))
     host = await get_host()
     await host.router.call(
-        ctx, "respond", session_id, kind="clarify", request_id=request_id, answer=answer
+        ctx, Operation.RESPOND, session_id, kind="clarify", request_id=request_id, answer=answer
     )
     return {"ok": True}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...sessions.cluster.messages import Operation
 from ...sessions.host import get_host
 from ...sessions.quota import check_session_quota
 from ..context import CallContext
@@ -50,7 +51,7 @@ async def session_resume(ctx: CallContext, params: dict[str, Any]) -> dict[str, 
     session_id = get_str(params, "session_id")
     last_seq = get_int(params, "last_seq", required=False, minimum=0)
     host = await get_host()
-    return await host.router.call(ctx, "resume", session_id, last_seq=last_seq)
+    return await host.router.call(ctx, Operation.RESUME, session_id, last_seq=last_seq)
 
 
 @method("session.close")
@@ -58,7 +59,7 @@ async def session_close(ctx: CallContext, params: dict[str, Any]) -> dict[str, A
     """Tear the session down: turn cancelled, slash worker ended."""
     session_id = get_str(params, "session_id")
     host = await get_host()
-    await host.router.call(ctx, "close", session_id)
+    await host.router.call(ctx, Operation.CLOSE, session_id)
     return {"closed": True}
 
 
@@ -67,4 +68,4 @@ async def session_interrupt(ctx: CallContext, params: dict[str, Any]) -> dict[st
     """Stop the running turn, if any."""
     session_id = get_str(params, "session_id")
     host = await get_host()
-    return {"interrupted": await host.router.call(ctx, "interrupt", session_id)}
+    return {"interrupted": await host.router.call(ctx, Operation.INTERRUPT, session_id)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...sessions.cluster.messages import Operation
 from ...sessions.host import get_host
 from ..context import CallContext
 from ..dispatch import method
@@ -19,5 +20,5 @@ async def slash_exec(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
     if not command.strip().startswith("/"):
         raise InvalidParams("command", "must start with '/'")
     host = await get_host()
-    output = await host.router.call(ctx, "slash", session_id, command=command.strip())
+    output = await host.router.call(ctx, Operation.SLASH, session_id, command=command.strip())
     return {"output": output}

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from ...conf import setting
 from ...models import GatewaySession, SessionStatus
@@ -231,3 +233,28 @@ def _stored_host(session_id: str) -> HostEntry | None:
 
 def build_registry(redis_url: str) -> LocalRegistry:
     return RedisRegistry(redis_url) if redis_url else LocalRegistry()
+
+
+class SyncRegistry:
+    """
+    The registry's ``alive`` for sync code in a process with no host (the admin, management
+    commands), built from the same settings as the hosts' registry. Without Redis no other
+    process' host is reachable: none counts as alive.
+    """
+
+    def __init__(self, redis_url: str):
+        self.redis_url = redis_url
+
+    @classmethod
+    def from_settings(cls) -> SyncRegistry:
+        return cls(getattr(settings, "REDIS_URL", ""))
+
+    def alive(self, host: str) -> bool:
+        return async_to_sync(self._alive)(host)
+
+    async def _alive(self, host: str) -> bool:
+        registry = build_registry(self.redis_url)
+        try:
+            return registry.shared and await registry.alive(host)
+        finally:
+            await registry.close()

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ...conf import setting
 from ...rpc.context import CallContext, Caller
 from ...rpc.errors import InternalError, RpcError, SessionNotFound
 from ..state import group_name
+from . import messages
+from .messages import Operation
 
 if TYPE_CHECKING:
     from ..host import SessionHost
@@ -30,14 +32,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CALL_MESSAGE = "host.call"
-REPLY_MESSAGE = "host.reply"
-
-#: Operations a host runs for a connection; each is a SessionHost coroutine ``(ctx, sid, ...)``.
-OPERATIONS = frozenset({"resume", "submit", "slash", "close", "interrupt", "respond", "detach_id"})
+#: The host coroutine ``(ctx, session_id, **args)`` each operation runs, looked up on the
+#: host it runs on (a unit test holds each against SessionHost's signatures).
+OPERATIONS: dict[Operation, Callable[[SessionHost], Callable[..., Awaitable[Any]]]] = {
+    Operation.RESUME: lambda host: host.resume,
+    Operation.SUBMIT: lambda host: host.submit,
+    Operation.SLASH: lambda host: host.slash,
+    Operation.CLOSE: lambda host: host.close,
+    Operation.INTERRUPT: lambda host: host.interrupt,
+    Operation.RESPOND: lambda host: host.respond,
+    Operation.DETACH_ID: lambda host: host.detach_id,
+}
 #: Operations after which the calling connection is attached to the session (``slash``
 #: cold-starts a session but attaches nobody, as on the host itself).
-ATTACHING = frozenset({"resume", "submit"})
+ATTACHING = frozenset({Operation.RESUME, Operation.SUBMIT})
 #: How often a call follows a session that moved before giving up (-32603, retry).
 MAX_MOVES = 3
 
@@ -75,7 +83,7 @@ class SessionRouter:
         #: slow resume may attach it after the detach): detached again once those end.
         self._left: dict[str, set[str]] = {}
 
-    async def call(self, ctx: CallContext, op: str, session_id: str, **args: Any) -> Any:
+    async def call(self, ctx: CallContext, op: Operation, session_id: str, **args: Any) -> Any:
         """Run ``op`` for the caller wherever the session lives."""
         host = self.host
         for _ in range(MAX_MOVES):
@@ -98,7 +106,7 @@ class SessionRouter:
                             continue
                     # Its host is dead: a cold start here claims it (see SessionHost).
             try:
-                return await getattr(host, op)(ctx, session_id, **args)
+                return await OPERATIONS[op](host)(ctx, session_id, **args)
             except SessionMoved:
                 continue  # another worker claimed it first: ask that one
         raise HostUnavailable("The session kept moving between workers; retry shortly")
@@ -107,18 +115,18 @@ class SessionRouter:
         """The live state of every other worker's host (for the admin's live page)."""
         others = [h for h in await self.registry.hosts() if h != self.host.channel_name]
         results = await asyncio.gather(
-            *(self._ask(h, "snapshot") for h in others), return_exceptions=True
+            *(self._ask(h, messages.SNAPSHOT) for h in others), return_exceptions=True
         )
         return [r for r in results if isinstance(r, dict)]
 
     async def _ask(self, target: str, op: str) -> Any:
         """A host-level call that concerns no session or connection."""
-        call_id = uuid.uuid4().hex
+        message = messages.host_query(self.host.channel_name, op)
+        call_id = message["call_id"]
         future = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
-        message = {"type": CALL_MESSAGE, "call_id": call_id, "reply_to": self.host.channel_name}
         try:
-            await self.host.layer.send(target, {**message, "op": op})
+            await self.host.layer.send(target, message)
             async with asyncio.timeout(2.0):
                 reply = await future
         finally:
@@ -134,11 +142,11 @@ class SessionRouter:
                 and entry.host != self.host.channel_name
                 and await self.registry.alive(entry.host)
             ):
-                await self._forward(entry.host, ctx, "detach_id", session_id, {})
+                await self._forward(entry.host, ctx, Operation.DETACH_ID, session_id, {})
             else:
                 # No live host to tell (it died, or closed the session since): the group
                 # membership, kept in the layer, is all that is left.
-                await self.host._leave_group(group_name(session_id), ctx.channel_name)
+                await self.host.leave_group(group_name(session_id), ctx.channel_name)
         except Exception as exc:
             # The host's sweep still detaches connections of workers that went away.
             logger.warning("could not detach %s from its host: %r", session_id, exc)
@@ -146,26 +154,19 @@ class SessionRouter:
     ### Forwarding ###
 
     async def _forward(
-        self, target: str, ctx: CallContext, op: str, session_id: str, args: dict[str, Any]
+        self, target: str, ctx: CallContext, op: Operation, session_id: str, args: dict[str, Any]
     ) -> Any:
-        call_id = uuid.uuid4().hex
+        conn: messages.Conn = {
+            "channel": ctx.channel_name,
+            "user_id": ctx.user_id,
+            "username": ctx.caller.username,
+            "is_staff": ctx.caller.is_staff,
+            "worker": self.host.channel_name,
+        }
+        message = messages.call(self.host.channel_name, op, session_id, args, conn)
+        call_id = message["call_id"]
         future = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
-        message = {
-            "type": CALL_MESSAGE,
-            "call_id": call_id,
-            "reply_to": self.host.channel_name,
-            "op": op,
-            "session_id": session_id,
-            "args": args,
-            "conn": {
-                "channel": ctx.channel_name,
-                "user_id": ctx.user_id,
-                "username": ctx.caller.username,
-                "is_staff": ctx.caller.is_staff,
-                "worker": self.host.channel_name,
-            },
-        }
         # Counted as attached before the host runs it: if the reply comes too late (or never,
         # the caller went away), the host may still attach this connection, and only a
         # session in ``ctx.attached`` is detached when the connection closes (a detach of a
@@ -194,7 +195,7 @@ class SessionRouter:
                 raise SessionMoved()
             error = reply["error"]
             raise RemoteError(error["code"], error["message"], error.get("data"))
-        if op in ("close", "detach_id"):
+        if op in (Operation.CLOSE, Operation.DETACH_ID):
             ctx.attached.discard(session_id)
         return reply["result"]
 
@@ -205,22 +206,24 @@ class SessionRouter:
 
     async def handle_call(self, message: dict[str, Any]) -> None:
         """Run a call forwarded by another worker and send the reply back."""
-        op = message.get("op")
+        name = message.get("op")
         logger.debug(
-            "forwarded %s of %s from %s", op, message.get("session_id"), message["reply_to"]
+            "forwarded %s of %s from %s", name, message.get("session_id"), message["reply_to"]
         )
-        reply: dict[str, Any] = {"type": REPLY_MESSAGE, "call_id": message.get("call_id")}
+        reply = messages.reply(message.get("call_id", ""))
         try:
-            if op == "snapshot":
+            if name == messages.SNAPSHOT:
                 reply["result"] = self.host.snapshot()
                 await self.host.layer.send(message["reply_to"], reply)
                 return
-            if op not in OPERATIONS:
-                raise InternalError(f"unknown host operation {op!r}")
+            try:
+                op = Operation(name)
+            except ValueError:
+                raise InternalError(f"unknown host operation {name!r}") from None
             ctx = self._proxy(message["conn"])
             self._running[ctx.channel_name] += 1
             try:
-                reply["result"] = await getattr(self.host, op)(
+                reply["result"] = await OPERATIONS[op](self.host)(
                     ctx, message["session_id"], **message["args"]
                 )
             finally:
@@ -230,14 +233,14 @@ class SessionRouter:
         except RpcError as exc:
             reply["error"] = exc.as_error()
         except Exception:
-            logger.exception("forwarded %s crashed", op)
-            reply["error"] = InternalError(f"Internal error in forwarded {op}").as_error()
+            logger.exception("forwarded %s crashed", name)
+            reply["error"] = InternalError(f"Internal error in forwarded {name}").as_error()
         await self.host.layer.send(message["reply_to"], reply)
 
-    async def _call_ended(self, ctx: CallContext, op: str, session_id: str) -> None:
+    async def _call_ended(self, ctx: CallContext, op: Operation, session_id: str) -> None:
         channel = ctx.channel_name
         self._running[channel] -= 1
-        if op == "detach_id" and self._running[channel]:
+        if op is Operation.DETACH_ID and self._running[channel]:
             self._left.setdefault(channel, set()).add(session_id)
         if not self._running[channel]:
             del self._running[channel]

@@ -14,12 +14,12 @@ import pytest
 import redis.asyncio as redis
 
 from gateway_app.rpc.context import CallContext, Caller
+from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.cluster.layers import ResilientRedisChannelLayer
 from gateway_app.sessions.cluster.registry import SESSION_KEY, RedisRegistry
 from gateway_app.sessions.cluster.router import RemoteError
 from gateway_app.sessions.cluster.signing import SignedMessageSerializer
 from gateway_app.sessions.host import SessionHost
-from gateway_app.sessions.state import TEARDOWN_MESSAGE
 from tests.support.live import ws_rpc
 from tests.support.servers import Database, GatewayServer, RedisServer
 
@@ -160,7 +160,7 @@ async def test_a_genuine_message_pushed_again_is_dropped(worker, attacker):
         host, _ = await registry_entry(attacker, sid)
         captured = signer.serialize(
             {
-                "type": TEARDOWN_MESSAGE,
+                "type": messages.SESSION_TEARDOWN,
                 "id": uuid.uuid4().hex,
                 "session_id": sid,
                 "reason": "closed",

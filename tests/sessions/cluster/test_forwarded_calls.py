@@ -3,6 +3,7 @@ session's stored owner (the live session, or its row for a cold start), whatever
 message claims or the registry says, and a message it already served is not run again."""
 
 import asyncio
+import inspect
 import uuid
 
 import pytest
@@ -10,13 +11,16 @@ from channels.layers import get_channel_layer
 
 from gateway_app.models import GatewaySession
 from gateway_app.rpc.context import CallContext, Caller
-from gateway_app.sessions.cluster.router import CALL_MESSAGE, OPERATIONS
-from gateway_app.sessions.host import get_host
-from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
+from gateway_app.sessions.cluster import messages
+from gateway_app.sessions.cluster.messages import Operation
+from gateway_app.sessions.cluster.router import OPERATIONS
+from gateway_app.sessions.host import SessionHost, get_host
+from gateway_app.sessions.state import Phase
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOT_FOUND = 4001
+INTERNAL_ERROR = -32603
 OTHER_WORKER = "specific.otherworker!host"
 #: Arguments of each operation (as SessionRouter._forward sends them).
 ARGS = {
@@ -44,7 +48,7 @@ async def local_connection(host, user):
 def call(op, session_id, user, channel, reply_to, **args):
     """A ``host.call`` as another worker's router sends it, claiming ``user``."""
     return {
-        "type": CALL_MESSAGE,
+        "type": messages.HOST_CALL,
         "call_id": uuid.uuid4().hex,
         "reply_to": reply_to,
         "op": op,
@@ -74,10 +78,10 @@ async def alices_session(host, alice):
 
 def test_every_operation_is_covered():
     """Tests that each forwarded operation has a case below (a new one must get one)."""
-    assert set(ARGS) == OPERATIONS
+    assert set(ARGS) == set(Operation)
 
 
-@pytest.mark.parametrize("op", sorted(OPERATIONS - {"detach_id"}))
+@pytest.mark.parametrize("op", sorted(set(Operation) - {Operation.DETACH_ID}))
 async def test_a_call_claiming_another_user_on_a_live_session_is_not_found(
     host, alices_session, bob, op
 ):
@@ -162,7 +166,7 @@ async def test_a_call_delivered_twice_runs_once(host, alices_session, alice):
     replayed) is dropped: only the first gets a reply."""
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
-    snapshot = {"type": CALL_MESSAGE, "op": "snapshot", "reply_to": reply_to}
+    snapshot = {"type": messages.HOST_CALL, "op": "snapshot", "reply_to": reply_to}
     await layer.send(host.channel_name, {**snapshot, "call_id": "first"})
     await layer.send(host.channel_name, {**snapshot, "call_id": "first"})
     await layer.send(host.channel_name, {**snapshot, "call_id": "second"})
@@ -178,7 +182,7 @@ async def test_a_teardown_delivered_again_does_not_close_the_revived_session(
     under the same id) is dropped: the session stays live."""
     layer = get_channel_layer()
     teardown = {
-        "type": TEARDOWN_MESSAGE,
+        "type": messages.SESSION_TEARDOWN,
         "id": uuid.uuid4().hex,
         "session_id": alices_session.id,
         "reason": "closed",
@@ -192,7 +196,7 @@ async def test_a_teardown_delivered_again_does_not_close_the_revived_session(
     await layer.send(host.channel_name, teardown)
     await layer.send(
         host.channel_name,
-        {"type": CALL_MESSAGE, "op": "snapshot", "reply_to": reply_to, "call_id": "after"},
+        {"type": messages.HOST_CALL, "op": "snapshot", "reply_to": reply_to, "call_id": "after"},
     )
     await asyncio.wait_for(layer.receive(reply_to), 5)
     assert host.counters["replays_dropped"] == 1
@@ -226,3 +230,32 @@ async def test_the_messages_a_host_is_sent_carry_an_id(host, alices_session, mon
     assert len(sent) == 3
     assert all(isinstance(message.get("id"), str) and message["id"] for message in sent)
     assert len({message["id"] for message in sent}) == 3
+
+
+### The operations a host runs ###
+
+
+@pytest.mark.parametrize("op", list(Operation))
+def test_each_operation_runs_a_host_coroutine_of_the_caller_and_the_session(op):
+    """Tests that every forwardable operation names a SessionHost coroutine taking
+    ``(ctx, session_id, ...)``: renaming or reshaping a host method fails here."""
+    method = OPERATIONS[op](SessionHost)
+    assert inspect.iscoroutinefunction(method)
+    assert list(inspect.signature(method).parameters)[:3] == ["self", "ctx", "session_id"]
+
+
+@pytest.mark.parametrize("op", list(Operation))
+def test_the_arguments_an_operation_is_forwarded_with_fit_its_method(op):
+    """Tests that the arguments a forwarded call carries bind to the host method."""
+    method = OPERATIONS[op](SessionHost)
+    inspect.signature(method).bind(None, None, "sid", **ARGS[op])
+
+
+async def test_a_call_of_an_unknown_operation_gets_an_error_reply(host, alices_session, alice):
+    """Tests that a forwarded call naming no operation of the host is answered with an
+    error, and runs nothing."""
+    reply_to, channel = await host.layer.new_channel(), await host.layer.new_channel()
+    message = call("resume", alices_session.id, alice, channel, reply_to)
+    reply = await handled(host, {**message, "op": "teardown"})
+    assert reply["error"]["code"] == INTERNAL_ERROR
+    assert channel not in alices_session.attached

@@ -76,8 +76,7 @@ async def stored_session(user):
 
 async def stall(host):
     """The host's event loop stops beating (a stall, or kill -9): wait until it counts as dead."""
-    host._heartbeat.cancel()
-    await asyncio.gather(host._heartbeat, return_exceptions=True)
+    await host.heartbeat.stop()
     async with asyncio.timeout(5):
         while await host.registry.alive(host.channel_name):  # noqa: ASYNC110 - key expiry
             await asyncio.sleep(0.05)
@@ -118,7 +117,7 @@ async def test_a_host_whose_heartbeat_lapsed_gives_up_a_session_taken_over(hosts
     on_b = await connect(b, alice)
     await b.router.call(on_b, "resume", session.id, last_seq=None)
     assert session.id in b.sessions
-    await a._beat()
+    await a.heartbeat.beat()
     assert session.id not in a.sessions
     await asyncio.wait_for(session.closed.wait(), 10)
     assert gone(pid)
@@ -138,7 +137,7 @@ async def test_a_host_whose_heartbeat_lapsed_gives_up_a_session_taken_over_and_c
     on_b = await connect(b, alice)
     await b.router.call(on_b, "resume", session.id, last_seq=None)
     await b.router.call(on_b, "close", session.id)
-    await a._beat()
+    await a.heartbeat.beat()
     await asyncio.wait_for(session.closed.wait(), 10)
     assert session.id not in a.sessions
     assert await a.registry.lookup(session.id) is None
@@ -150,8 +149,8 @@ async def test_a_host_whose_heartbeat_lapsed_keeps_sessions_nobody_took_over(hos
     a, _ = hosts
     session = await a.create(await connect(a, alice), "stalled")
     await stall(a)
-    await a._beat()
-    await asyncio.wait_for(asyncio.gather(*a._tasks), 5)
+    await a.heartbeat.beat()
+    await asyncio.wait_for(a.tasks.join(), 5)
     assert a.sessions.get(session.id) is session
     assert (await a.registry.lookup(session.id)).host == a.channel_name
 
@@ -304,15 +303,15 @@ async def test_rows_of_a_host_that_died_are_marked_detached_by_a_running_worker(
     await a.store.flush()
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "SETTLE_INTERVAL_S": 0.1}
     passes = asyncio.Event()
-    settle_once = b._settle_orphans
+    settle_once = b.settler.settle
 
     async def counted_settle():
         await settle_once()
         passes.set()
 
-    b._settle_orphans = counted_settle
-    b._settler.cancel()
-    b._settler = asyncio.get_running_loop().create_task(b._settle_orphans_forever())
+    await b.settler.stop()
+    b.settler.settle = counted_settle
+    b.settler.start()
     await asyncio.wait_for(passes.wait(), 5)  # the pass at start: A was alive
     await stall(a)
     async with asyncio.timeout(5):
