@@ -84,7 +84,7 @@ class ColdStarter:
         session = host.new_live(
             session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
         )
-        session.history = stored.messages[-int(setting("HISTORY_LIMIT")) :]
+        session.history = stored.messages[-setting("HISTORY_LIMIT") :]
         session.message_count = len(stored.messages)
         host.add_live(session)
         try:

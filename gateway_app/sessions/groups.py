@@ -42,7 +42,7 @@ class GroupRefresher:
 
     async def _refresh_forever(self) -> None:
         while True:
-            await asyncio.sleep(max(float(setting("GROUP_REFRESH_S")), 0.05))
+            await asyncio.sleep(max(setting("GROUP_REFRESH_S"), 0.05))
             try:
                 await self.refresh()
             except Exception as exc:

@@ -23,12 +23,11 @@ from collections import Counter
 from typing import Any, NamedTuple
 
 from channels.layers import BaseChannelLayer, get_channel_layer
-from django.conf import settings
 from django.utils import timezone
 
 from ..agents import get_agent
 from ..auth import tokens
-from ..conf import setting
+from ..conf import registry_redis_url, setting
 from ..models import CloseReason, SessionStatus, new_session_id
 from ..rpc.context import CallContext
 from ..rpc.errors import (
@@ -113,7 +112,7 @@ class SessionHost:
         # go out at once and session.list reads the store each time.
         shared = self.registry.shared
         self.store = SessionStore(gather=not shared)
-        self.index = SessionIndex(self.store, 0.0 if shared else float(setting("LIST_CACHE_S")))
+        self.index = SessionIndex(self.store, 0.0 if shared else setting("LIST_CACHE_S"))
         self.terminal = TerminalTool()
         self.reaper = Reaper(self)
         self.router = SessionRouter(self, self.registry)
@@ -350,7 +349,7 @@ class SessionHost:
                 await self.layer.send(ctx.channel_name, {"type": EVENT_MESSAGE, "frame": frame})
         # The whole response must fit one frame a client accepts: the newest messages that
         # fit in half of it (the rest stay in the database; "omitted" counts them).
-        messages, omitted = recent_messages(session.history, int(setting("MAX_FRAME_BYTES")) // 2)
+        messages, omitted = recent_messages(session.history, setting("MAX_FRAME_BYTES") // 2)
         omitted += session.message_count - len(session.history)  # not kept in memory
         return {
             "session_id": session.id,
@@ -539,7 +538,7 @@ class SessionHost:
         session = await self.cold.get_or_cold_start(ctx, session_id)
         if session.turn is not None:
             raise SessionBusy()
-        coalesce_s = float(setting("DELTA_COALESCE_MS")) / 1000.0
+        coalesce_s = setting("DELTA_COALESCE_MS") / 1000.0
         turn = TurnRunner(self, session, get_agent(), text, coalesce_s)
         # Claimed before the first await (attach may wait on the layer): a prompt submitted
         # meanwhile is busy, and there is never a second turn that teardown would not stop.
@@ -725,7 +724,7 @@ async def get_host() -> SessionHost:
         _host = None
     async with _host_lock:
         if _host is None:
-            registry = build_registry(getattr(settings, "REDIS_URL", ""))
+            registry = build_registry(registry_redis_url())
             host = SessionHost(get_channel_layer(), setting("WORKER_NAME"), registry)
             # Started in a context of its own: the host's background tasks inherit the
             # context they are created in, and the first caller may be an HTTP request

@@ -44,7 +44,7 @@ class OrphanSettler:
     async def settle_forever(self) -> None:
         """Once at start; then periodically beside other workers (interval 0: never again)."""
         await self.settle()
-        while self.shared and (interval := float(setting("SETTLE_INTERVAL_S"))) > 0:
+        while self.shared and (interval := setting("SETTLE_INTERVAL_S")) > 0:
             await asyncio.sleep(interval)
             await self.settle()
 

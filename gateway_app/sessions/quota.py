@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 def check_session_quota(ctx: CallContext, live: int) -> None:
     """Raise 4029 when the caller already has ``MAX_SESSIONS_PER_USER`` live sessions."""
-    limit = int(setting("MAX_SESSIONS_PER_USER"))
+    limit = setting("MAX_SESSIONS_PER_USER")
     if not limit or live < limit:
         return
     logger.warning(

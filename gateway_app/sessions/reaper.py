@@ -57,7 +57,7 @@ class Reaper:
 
     @property
     def grace(self) -> float:
-        return float(setting("REAP_GRACE_S"))
+        return setting("REAP_GRACE_S")
 
     def start(self) -> None:
         if self._sweeper is None:
@@ -135,7 +135,7 @@ class Reaper:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(max(float(setting("SWEEP_INTERVAL_S")), 0.05))
+            await asyncio.sleep(max(setting("SWEEP_INTERVAL_S"), 0.05))
             try:
                 await self.sweep()
             except Exception:
@@ -149,8 +149,8 @@ class Reaper:
         """
         now = time.monotonic() if now is None else now
         grace = self.grace
-        ttl = float(setting("SESSION_TTL_S"))
-        question_timeout = float(setting("PENDING_QUESTION_TIMEOUT_S"))
+        ttl = setting("SESSION_TTL_S")
+        question_timeout = setting("PENDING_QUESTION_TIMEOUT_S")
         counts = {CloseReason.REAPED: 0, CloseReason.TTL: 0, "answered": 0}
         for session in list(self.host.sessions.values()):
             if question_timeout > 0:
@@ -174,7 +174,7 @@ class Reaper:
         Evict least recently used idle detached sessions beyond ``MAX_LIVE_SESSIONS``, never
         ``keep`` (a session just cold-started for a caller that has yet to use it).
         """
-        limit = int(setting("MAX_LIVE_SESSIONS"))
+        limit = setting("MAX_LIVE_SESSIONS")
         evicted = 0
         while len(self.host.sessions) > limit:
             victim = self._least_recently_used(keep)

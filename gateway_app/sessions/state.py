@@ -110,7 +110,7 @@ class LiveSession:
         """Add a message to the transcript kept in memory, dropping the oldest beyond it."""
         self.history.append({"role": role, "content": content})
         self.message_count += 1
-        excess = len(self.history) - int(setting("HISTORY_LIMIT"))
+        excess = len(self.history) - setting("HISTORY_LIMIT")
         if excess > 0:
             del self.history[:excess]
 

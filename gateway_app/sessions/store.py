@@ -149,7 +149,7 @@ class SessionStore:
 
     async def _gather(self) -> None:
         """Let writes accumulate for ``STORE_BATCH_MS``, unless someone waits on them."""
-        delay = float(setting("STORE_BATCH_MS")) / 1000 if self.gather else 0.0
+        delay = setting("STORE_BATCH_MS") / 1000 if self.gather else 0.0
         if delay > 0 and not self._urgent.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._urgent.wait(), delay)

@@ -61,8 +61,8 @@ class TerminalTool:
         return await run_terminal(
             command,
             scratch=scratch,
-            timeout=float(setting("TERMINAL_TIMEOUT_S")),
-            output_limit=int(setting("TERMINAL_OUTPUT_LIMIT")),
+            timeout=setting("TERMINAL_TIMEOUT_S"),
+            output_limit=setting("TERMINAL_OUTPUT_LIMIT"),
             config=sandbox.SandboxConfig.from_settings(),
         )
 

@@ -70,7 +70,7 @@ class Heartbeat:
 
     async def _beat_forever(self) -> None:
         while True:
-            await asyncio.sleep(float(setting("HEARTBEAT_S")))
+            await asyncio.sleep(setting("HEARTBEAT_S"))
             try:
                 await self.beat()
                 await self.router.sweep_remote()
@@ -89,7 +89,7 @@ class Heartbeat:
         try:
             beat = await self.registry.heartbeat(
                 host.channel_name,
-                float(setting("HOST_DEAD_AFTER_S")),
+                setting("HOST_DEAD_AFTER_S"),
                 {session_id: session.user_id for session_id, session in hosted.items()},
             )
         except Exception:

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from django.conf import settings
 
-from ...conf import setting
+from ...conf import registry_redis_url, setting
 from ...models import GatewaySession, SessionStatus
 
 logger = logging.getLogger(__name__)
@@ -216,7 +215,7 @@ class RedisRegistry(LocalRegistry):
 
 def _ttl_ms() -> int:
     """Session keys live as long as their host's liveness key, renewed by the same beat."""
-    return int(float(setting("HOST_DEAD_AFTER_S")) * 1000)
+    return int(setting("HOST_DEAD_AFTER_S") * 1000)
 
 
 def _stored_host(session_id: str) -> HostEntry | None:
@@ -247,7 +246,7 @@ class SyncRegistry:
 
     @classmethod
     def from_settings(cls) -> SyncRegistry:
-        return cls(getattr(settings, "REDIS_URL", ""))
+        return cls(registry_redis_url())
 
     def alive(self, host: str) -> bool:
         return async_to_sync(self._alive)(host)

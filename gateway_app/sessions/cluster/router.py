@@ -181,7 +181,7 @@ class SessionRouter:
                 if newly:
                     ctx.attached.discard(session_id)  # the host never got it
                 raise
-            async with asyncio.timeout(float(setting("FORWARD_TIMEOUT_S"))):
+            async with asyncio.timeout(setting("FORWARD_TIMEOUT_S")):
                 reply = await future
         except TimeoutError:
             raise HostUnavailable() from None
