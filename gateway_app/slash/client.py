@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway_app.adapters.asyncio_subprocess import close_transport
 from gateway_app.conf import setting
 
 logger = logging.getLogger(__name__)
@@ -241,10 +242,10 @@ class SlashClient:
                     if not await self._wait(proc, grace):
                         # Only a descendant holding our pipes open gets here: closing the
                         # transport drops the pipes so wait() can finish.
-                        self._close_transport(proc)
+                        close_transport(proc)
                         await proc.wait()
         finally:
-            self._close_transport(proc)
+            close_transport(proc)
             if self._worker is worker:
                 self._worker = None
         log = logger.info if how == "exited on EOF" else logger.warning
@@ -275,10 +276,3 @@ class SlashClient:
                 proc.kill()
         except ProcessLookupError:
             pass  # exited between our wait and the signal
-
-    @staticmethod
-    def _close_transport(proc: asyncio.subprocess.Process) -> None:
-        # Process has no public close(); without it the pipes linger until garbage collection.
-        transport = getattr(proc, "_transport", None)
-        if transport is not None:
-            transport.close()

@@ -15,6 +15,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from ..adapters.daphne import server_buffer_probe
 from ..auth import logins, tokens
 from ..conf import setting
 from ..rpc.context import CallContext, Caller, close_summary
@@ -109,7 +110,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             self._write,
             max_frames=int(setting("SEND_QUEUE_LIMIT")),
             max_bytes=int(setting("SEND_QUEUE_BYTES")),
-            probe=limits.server_buffer_probe(self.base_send),
+            probe=server_buffer_probe(self.base_send),
         )
         self.ctx = ctx
         self.host.connection_opened(ctx)
