@@ -24,7 +24,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from ..agents import get_agent
+from ..agents import close_agent, get_agent
 from ..auth import tokens
 from ..conf import setting
 from ..models import SessionStatus, new_session_id
@@ -161,6 +161,7 @@ class SessionHost(HostBackground, ColdStarts):
         self._listener = self._heartbeat = self._group_refresher = self._settler = None
         await self.store.stop()
         await self.terminal.stop()
+        await close_agent()
         try:
             await self.layer.group_discard(tokens.REVOCATIONS_GROUP, self.channel_name)
         except Exception:
