@@ -49,8 +49,9 @@ class _WorkerGone(Exception):
     """The child closed its pipes or refused our write: it died under us."""
 
 
-def scrubbed_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Return the child's environment: an allowlist of basics, minus anything secret-looking."""
+def slash_worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The slash worker's whole environment: an allowlist of basics, minus anything
+    secret-looking (the one policy for what of the gateway's environment the child sees)."""
     source = os.environ if environ is None else environ
     return {
         name: value
@@ -156,7 +157,7 @@ class SlashClient:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
                 cwd=BASE_DIR,
-                env=scrubbed_env(),
+                env=slash_worker_env(),
                 limit=READ_LIMIT,
             )
         except OSError as exc:
