@@ -32,7 +32,6 @@ class CloseReason(models.TextChoices):
     REAPED = "reaped", "reaped after disconnect"
     TTL = "ttl", "idle past TTL"
     EVICTED = "evicted", "evicted (live-session cap)"
-    CRASHED = "crashed", "host worker died"
 
 
 class GatewaySession(models.Model):

@@ -24,8 +24,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Everything loaded so far (Django, the ASGI server, the gateway: about 100 000 objects)
-# lives as long as the process. Frozen, those objects are left out of every later garbage
+# Everything loaded so far (Django, the ASGI server, the gateway) lives as long as the
+# process. Frozen, those objects are left out of every later garbage
 # collection instead of being walked again by each full one; what is garbage now goes first.
 gc.collect()
 gc.freeze()

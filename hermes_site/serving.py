@@ -1,7 +1,7 @@
 """
 Every daphne launch of the gateway (``scripts/serve``, ``scripts/deploy.py``, the live tests)
 runs ``python -m hermes_site.serving [daphne options] APP``: daphne with ``DAPHNE_ARGS`` and
-an access log that redacts ``?token=`` (``gateway_app.transport.access_log``).
+an access log that redacts ``?token=`` (``gateway_app.adapters.daphne``).
 """
 
 from __future__ import annotations
@@ -24,23 +24,10 @@ DAPHNE_ARGS: list[str] = [
 
 def main(argv: list[str]) -> None:
     """Run daphne's command line with ``DAPHNE_ARGS`` before ``argv``, its access log
-    redacted. Daphne is imported here: importing it installs its Twisted reactor."""
-    from daphne.cli import CommandLineInterface
-    from daphne.server import Server
+    redacted."""
+    from gateway_app.adapters.daphne import run_command_line
 
-    from gateway_app.transport.access_log import redacting
-
-    class RedactingServer(Server):
-        """Daphne's server with its action logger (the access log) wrapped."""
-
-        def __init__(self, *args, action_logger=None, **kwargs):
-            if action_logger is not None:
-                action_logger = redacting(action_logger)
-            super().__init__(*args, action_logger=action_logger, **kwargs)
-
-    cli = CommandLineInterface()
-    cli.server_class = RedactingServer
-    cli.run([*DAPHNE_ARGS, *argv])
+    run_command_line([*DAPHNE_ARGS, *argv])
 
 
 if __name__ == "__main__":

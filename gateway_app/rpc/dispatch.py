@@ -22,9 +22,10 @@ Handler = Callable[[CallContext, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 @dataclass(frozen=True, slots=True)
 class Method:
+    """A registered JSON-RPC method: its wire name and its handler."""
+
     name: str
     handler: Handler
-    description: str
 
 
 _registry: dict[str, Method] = {}
@@ -36,8 +37,7 @@ def method(name: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         if name in _registry:
             raise ValueError(f"JSON-RPC method {name!r} registered twice")
-        doc = (handler.__doc__ or "").strip().splitlines()
-        _registry[name] = Method(name, handler, doc[0] if doc else "")
+        _registry[name] = Method(name, handler)
         return handler
 
     return register

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.utils import timezone
 
-from ..agents import get_agent
+from ..agents import close_agent, get_agent
 from ..auth import tokens
 from ..conf import registry_redis_url, setting
 from ..models import CloseReason, SessionStatus, new_session_id
@@ -164,6 +164,7 @@ class SessionHost:
         await self.settler.stop()
         await self.store.stop()
         await self.terminal.stop()
+        await close_agent()
         try:
             await self.layer.group_discard(tokens.REVOCATIONS_GROUP, self.channel_name)
         except Exception:

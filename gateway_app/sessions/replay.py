@@ -33,7 +33,3 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return len(self._events)
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway_app.adapters.asyncio_subprocess import close_transport
 from gateway_app.conf import setting
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ class _WorkerGone(Exception):
     """The child closed its pipes or refused our write: it died under us."""
 
 
-def scrubbed_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Return the child's environment: an allowlist of basics, minus anything secret-looking."""
+def slash_worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The slash worker's whole environment: an allowlist of basics, minus anything
+    secret-looking (the one policy for what of the gateway's environment the child sees)."""
     source = os.environ if environ is None else environ
     return {
         name: value
@@ -155,7 +157,7 @@ class SlashClient:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
                 cwd=BASE_DIR,
-                env=scrubbed_env(),
+                env=slash_worker_env(),
                 limit=READ_LIMIT,
             )
         except OSError as exc:
@@ -241,10 +243,10 @@ class SlashClient:
                     if not await self._wait(proc, grace):
                         # Only a descendant holding our pipes open gets here: closing the
                         # transport drops the pipes so wait() can finish.
-                        self._close_transport(proc)
+                        close_transport(proc)
                         await proc.wait()
         finally:
-            self._close_transport(proc)
+            close_transport(proc)
             if self._worker is worker:
                 self._worker = None
         log = logger.info if how == "exited on EOF" else logger.warning
@@ -275,10 +277,3 @@ class SlashClient:
                 proc.kill()
         except ProcessLookupError:
             pass  # exited between our wait and the signal
-
-    @staticmethod
-    def _close_transport(proc: asyncio.subprocess.Process) -> None:
-        # Process has no public close(); without it the pipes linger until garbage collection.
-        transport = getattr(proc, "_transport", None)
-        if transport is not None:
-            transport.close()

@@ -1,21 +1,17 @@
 """
 Keeps API tokens out of the ASGI server's access log. Daphne logs each request's path with
-its query string from its protocol layer, where no ASGI middleware reaches, so the redaction
-wraps daphne's action logger (``hermes_site.serving`` installs it).
+its query string from its protocol layer, where no ASGI middleware reaches, so
+``adapters.daphne`` wraps daphne's action logger with :func:`redact_path`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import unquote_plus
 
 #: Query parameters that carry a credential (``?token=`` is how PROTOCOL.md lets clients that
 #: cannot set headers authenticate).
 SECRET_PARAMETERS = frozenset({"token"})
 REDACTED = "[redacted]"
-
-ActionLogger = Callable[[str, str, dict[str, Any]], None]
 
 
 def redact_path(path: str) -> str:
@@ -30,15 +26,3 @@ def redact_path(path: str) -> str:
         secret = equals and unquote_plus(name) in SECRET_PARAMETERS
         pairs.append(f"{name}={REDACTED}" if secret else pair)
     return f"{base}?{'&'.join(pairs)}"
-
-
-def redacting(action_logger: ActionLogger) -> ActionLogger:
-    """Wrap a daphne action logger so that the paths it is given are redacted first."""
-
-    def log_action(protocol: str, action: str, details: dict[str, Any]) -> None:
-        path = details.get("path")
-        if isinstance(path, str):
-            details = {**details, "path": redact_path(path)}
-        action_logger(protocol, action, details)
-
-    return log_action

@@ -8,8 +8,6 @@ shared by the WebSocket consumer and the stdio transport (the per-user session q
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import logging
 import time
 from collections import deque
@@ -278,51 +276,8 @@ user_connections = UserConnections()
 
 ### Outgoing backpressure ###
 
+#: How many bytes the ASGI server holds unsent for the connection (``adapters.daphne``).
 BufferProbe = Callable[[], int]
-
-
-def server_buffer_probe(send: Callable[..., Any], depth: int = 6) -> BufferProbe | None:
-    """
-    Find how many bytes the ASGI server holds unsent for this connection. Daphne's
-    ``send`` returns at once and Twisted buffers without bound; its transport is reachable
-    through the ``send`` callable (a partial over the protocol). Returns ``None`` when no
-    transport is found (servers whose ``send`` awaits the socket need no probe).
-    """
-    seen: set[int] = set()
-    stack: list[tuple[Any, int]] = [(send, 0)]
-    while stack:
-        obj, level = stack.pop()
-        if id(obj) in seen or level > depth:
-            continue
-        seen.add(id(obj))
-        probe = _transport_probe(getattr(obj, "transport", None))
-        if probe is not None:
-            return probe
-        if isinstance(obj, functools.partial):
-            stack.append((obj.func, level + 1))
-            stack.extend((arg, level + 1) for arg in obj.args)
-        elif inspect.ismethod(obj):
-            stack.append((obj.__self__, level + 1))
-        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
-            stack.extend((value, level + 1) for value in vars(obj).values() if callable(value))
-    return None
-
-
-def _transport_probe(transport: Any) -> BufferProbe | None:
-    if transport is None:
-        return None
-    if all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen")):
-        # twisted.internet.abstract.FileDescriptor (daphne's TCP transport).
-        def twisted_buffered() -> int:
-            return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-
-        return twisted_buffered
-    size = getattr(transport, "get_write_buffer_size", None)
-    if callable(size):
-        return size
-    # A wrapping transport (TLS) exposes the socket transport underneath.
-    inner = getattr(transport, "transport", None)
-    return _transport_probe(inner) if inner is not transport else None
 
 
 class Outbox:

@@ -1,8 +1,9 @@
 """
-The WebSocket transport: ``/api/ws``. A thin ``AsyncJsonWebsocketConsumer`` whose JSON hooks
-do JSON-RPC framing; every line goes to the one shared dispatch, and session events arrive
-through the channel layer (the session groups this connection's channel joins). Input and
-output limits live in ``limits``; this module only wires them to the socket.
+The WebSocket transport: ``/api/ws``. A thin ``AsyncJsonWebsocketConsumer`` that frames
+JSON-RPC in ``receive`` (several lines per frame, limits first) and leaves the base class's JSON
+hooks as they are; every line goes to the one shared dispatch, and session events arrive through
+the channel layer (the session groups this connection's channel joins). Input and output limits
+live in ``limits``; this module only wires them to the socket.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from ..adapters.daphne import server_buffer_probe
 from ..auth import logins, tokens
 from ..conf import setting
 from ..rpc.context import CallContext, Caller, close_summary
@@ -109,7 +111,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             self._write,
             max_frames=setting("SEND_QUEUE_LIMIT"),
             max_bytes=setting("SEND_QUEUE_BYTES"),
-            probe=limits.server_buffer_probe(self.base_send),
+            probe=server_buffer_probe(self.base_send),
         )
         self.ctx = ctx
         self.host.connection_opened(ctx)
@@ -163,19 +165,14 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
         elif self.guard.frame_too_large(utf8_length(text_data)):
             await self._close(limits.CLOSE_FRAME_TOO_LARGE)
             return
-        await self.receive_json(await self.decode_json(text_data))
+        await self.answer(self.guard.frame(text_data))
 
-    async def decode_json(self, text_data: str) -> Frame:
-        return self.guard.frame(text_data)
-
-    @classmethod
-    async def encode_json(cls, content: dict[str, Any]) -> str:
-        return encode(content)
-
-    async def receive_json(self, content: Frame, **kwargs: Any) -> None:
+    async def answer(self, frame: Frame) -> None:
+        """Dispatch a frame's lines in order and deliver their responses, each capped to a
+        frame (the gateway's framing, not the base class's one-JSON-value-per-frame hooks)."""
         frame_limit = self.guard.limits.frame_bytes
-        for response in await dispatch_frame(self.ctx, content):
-            text = await self.encode_json(response)
+        for response in await dispatch_frame(self.ctx, frame):
+            text = encode(response)
             await self.deliver(cap_response(response, text, frame_limit, self.guard.log))
 
     ### Outgoing ###

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway_app.agents import reset_agent
+from gateway_app.agents import close_agent
 from tests.agents.fake_openai import FakeOpenAI
 
 
@@ -20,9 +20,9 @@ async def openai_gateway(settings) -> AsyncIterator[FakeOpenAI]:
         "OPENAI_API_KEY": "sk-test",
         "MODEL": "test-model",
     }
-    reset_agent()
+    await close_agent()
     yield server
-    reset_agent()
+    await close_agent()
     await server.close()
 
 

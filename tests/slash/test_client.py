@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from gateway_app.slash.client import SlashClient, SlashError, live_worker_pids, scrubbed_env
+from gateway_app.slash.client import SlashClient, SlashError, live_worker_pids, slash_worker_env
 
 CONTEXT: dict[str, Any] = {
     "session_id": "abc123",
@@ -306,8 +306,8 @@ async def test_child_environment_is_scrubbed(
     assert env["LC_ALL"] == "C.UTF-8"
 
 
-def test_scrubbed_env_keeps_only_basics() -> None:
-    """Tests that scrubbed_env keeps allowlisted basics and drops secret-looking names."""
+def test_slash_worker_env_keeps_only_basics() -> None:
+    """Tests that slash_worker_env keeps allowlisted basics and drops secret-looking names."""
     source = {
         "PATH": "/bin",
         "HOME": "/root",
@@ -321,7 +321,7 @@ def test_scrubbed_env_keeps_only_basics() -> None:
         "SOMETHING_ELSE": "x",
         "GITHUB_TOKEN": "x",
     }
-    assert scrubbed_env(source) == {
+    assert slash_worker_env(source) == {
         "PATH": "/bin",
         "HOME": "/root",
         "LANG": "C",

@@ -1,17 +1,16 @@
 """The bounded outgoing queue: a client that stops reading is closed with 4008 instead of
 growing server memory, its sessions are detached (and reapable), and the pieces behind it
-(token bucket, outbox, server buffer probe) behave."""
+(token bucket, outbox) behave; the server buffer probe is tests/adapters/test_daphne.py's."""
 
 import asyncio
-import functools
 import json
 import logging
 
 import pytest
 
 from gateway_app.sessions.host import current_host
-from gateway_app.transport import limits
-from gateway_app.transport.limits import Outbox, TokenBucket, server_buffer_probe
+from gateway_app.transport import websocket
+from gateway_app.transport.limits import DIRECT_WRITE_MAX, Outbox, TokenBucket
 
 ### Through the consumer ###
 
@@ -21,7 +20,7 @@ def stall(monkeypatch):
     """``stall()`` makes every connection's server buffer report more unsent bytes than the
     high-water mark from then on: what daphne shows for a client that stopped reading."""
     buffered = [0]
-    monkeypatch.setattr(limits, "server_buffer_probe", lambda send: lambda: buffered[0])
+    monkeypatch.setattr(websocket, "server_buffer_probe", lambda send: lambda: buffered[0])
 
     def stall():
         buffered[0] = 10**9
@@ -166,10 +165,10 @@ async def test_outbox_send_writes_directly_while_the_server_holds_little_unsent(
 
     outbox = Outbox(write, max_frames=10, max_bytes=10**6, probe=lambda: buffered[0])
     assert await outbox.send("direct")
-    buffered[0] = limits.DIRECT_WRITE_MAX - len("also direct")
+    buffered[0] = DIRECT_WRITE_MAX - len("also direct")
     assert await outbox.send("also direct")
     assert written == ["direct", "also direct"] and outbox.frames == 0
-    buffered[0] = limits.DIRECT_WRITE_MAX - 1
+    buffered[0] = DIRECT_WRITE_MAX - 1
     assert await outbox.send("queued")
     assert written == ["direct", "also direct"] and outbox.frames == 1
 
@@ -178,7 +177,7 @@ async def test_outbox_send_keeps_order_behind_queued_frames():
     """Tests that a frame sent while others wait is queued behind them, even once the
     server has flushed, so frames never overtake each other."""
     written = []
-    buffered = [limits.DIRECT_WRITE_MAX]
+    buffered = [DIRECT_WRITE_MAX]
 
     async def write(text):
         written.append(text)
@@ -202,75 +201,6 @@ def test_outbox_accepts_one_oversized_frame_when_empty():
     outbox = Outbox(None, max_frames=5, max_bytes=10)
     assert outbox.put("x" * 100)
     assert not outbox.put("y")
-
-
-### Server buffer probe ###
-
-
-class FakeTwistedTransport:
-    """The attributes of twisted.internet.abstract.FileDescriptor the probe reads."""
-
-    def __init__(self):
-        self.dataBuffer = b"x" * 100
-        self.offset = 40
-        self._tempDataLen = 7
-
-
-class FakeProtocol:
-    def __init__(self):
-        self.transport = FakeTwistedTransport()
-
-
-class FakeServer:
-    async def handle_reply(self, protocol, message):
-        pass
-
-
-class FakeSessionWrapper:
-    """Like channels' InstanceSessionWrapper: a bound ``send`` over the real send."""
-
-    def __init__(self, real_send):
-        self.real_send = real_send
-
-    async def send(self, message):
-        await self.real_send(message)
-
-
-def test_probe_reads_daphnes_twisted_buffer_through_the_send_chain():
-    """Tests that the probe finds daphne's transport behind the middleware's bound send and
-    daphne's partial, and reports unsent bytes."""
-    protocol = FakeProtocol()
-    send = FakeSessionWrapper(functools.partial(FakeServer().handle_reply, protocol)).send
-    probe = server_buffer_probe(send)
-    assert probe is not None and probe() == 100 - 40 + 7
-    protocol.transport.offset = 100
-    protocol.transport._tempDataLen = 0
-    assert probe() == 0
-
-
-def test_probe_reads_an_asyncio_transport():
-    """Tests that an asyncio transport's get_write_buffer_size is used when reachable."""
-
-    class Transport:
-        def get_write_buffer_size(self):
-            return 123
-
-    class Protocol:
-        transport = Transport()
-
-        async def asgi_send(self, message):
-            pass
-
-    assert server_buffer_probe(Protocol().asgi_send)() == 123
-
-
-def test_probe_is_none_without_a_transport():
-    """Tests that a plain send callable (the test communicator) gives no probe."""
-
-    async def send(message):
-        pass
-
-    assert server_buffer_probe(send) is None
 
 
 ### Token bucket ###

@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import json
 import logging
 
 import pytest
@@ -168,3 +169,12 @@ async def test_a_normal_disconnect_writes_one_close_line(connect, alice, caplog)
     (line,) = close_lines(caplog)
     assert line.endswith("code=1001")
     assert user_connections.count(alice.pk) == 0
+
+
+async def test_json_hooks_keep_the_base_class_contract():
+    """Tests that the consumer's decode_json/encode_json still turn JSON text into Python
+    objects and back, as AsyncJsonWebsocketConsumer's callers expect (JSON-RPC framing is
+    the consumer's own, in receive)."""
+    consumer = websocket.GatewayConsumer()
+    assert await consumer.decode_json('{"a": [1, "é"]}') == {"a": [1, "é"]}
+    assert json.loads(await consumer.encode_json({"a": [1, "é"]})) == {"a": [1, "é"]}

@@ -1,0 +1,114 @@
+"""
+What the gateway needs from daphne beyond ASGI: the bytes its Twisted transport holds unsent
+for a connection (daphne's ``send`` returns at once and Twisted buffers without bound), and its
+Server class, whose action logger (the access log) the gateway wraps. Daphne is imported only
+where a server is built: importing ``daphne.server`` installs its Twisted reactor.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..transport.access_log import redact_path
+
+if TYPE_CHECKING:
+    from ..transport.limits import BufferProbe
+
+#: Daphne's action logger: ``(protocol, action, details)``, ``details["path"]`` the request's.
+ActionLogger = Callable[[Any, str, dict[str, Any]], None]
+
+#: How deep the search behind ``send`` goes (middleware wrappers, then daphne's partial).
+PROBE_DEPTH = 6
+
+
+### The write buffer behind send ###
+
+
+def server_buffer_probe(send: Callable[..., Any], depth: int = PROBE_DEPTH) -> BufferProbe | None:
+    """
+    Find the transport behind an ASGI ``send`` and return a probe of its unsent bytes, or
+    ``None`` when there is none (a test communicator). Daphne's ``send`` is
+    ``partial(Server.handle_reply, protocol)``, possibly behind channels' middleware wrappers;
+    uvicorn's is a bound method of its protocol, whose asyncio transport reports its buffer.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(send, 0)]
+    while stack:
+        obj, level = stack.pop()
+        if id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        probe = transport_probe(getattr(obj, "transport", None))
+        if probe is not None:
+            return probe
+        if isinstance(obj, functools.partial):
+            stack.append((obj.func, level + 1))
+            stack.extend((arg, level + 1) for arg in obj.args)
+        elif inspect.ismethod(obj):
+            stack.append((obj.__self__, level + 1))
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            stack.extend((value, level + 1) for value in vars(obj).values() if callable(value))
+    return None
+
+
+def transport_probe(transport: Any) -> BufferProbe | None:
+    """A probe of ``transport``'s unsent bytes: a Twisted ``FileDescriptor`` (daphne's TCP
+    transport), an asyncio transport, or the one a TLS transport wraps; else ``None``."""
+    if transport is None:
+        return None
+    if all(hasattr(transport, name) for name in ("dataBuffer", "offset", "_tempDataLen")):
+        # twisted.internet.abstract.FileDescriptor: the unwritten rest of dataBuffer, plus
+        # what write() appended since the last doWrite (_tempDataBuffer, counted apart).
+        def twisted_buffered() -> int:
+            return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+        return twisted_buffered
+    size = getattr(transport, "get_write_buffer_size", None)
+    if callable(size):
+        return size
+    inner = getattr(transport, "transport", None)
+    return transport_probe(inner) if inner is not transport else None
+
+
+### The access log ###
+
+
+def redacting(action_logger: ActionLogger) -> ActionLogger:
+    """Wrap a daphne action logger so that the paths it is given are redacted first."""
+
+    def log_action(protocol: Any, action: str, details: dict[str, Any]) -> None:
+        path = details.get("path")
+        if isinstance(path, str):
+            details = {**details, "path": redact_path(path)}
+        action_logger(protocol, action, details)
+
+    return log_action
+
+
+@functools.cache
+def redacting_server_class() -> type:
+    """Daphne's ``Server`` with its action logger wrapped by :func:`redacting`. Built on first
+    call, since importing ``daphne.server`` installs the Twisted reactor."""
+    from daphne.server import Server
+
+    class RedactingServer(Server):
+        """Daphne's server with its access log redacted."""
+
+        def __init__(self, *args: Any, action_logger: ActionLogger | None = None, **kwargs: Any):
+            if action_logger is not None:
+                action_logger = redacting(action_logger)
+            super().__init__(*args, action_logger=action_logger, **kwargs)
+
+    return RedactingServer
+
+
+def run_command_line(argv: list[str]) -> None:
+    """Run daphne's command line with ``argv`` on the redacting server class."""
+    from daphne.cli import CommandLineInterface
+
+    cli = CommandLineInterface()
+    cli.server_class = redacting_server_class()
+    cli.run(argv)
