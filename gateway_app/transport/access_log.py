@@ -1,7 +1,7 @@
 """
 Keeps API tokens out of the ASGI server's access log. Daphne logs each request's path with
 its query string from its protocol layer, where no ASGI middleware reaches, so the redaction
-wraps daphne's action logger (``hermes_site.serving`` installs it).
+wraps daphne's action logger (``transport.serving`` installs it).
 """
 
 from __future__ import annotations
