@@ -1,6 +1,8 @@
 """
 The admin: gateway sessions (with their read-only transcript and operator teardown), API
 tokens (hashed; the raw token is shown once, at creation) and the "Live gateway" page.
+Projects may show the gateway's links on their admin index too by setting
+``admin.site.index_template = "admin/gateway_app/index.html"`` (hermes_site does).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from .dashboard import views
 from .models import ApiToken, GatewaySession, Message, SessionStatus
 from .sessions.control import request_teardown
 
-# The index links to the live page; the template only extends admin/index.html.
-if admin.site.index_template is None:
-    admin.site.index_template = "admin/gateway_app/index.html"
+# The gateway's pages are linked from the app's own admin section
+# (templates/admin/gateway_app/app_index.html, which Django picks for this app) and from the
+# session changelist; the site's index template stays the host project's.
 
 
 def _may_use_terminal() -> ExpressionWrapper:

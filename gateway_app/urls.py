@@ -1,4 +1,4 @@
-"""HTTP routes of the gateway app: the chat page and the health check."""
+"""HTTP routes of the gateway app: the chat page, its logout and the health check."""
 
 from django.urls import path
 
@@ -8,5 +8,6 @@ app_name = "gateway_app"
 
 urlpatterns = [
     path("chat/", views.chat, name="chat"),
+    path("logout/", views.ChatLogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -1,6 +1,6 @@
 """
 ASGI entry point: HTTP goes to Django; WebSockets pass the Origin check, then session-cookie
-or token authentication, then the URL router (``/api/ws``).
+or token authentication, then the URL router (the gateway's route; anything else refused).
 """
 
 import gc
@@ -15,7 +15,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from gateway_app.auth import GatewayAuthStack  # noqa: E402
-from gateway_app.routing import websocket_urlpatterns  # noqa: E402
+from hermes_site.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

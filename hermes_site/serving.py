@@ -1,34 +1,14 @@
 """
-Every daphne launch of the gateway (``scripts/serve``, ``scripts/deploy.py``, the live tests)
-runs ``python -m hermes_site.serving [daphne options] APP``: daphne with ``DAPHNE_ARGS`` and
-an access log that redacts ``?token=`` (``gateway_app.adapters.daphne``).
+Every daphne launch of the demo (``scripts/serve``, ``scripts/deploy.py``, the live tests)
+runs ``python -m hermes_site.serving [daphne options] APP``: the app's launcher,
+``gateway_app.transport.serving`` (daphne's options, ``?token=`` redacted in its log).
 """
-
-from __future__ import annotations
 
 import sys
 
-#: Daphne drops (close 1006, no handshake) WebSocket messages over its own limit, 1 MiB by
-#: default, before the application sees them. Its limit is set above the gateway's
-#: ``MAX_FRAME_BYTES`` so that clients meet the gateway's limit and its clean, logged close
-#: (4013) instead; daphne's stays as the outer wall that bounds buffering per connection.
-WEBSOCKET_MAX_BYTES = 4 * 1024 * 1024
+from gateway_app.transport.serving import DAPHNE_ARGS, WEBSOCKET_MAX_BYTES, main
 
-DAPHNE_ARGS: list[str] = [
-    "--websocket-max-message-size",
-    str(WEBSOCKET_MAX_BYTES),
-    "--websocket-max-frame-size",
-    str(WEBSOCKET_MAX_BYTES),
-]
-
-
-def main(argv: list[str]) -> None:
-    """Run daphne's command line with ``DAPHNE_ARGS`` before ``argv``, its access log
-    redacted."""
-    from gateway_app.adapters.daphne import run_command_line
-
-    run_command_line([*DAPHNE_ARGS, *argv])
-
+__all__ = ["DAPHNE_ARGS", "WEBSOCKET_MAX_BYTES", "main"]
 
 if __name__ == "__main__":
     main(sys.argv[1:])

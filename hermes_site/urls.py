@@ -6,6 +6,10 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
+# The demo's admin front page links the gateway's pages; the app itself leaves a project's
+# index alone (it links them from its own admin section). This template extends the stock one.
+admin.site.index_template = "admin/gateway_app/index.html"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("gateway_app.urls")),

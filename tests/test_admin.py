@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, Permission
@@ -9,6 +13,7 @@ from django.urls import reverse
 
 from gateway_app.models import ApiToken, GatewaySession, Message, hash_token
 from gateway_app.sessions.host import get_host
+from tests.support.servers import REPO
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -239,6 +244,33 @@ def test_admin_index_and_app_index_link_the_live_page(admin_client):
     assert live in admin_client.get(reverse("admin:index")).content
     app_index = reverse("admin:app_list", kwargs={"app_label": "gateway_app"})
     assert live in admin_client.get(app_index).content
+
+
+def test_the_app_leaves_the_admin_sites_index_template_alone():
+    """Tests that loading gateway_app's admin module, as autodiscovery does in any project,
+    does not replace the admin site's index template (the host project's own front page);
+    in a fresh interpreter, since hermes_site.urls sets one for the demo in this one."""
+    code = (
+        "import django; django.setup(); from django.contrib import admin;"
+        " import gateway_app.admin; print(admin.site.index_template)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hermes_site.test_settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"
+
+
+def test_the_app_index_links_the_gateway_pages_from_its_own_template(admin_client):
+    """Tests that the app's section of the admin (its app index) shows the gateway's links
+    from admin/gateway_app/app_index.html, which Django picks per app, and the changelist
+    links the live page, so a host's admin reaches them without a site-wide template."""
+    app_index = admin_client.get(reverse("admin:app_list", kwargs={"app_label": "gateway_app"}))
+    assert "admin/gateway_app/app_index.html" in [t.name for t in app_index.templates]
+    assert b'id="gateway-links-module"' in app_index.content
+    live = reverse("admin:gateway_app_gatewaysession_live").encode()
+    assert live in admin_client.get(reverse(CHANGELIST)).content
 
 
 def test_live_page_renders_for_staff_only(admin_client, client, alice):

@@ -1,6 +1,6 @@
 """
-HTTP views: the chat page (a client of ``/api/ws``), the health check, and the data behind
-the admin's live gateway page.
+HTTP views: the chat page (a client of the gateway's WebSocket route) and its logout, the
+health check, and the data behind the admin's live gateway page.
 
 The async views run on the server's event loop under daphne, the loop that also runs this
 worker's session host, so they read the host's real state directly.
@@ -18,11 +18,15 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LogoutView
 from django.db import connection
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
@@ -30,6 +34,7 @@ from django.views.decorators.http import require_safe
 from ..models import ApiToken, GatewaySession
 from ..sessions.host import get_host
 from ..slash.client import live_worker_pids
+from ..transport.ws_urls import websocket_url
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +47,35 @@ AsyncView = Callable[..., Awaitable[HttpResponse]]
 ### Chat page ###
 
 
+def _admin_url(name: str) -> str | None:
+    """An admin page's URL, or None in a project that does not install or route the admin."""
+    if not apps.is_installed("django.contrib.admin"):
+        return None
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
+
+
 @login_required
 def chat(request: HttpRequest) -> HttpResponse:
-    """The browser client: session list, streaming prompts, approvals, slash commands."""
-    return render(request, "gateway_app/chat.html", {"ws_path": "/api/ws"})
+    """The browser client: session list, streaming prompts, approvals, slash commands. Anonymous
+    visitors go to ``settings.LOGIN_URL``; staff get links to the admin when it is there."""
+    staff = request.user.is_staff
+    context = {
+        "ws_path": websocket_url(),
+        "admin_url": _admin_url("admin:index") if staff else None,
+        "live_url": _admin_url("admin:gateway_app_gatewaysession_live") if staff else None,
+    }
+    return render(request, "gateway_app/chat.html", context)
+
+
+class ChatLogoutView(LogoutView):
+    """The chat page's logout (POST), which needs no admin: back to the chat page, which asks
+    for a login, unless the project sets ``LOGOUT_REDIRECT_URL``."""
+
+    def get_default_redirect_url(self) -> str:
+        return resolve_url(settings.LOGOUT_REDIRECT_URL or "gateway_app:chat")
 
 
 ### Health ###

@@ -1,7 +1,8 @@
 """
 Keeps API tokens out of the ASGI server's access log. Daphne logs each request's path with
 its query string from its protocol layer, where no ASGI middleware reaches, so
-``adapters.daphne`` wraps daphne's action logger with :func:`redact_path`.
+``adapters.daphne`` wraps daphne's action logger with :func:`redact_path` (the launcher,
+``transport.serving``, installs it).
 """
 
 from __future__ import annotations
