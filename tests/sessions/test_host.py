@@ -10,6 +10,7 @@ from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.errors import RpcError
 from gateway_app.sessions.host import current_host, get_host
 from gateway_app.slash.client import SlashClient
+from tests.support.poll import eventually
 from tests.support.procs import assert_gone, is_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -461,7 +462,12 @@ async def test_starting_host_marks_sessions_of_stopped_workers_detached(connect,
     rpc = await connect(alice)  # starts the host
     mine = await create(rpc)
     host = current_host()
-    await host._settler
+
+    async def settled():
+        await host.store.flush()
+        return await GatewaySession.objects.filter(pk="a" * 32, status="detached").aexists()
+
+    await eventually(settled, interval=0.02)
     await host.store.flush()
     rows = {r.id: (r.status, r.attached) async for r in GatewaySession.objects.all()}
     assert rows == {
