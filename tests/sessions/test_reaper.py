@@ -270,7 +270,8 @@ async def test_reaped_session_can_be_resumed_cold(connect, alice, gateway_option
 
 
 async def test_resume_racing_the_reap_is_always_consistent(alice, fresh_host, gateway_options):
-    """Tests 200 resume-vs-reap races: the resume always ends attached to one live session."""
+    """Tests that in 200 resume-vs-reap races the resume always ends attached to one live
+    session."""
     gateway_options(REAP_GRACE_S=0.001)
     host = await get_host()
     layer = get_channel_layer()

@@ -12,7 +12,9 @@ from gateway_app.models import GatewaySession
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster.router import CALL_MESSAGE, OPERATIONS
 from gateway_app.sessions.host import get_host
+from gateway_app.sessions.reaper import REAP_MESSAGE
 from gateway_app.sessions.state import TEARDOWN_MESSAGE, Phase
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -217,8 +219,8 @@ async def test_the_messages_a_host_is_sent_carry_an_id(host, alices_session, mon
 
     monkeypatch.setattr(host.layer, "send", capture_send)
     monkeypatch.setattr(host.layer, "group_send", capture_group_send)
-    host.reaper._send_reap(alices_session.id, alices_session.epoch)
-    await asyncio.sleep(0)  # the reap is sent by a task
+    host.reaper.schedule(alices_session, 0)
+    await eventually(lambda: [m for m in sent if m["type"] == REAP_MESSAGE])
     await host.store.flush()
     row = await GatewaySession.objects.aget(pk=alices_session.id)
     await sync_to_async(request_teardown)(row, "closed")
