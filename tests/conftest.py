@@ -7,7 +7,6 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
@@ -17,6 +16,7 @@ from gateway_app.auth import logins, tokens
 from gateway_app.sessions.host import reset_host
 from gateway_app.slash import client as slash_client
 from gateway_app.transport.websocket import GatewayConsumer
+from tests.support.procs import running
 from tests.support.rpc import RpcClient
 
 CHROMIUM = os.environ.get("HERMES_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -46,7 +46,7 @@ async def fresh_host() -> AsyncIterator[None]:
     channel_layers.backends.clear()
     yield
     await reset_host()
-    leftover = [pid for pid in slash_client.live_worker_pids() if psutil.pid_exists(pid)]
+    leftover = running(slash_client.live_worker_pids(), reaped=True)
     channel_layers.backends.clear()
     assert not leftover, f"slash workers left running: {leftover}"
 

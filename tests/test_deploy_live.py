@@ -16,11 +16,11 @@ import pytest
 import redis
 
 from tests.support.live import ws_rpc
+from tests.support.procs import assert_gone_sync, is_running
 from tests.support.servers import (
     PYTHON,
     REPO,
     Database,
-    alive,
     descendants,
     free_port,
     wait_for_port,
@@ -71,8 +71,7 @@ def deployment(tmp_path):
         children = children + descendants(process.pid)
         process.send_signal(signal.SIGTERM)
         process.wait(20)
-    _, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, f"launcher left processes behind: {alive}"
+    assert_gone_sync(children, within=10)
 
 
 def healthz(port):
@@ -173,7 +172,7 @@ def test_launcher_that_cannot_listen_exits_nonzero_and_stops_its_redis(tmp_path)
     started = re.search(r"started redis-server on \S+ \(pid (\d+)\)", stderr)
     assert started, stderr
     redis_pid = int(started.group(1))
-    leftover = alive(redis_pid)
+    leftover = is_running(redis_pid)
     if leftover:  # the bug under test: do not leave it running for the next test
         psutil.Process(redis_pid).kill()
     assert result.returncode != 0

@@ -10,16 +10,15 @@ import functools
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from gateway_app.agents import tools
 from gateway_app.agents.sandbox import SandboxConfig
 from gateway_app.agents.tools import TRUNCATED_MARKER
+from tests.support.procs import assert_gone
 
 WAIT_S = 5.0
 
@@ -47,19 +46,6 @@ def run_unsandboxed(scratch: Path):
     return functools.partial(tools.run_terminal, scratch=scratch, config=SandboxConfig(mode="none"))
 
 
-def assert_dead(pid: int) -> None:
-    """Wait briefly until ``pid`` is gone or a zombie (killed, awaiting its new parent's reap)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        assert time.monotonic() < deadline, f"pid {pid} still running"
-        time.sleep(0.01)
-
-
 async def test_returns_exit_code_and_merged_output(run_terminal):
     """Tests that the result starts with the exit code and holds stdout and stderr."""
     result = await run_terminal("echo out; echo err >&2; exit 3", timeout=WAIT_S, output_limit=1000)
@@ -71,14 +57,14 @@ async def test_timeout_kills_the_command(run_unsandboxed):
     result = await run_unsandboxed("echo $$; exec sleep 30", timeout=0.5, output_limit=1000)
     head, pid, _ = result.split("\n")
     assert head == "timed out after 0.5s"
-    assert not psutil.pid_exists(int(pid))
+    await assert_gone([int(pid)], within=0, reaped=True)
 
 
 async def test_timeout_kills_the_whole_process_group(run_unsandboxed):
     """Tests that background children of a timed-out command are killed too."""
     result = await run_unsandboxed("sleep 30 & echo $!; wait", timeout=0.5, output_limit=1000)
     assert result.startswith("timed out")
-    await asyncio.to_thread(assert_dead, int(result.split("\n")[1]))
+    await assert_gone([int(result.split("\n")[1])], within=WAIT_S)
 
 
 async def test_leftover_background_process_is_killed_after_exit(run_unsandboxed):
@@ -87,7 +73,7 @@ async def test_leftover_background_process_is_killed_after_exit(run_unsandboxed)
         "sleep 30 >/dev/null 2>&1 & echo $!", timeout=WAIT_S, output_limit=99
     )
     assert result.startswith("exit code 0\n")
-    await asyncio.to_thread(assert_dead, int(result.split("\n")[1]))
+    await assert_gone([int(result.split("\n")[1])], within=WAIT_S)
 
 
 async def test_output_is_capped(run_terminal):
@@ -133,4 +119,4 @@ async def test_cancellation_kills_the_command(run_unsandboxed, scratch: Path):
         pass
     else:
         raise AssertionError("the cancellation was swallowed")
-    assert not psutil.pid_exists(pid)
+    await assert_gone([pid], within=0, reaped=True)

@@ -153,8 +153,8 @@ async def test_trusted_origin_is_accepted(app, cookie, settings):
     ],
 )
 async def test_wildcard_trusted_origin_follows_django(app, cookie, settings, page, accepted):
-    """Tests Django's rule for ``https://*.example.com``: that domain and its subdomains,
-    on its scheme and (default) port only."""
+    """Tests that ``https://*.example.com`` follows Django's rule: that domain and its
+    subdomains are trusted, on its scheme and (default) port only."""
     settings.CSRF_TRUSTED_ORIGINS = ["https://*.example.com"]
     method = await handshake(app, [HOST, origin(page), cookie])
     assert method == ("session" if accepted else None)

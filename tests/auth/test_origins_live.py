@@ -4,13 +4,12 @@ never reaches daphne's access log."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
+from tests.support.poll import eventually
 from tests.support.servers import Database, GatewayServer
 
 pytestmark = pytest.mark.live
@@ -72,12 +71,13 @@ async def test_admin_cookie_from_the_same_origin_is_accepted(server, admin_cooki
 
 async def wait_for_log(server: GatewayServer, *needles: str) -> str:
     """The server log once it holds every needle (daphne writes lines as requests end)."""
-    for _ in range(100):
-        log = server.log()
-        if all(needle in log for needle in needles):
-            return log
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{needles} not in the server log:\n{server.log()}")
+    await eventually(
+        lambda: all(needle in server.log() for needle in needles),
+        within=10,
+        interval=0.1,
+        message=lambda: f"{needles} not in the server log:\n{server.log()}",
+    )
+    return server.log()
 
 
 async def test_query_string_token_is_redacted_from_the_access_log(server, database):

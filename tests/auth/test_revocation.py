@@ -122,7 +122,7 @@ async def test_revoking_a_token_closes_its_open_sockets_with_4003(app, opened, a
 
 
 async def test_revoke_token_sync_works_from_sync_code(app, opened, token):
-    """Tests the sync wrapper the admin and management commands call."""
+    """Tests that the sync wrapper the admin and management commands call revokes too."""
     row, raw = token
     socket, _, _ = await opened(app, [bearer(raw)])
     assert await sync_to_async(revoke_token_sync)(row.pk) is True

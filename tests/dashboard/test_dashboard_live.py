@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from tests.support.poll import eventually_sync
 from tests.support.servers import Database, GatewayServer
 
 pytestmark = pytest.mark.live
@@ -87,15 +88,6 @@ def list_sessions(server: GatewayServer, token: str) -> list[dict]:
             message = json.loads(ws.recv(timeout=10))
             if message.get("id") == 1:
                 return message["result"]["sessions"]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def test_refreshing_the_chat_page_resumes_one_session_without_duplicates(
@@ -179,7 +171,7 @@ def test_refreshing_the_chat_page_resumes_one_session_without_duplicates(
 
     # Closing the tab detaches the session; the reap ends its slash worker.
     page.close()
-    assert wait_until(lambda: server.slash_workers() == set(), timeout=GRACE_S + 10)
+    eventually_sync(lambda: server.slash_workers() == set(), within=GRACE_S + 10, interval=0.2)
     sessions = [s for s in list_sessions(server, token) if s["session_id"] not in earlier]
     print(f"after closing the tab + grace: sessions={[(s['status']) for s in sessions]}")
     assert [s["status"] for s in sessions] == ["closed"]

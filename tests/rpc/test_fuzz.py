@@ -259,8 +259,8 @@ def small_limits(limits):
 @FUZZ
 @given(text=frames())
 def test_arbitrary_frames_through_the_input_guard(small_limits, harness, text):
-    """Tests the same property with the input limits applied (small line, line-count and
-    burst limits, so 4013 and 4029 answers are exercised too)."""
+    """Tests that the same property holds with the input limits applied (small line,
+    line-count and burst limits, so 4013 and 4029 answers are exercised too)."""
     harness.run(text, guarded=True)
     assert harness.ctx.counters.get("dispatch_crashes", 0) == 0
 

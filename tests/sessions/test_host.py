@@ -3,7 +3,6 @@
 import asyncio
 import json
 
-import psutil
 import pytest
 
 from gateway_app.models import GatewaySession, Message, SessionStatus
@@ -11,6 +10,7 @@ from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.errors import RpcError
 from gateway_app.sessions.host import current_host, get_host
 from gateway_app.slash.client import SlashClient
+from tests.support.procs import assert_gone, is_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -170,9 +170,9 @@ async def test_close_ends_the_slash_worker_process(connect, alice):
     sid = await create(rpc)
     await rpc.call("slash.exec", {"session_id": sid, "command": "/version"})
     pid = current_host().sessions[sid].slash.pid
-    assert psutil.pid_exists(pid)
+    assert is_running(pid)
     await rpc.call("session.close", {"session_id": sid})
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    await assert_gone([pid], within=0)
 
 
 async def test_slash_worker_is_spawned_lazily_on_first_slash_exec(connect, alice):

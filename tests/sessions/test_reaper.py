@@ -4,7 +4,6 @@ import asyncio
 import logging
 import time
 
-import psutil
 import pytest
 from channels.layers import get_channel_layer
 
@@ -13,6 +12,8 @@ from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.host import current_host, get_host
 from gateway_app.sessions.state import Phase
+from tests.support.poll import eventually
+from tests.support.procs import assert_gone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,14 +28,22 @@ def gateway_options(settings):
     return apply
 
 
-async def wait_until(predicate, within=5.0):
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - host state has no event to await
-            await asyncio.sleep(0.01)
+def judged_reaps(host):
+    """A queue of the ``session.reap`` messages ``host`` judged, each put once judged: a
+    test awaits the reap itself instead of sleeping past the moment it would land."""
+    judged = asyncio.Queue()
+    handle = host.reaper.handle
+
+    async def judge(message):
+        await handle(message)
+        judged.put_nowait(message)
+
+    host.reaper.handle = judge
+    return judged
 
 
-def gone(pid):
-    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+async def next_reap(judged):
+    return await asyncio.wait_for(judged.get(), 5)
 
 
 async def create_detached(connect, user, *, slash=False, prompt=None):
@@ -55,46 +64,62 @@ async def test_reap_closes_the_slash_worker(connect, alice, gateway_options):
     sid = await create_detached(connect, alice, slash=True)
     host = current_host()
     pid = host.sessions[sid].slash.pid
-    await wait_until(lambda: sid not in host.sessions)
-    assert gone(pid)
+    await eventually(lambda: sid not in host.sessions)
+    await assert_gone([pid], within=0)
     await host.store.flush()
     row = await GatewaySession.objects.aget(pk=sid)
     assert (row.status, row.close_reason, row.slash_pid) == ("closed", "reaped", None)
 
 
 async def test_reap_spares_a_reattached_session(connect, alice, gateway_options):
-    """Tests that resuming within the grace cancels the reap."""
-    gateway_options(REAP_GRACE_S=0.3)
+    """Tests that resuming within the grace cancels the reap: the timer is disarmed, a reap
+    it already sent is stale when judged, and the sweep leaves the attached session be."""
+    gateway_options(REAP_GRACE_S=30)
     sid = await create_detached(connect, alice)
+    host = current_host()
+    sent_epoch = host.sessions[sid].epoch
     rpc = await connect(alice)
     await rpc.call("session.resume", {"session_id": sid})
-    await asyncio.sleep(0.6)
-    session = current_host().sessions[sid]
+    session = host.sessions[sid]
+    assert session.reap_timer is None
+    await host.reaper.handle(
+        {"type": messages.SESSION_REAP, "session_id": sid, "epoch": sent_epoch}
+    )
+    await host.reaper.sweep(now=time.monotonic() + 10_000)
+    assert host.sessions.get(sid) is session
     assert session.phase is Phase.ACTIVE and session.attached
 
 
 async def test_reap_spares_a_mid_turn_session_and_rearms_after_it(connect, alice, gateway_options):
-    """Tests that a running turn defers the reap, which happens once the turn ends."""
+    """Tests that a reap judged while a turn runs defers it, and the session is reaped once
+    the turn ends."""
     gateway_options(REAP_GRACE_S=0.1)
-    sid = await create_detached(connect, alice, prompt="!sleep 0.6 slow words here")
-    host = current_host()
-    await asyncio.sleep(0.35)
-    assert sid in host.sessions and host.sessions[sid].status == "running"
-    await wait_until(lambda: sid not in host.sessions)
+    host = await get_host()
+    reaps = judged_reaps(host)
+    sid = await create_detached(connect, alice, prompt="!sleep 3600 slow")
+    session = host.sessions[sid]
+    assert (await next_reap(reaps))["epoch"] == session.epoch
+    assert host.sessions.get(sid) is session and session.status == "running"
+    rpc = await connect(alice)
+    assert await rpc.call("session.interrupt", {"session_id": sid}) == {"interrupted": True}
+    await eventually(lambda: sid not in host.sessions)
     await host.store.flush()
     row = await GatewaySession.objects.aget(pk=sid)
     assert row.close_reason == "reaped"
 
 
 async def test_reap_spares_a_session_with_a_pending_approval(connect, alice, gateway_options):
-    """Tests that a session waiting on an approval answer is not reaped."""
-    gateway_options(REAP_GRACE_S=0.1)
+    """Tests that a session waiting on an approval answer is not reaped, by its grace
+    timer's reap or by a sweep long past the grace."""
+    gateway_options(REAP_GRACE_S=0.1, PENDING_QUESTION_TIMEOUT_S=0)
+    host = await get_host()
+    reaps = judged_reaps(host)
     sid = await create_detached(connect, alice, prompt="!tool rm -rf /tmp/x")
-    host = current_host()
-    await wait_until(lambda: sid in host.sessions and host.sessions[sid].pending)
-    await asyncio.sleep(0.3)
-    await host.reaper.sweep()
-    assert sid in host.sessions and host.sessions[sid].phase is Phase.ACTIVE
+    await pending_question(host, sid)
+    session = host.sessions[sid]
+    assert (await next_reap(reaps))["epoch"] == session.epoch
+    await host.reaper.sweep(now=session.detached_at + 10_000)
+    assert host.sessions.get(sid) is session and session.phase is Phase.ACTIVE
 
 
 async def test_reap_of_a_finalized_session_is_a_no_op(connect, alice, gateway_options):
@@ -122,19 +147,21 @@ async def test_grace_zero_disables_reaping(connect, alice, gateway_options):
 async def test_stale_epoch_reap_is_dropped(connect, alice, gateway_options):
     """Tests that a reap carrying an old epoch, delivered through the layer, is dropped."""
     gateway_options(REAP_GRACE_S=30)
+    host = await get_host()
+    reaps = judged_reaps(host)
     sid = await create_detached(connect, alice)
-    host = current_host()
     stale = host.sessions[sid].epoch - 1
     await get_channel_layer().send(
         host.channel_name, {"type": messages.SESSION_REAP, "session_id": sid, "epoch": stale}
     )
-    await asyncio.sleep(0.1)
+    assert (await next_reap(reaps))["epoch"] == stale
     assert sid in host.sessions
     current = host.sessions[sid].epoch
     await get_channel_layer().send(
         host.channel_name, {"type": messages.SESSION_REAP, "session_id": sid, "epoch": current}
     )
-    await wait_until(lambda: sid not in host.sessions)
+    assert (await next_reap(reaps))["epoch"] == current
+    assert sid not in host.sessions
 
 
 async def test_reap_travels_as_a_channel_layer_message(connect, alice, gateway_options):
@@ -151,7 +178,7 @@ async def test_reap_travels_as_a_channel_layer_message(connect, alice, gateway_o
     host.layer.send = spy
     try:
         sid = await create_detached(connect, alice)
-        await wait_until(lambda: sid not in host.sessions)
+        await eventually(lambda: sid not in host.sessions)
     finally:
         del host.layer.send
     assert (host.channel_name, messages.SESSION_REAP, sid) in [
@@ -190,7 +217,7 @@ async def test_lru_eviction_beyond_the_live_session_cap(connect, alice, gateway_
     rpc = await connect(alice)
     newest = (await rpc.call("session.create"))["session_id"]
     assert set(host.sessions) == {newer, newest}
-    assert gone(pid)
+    await assert_gone([pid], within=0)
     await host.store.flush()
     assert (await GatewaySession.objects.aget(pk=oldest)).close_reason == "evicted"
 
@@ -235,7 +262,7 @@ async def test_reaped_session_can_be_resumed_cold(connect, alice, gateway_option
     await rpc.turn(sid, "before the reap")
     await rpc.connection.close()
     host = current_host()
-    await wait_until(lambda: sid not in host.sessions)
+    await eventually(lambda: sid not in host.sessions)
     again = await connect(alice)
     result = await again.call("session.resume", {"session_id": sid})
     assert [m["content"] for m in result["messages"]] == ["before the reap"] * 2
@@ -245,7 +272,8 @@ async def test_reaped_session_can_be_resumed_cold(connect, alice, gateway_option
 
 
 async def test_resume_racing_the_reap_is_always_consistent(alice, fresh_host, gateway_options):
-    """Tests 200 resume-vs-reap races: the resume always ends attached to one live session."""
+    """Tests that in 200 resume-vs-reap races the resume always ends attached to one live
+    session."""
     gateway_options(REAP_GRACE_S=0.001)
     host = await get_host()
     layer = get_channel_layer()
@@ -293,13 +321,13 @@ async def test_session_cold_started_without_attach_is_reaped_after_the_grace(
     gateway_options(REAP_GRACE_S=0.2)
     sid = await create_detached(connect, alice)
     host = current_host()
-    await wait_until(lambda: sid not in host.sessions)
+    await eventually(lambda: sid not in host.sessions)
     rpc = await connect(alice)
     await rpc.call("slash.exec", {"session_id": sid, "command": "/status"})
     pid = host.sessions[sid].slash.pid
     assert not host.sessions[sid].attached
-    await wait_until(lambda: sid not in host.sessions)
-    await wait_until(lambda: gone(pid))
+    await eventually(lambda: sid not in host.sessions)
+    await assert_gone([pid])
 
 
 async def test_cold_starts_evict_beyond_the_live_session_cap(connect, alice, gateway_options):
@@ -315,14 +343,14 @@ async def test_cold_starts_evict_beyond_the_live_session_cap(connect, alice, gat
         await rpc.call("slash.exec", {"session_id": sid, "command": "/version"})
         pids.append(host.sessions[sid].slash.pid)
     assert set(host.sessions) == set(stored[1:])
-    assert gone(pids[0])
+    await assert_gone(pids[:1], within=0)
 
 
 ### Questions nobody is attached to answer ###
 
 
 async def pending_question(host, sid):
-    await wait_until(lambda: sid in host.sessions and host.sessions[sid].pending)
+    await eventually(lambda: sid in host.sessions and host.sessions[sid].pending)
     return next(iter(host.sessions[sid].pending.values()))
 
 

@@ -15,6 +15,8 @@ import psutil
 import pytest
 
 from gateway_app.slash.client import SlashClient, SlashError, live_worker_pids, slash_worker_env
+from tests.support.poll import eventually
+from tests.support.procs import assert_gone_sync
 
 CONTEXT: dict[str, Any] = {
     "session_id": "abc123",
@@ -52,10 +54,10 @@ def stub(mode: str) -> tuple[str, ...]:
     return (sys.executable, "-c", STUB, mode)
 
 
-def assert_gone(pid: int | None) -> None:
+def assert_reaped(pid: int | None) -> None:
     """Our own child must be both dead and reaped (no zombie left behind)."""
     assert pid is not None
-    assert not psutil.pid_exists(pid), f"pid {pid} still exists"
+    assert_gone_sync([pid], within=0, reaped=True)
 
 
 @pytest.fixture
@@ -88,11 +90,9 @@ async def client(fast_settings: Any) -> AsyncIterator[SlashClient]:
 
 async def wait_for_pid(slash: SlashClient) -> int:
     """Poll until the lazily spawned child exists (spawning exposes no event to await)."""
-    for _ in range(1000):
-        if slash.pid is not None:
-            return slash.pid
-        await asyncio.sleep(0.01)
-    raise AssertionError("the slash worker was never spawned")
+    return await eventually(
+        lambda: slash.pid, within=10, message="the slash worker was never spawned"
+    )
 
 
 async def test_spawns_lazily_on_first_execute(client: SlashClient) -> None:
@@ -157,7 +157,7 @@ async def test_close_ends_process_on_eof(
     with caplog.at_level(logging.INFO, logger="gateway_app.slash.client"):
         async with asyncio.timeout(0.3 * 3 + 2):
             await client.close()
-    assert_gone(pid)
+    assert_reaped(pid)
     assert client.pid is None and not client.alive
     assert "exited on EOF" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -173,7 +173,7 @@ async def test_close_is_idempotent(client: SlashClient) -> None:
     pid = fresh.pid
     await asyncio.gather(fresh.close(), fresh.close())
     await fresh.close()
-    assert_gone(pid)
+    assert_reaped(pid)
 
 
 async def test_execute_after_close_raises(client: SlashClient) -> None:
@@ -195,7 +195,7 @@ async def test_close_escalates_to_kill(
     with caplog.at_level(logging.INFO, logger="gateway_app.slash.client"):
         async with asyncio.timeout(0.3 * 3 + 2):
             await client.close()
-    assert_gone(pid)
+    assert_reaped(pid)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("killed" in message for message in warnings)
 
@@ -208,7 +208,7 @@ async def test_close_aborts_inflight_execute(client: SlashClient) -> None:
     await client.close()
     with pytest.raises(SlashError):
         await asyncio.wait_for(task, 5)
-    assert_gone(pid)
+    assert_reaped(pid)
 
 
 async def test_close_during_spawn_leaves_no_process(client: SlashClient) -> None:
@@ -244,7 +244,7 @@ async def test_timeout_teardown_leaves_no_process(fast_settings: Any) -> None:
     pid = await wait_for_pid(slash)
     with pytest.raises(SlashError):
         await task
-    assert_gone(pid)
+    assert_reaped(pid)
     await slash.close()
 
 
@@ -273,7 +273,7 @@ async def test_respawns_after_child_death(client: SlashClient) -> None:
     result = await client.execute("/title again", CONTEXT)
     assert result["effects"] == {"title": "again"}
     assert client.pid not in (None, first)
-    assert_gone(first)
+    assert_reaped(first)
 
 
 async def test_gives_up_when_child_dies_twice(client: SlashClient) -> None:
@@ -349,7 +349,7 @@ async def test_live_worker_pids_tracks_live_children(fast_settings: Any) -> None
         await second.close()
     assert not pids & live_worker_pids()
     for pid in pids:
-        assert_gone(pid)
+        assert_reaped(pid)
 
 
 async def test_oversized_reply_drops_worker(
@@ -363,5 +363,5 @@ async def test_oversized_reply_drops_worker(
     with pytest.raises(SlashError, match="too large"):
         await client.execute("/history", {**CONTEXT, "messages": messages})
     assert client.pid is None
-    assert_gone(first)
+    assert_reaped(first)
     assert (await client.execute("/clear", CONTEXT))["effects"] == {"clear": True}

@@ -7,7 +7,6 @@ import platform
 import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,27 +16,11 @@ import pytest
 
 from gateway_app.slash import worker as slash_worker
 from gateway_app.slash.commands import COMMAND_NAMES, COMMANDS, SKINS
+from tests.support.procs import assert_gone_sync, is_running
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 WORKER_ARGV = [sys.executable, "-m", "gateway_app.slash.worker"]
 REPLY_TIMEOUT_S = 10.0
-
-
-def _gone(pid: int) -> bool:
-    """True once ``pid`` no longer runs (a zombie left to a non-reaping init counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _gone(pid):
-            return True
-        time.sleep(0.05)
-    return _gone(pid)
 
 
 def _read_line(stream: Any, timeout: float = REPLY_TIMEOUT_S) -> bytes:
@@ -64,7 +47,7 @@ def worker() -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         _stop(proc)
-        assert _gone(proc.pid)
+        assert_gone_sync([proc.pid], within=0)
 
 
 def ask(proc: subprocess.Popen[bytes], request: dict[str, Any] | bytes) -> dict[str, Any]:
@@ -270,9 +253,9 @@ def test_worker_exits_when_parent_dies() -> None:
         assert ask(parent, {"id": 1, "command": "/clear"})["id"] == 1  # worker is serving
         parent.kill()
         parent.wait(timeout=10)
-        assert _wait_gone(worker_pid, timeout=slash_worker.PARENT_POLL_S + 3.0)
+        assert_gone_sync([worker_pid], within=slash_worker.PARENT_POLL_S + 3.0)
     finally:
-        if worker_pid is not None and not _gone(worker_pid):
+        if worker_pid is not None and is_running(worker_pid):
             psutil.Process(worker_pid).kill()
         _stop(parent)
-    assert _gone(parent.pid)
+    assert_gone_sync([parent.pid], within=0)

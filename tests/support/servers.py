@@ -53,14 +53,6 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
             process.wait(timeout)
 
 
-def alive(pid: int) -> bool:
-    """Whether the process exists and is not a zombie waiting to be reaped."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)

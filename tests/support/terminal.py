@@ -6,11 +6,12 @@ import asyncio
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import psutil
+
+from .poll import eventually
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
 
@@ -65,15 +66,16 @@ class Terminal:
 
     async def wait_for(self, pattern: str, within: float = 20.0) -> re.Match:
         """Poll the pane until ``pattern`` (a regex) shows, for ``within`` seconds; the match."""
-        deadline = time.monotonic() + within
-        while True:
-            screen = await asyncio.to_thread(self.screen)
-            match = re.search(pattern, screen, re.MULTILINE)
-            if match:
-                return match
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{pattern!r} never showed; the screen:\n{screen}")
-            await asyncio.sleep(0.05)
+
+        async def shown() -> re.Match | None:
+            return re.search(pattern, await asyncio.to_thread(self.screen), re.MULTILINE)
+
+        return await eventually(
+            shown,
+            within=within,
+            interval=0.05,
+            message=lambda: f"{pattern!r} never showed; the screen:\n{self.screen()}",
+        )
 
     def stop(self) -> list[int]:
         """Kill the tmux server; the pids (server, pane and its children) still alive after."""

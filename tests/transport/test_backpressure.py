@@ -206,12 +206,19 @@ def test_outbox_accepts_one_oversized_frame_when_empty():
 ### Token bucket ###
 
 
-def test_token_bucket_allows_a_burst_then_refills_at_the_rate():
-    """Tests burst, refusal, and refill at the configured rate."""
-    now = [0.0]
-    bucket = TokenBucket(rate=10, burst=3, clock=lambda: now[0])
+def test_token_bucket_allows_a_burst_then_refuses():
+    """Tests that a full bucket allows its burst, then refuses and names the wait."""
+    bucket = TokenBucket(rate=10, burst=3, clock=lambda: 0.0)
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
     assert bucket.delay() == pytest.approx(0.1)
+
+
+def test_token_bucket_refills_at_the_rate_up_to_the_burst():
+    """Tests that an emptied bucket regains one token per 1/rate seconds, never more than
+    its burst however long it waited."""
+    now = [0.0]
+    bucket = TokenBucket(rate=10, burst=3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(3)] == [True, True, True]
     now[0] += 0.1
     assert bucket.take() and not bucket.take()
     now[0] += 100

@@ -1,13 +1,12 @@
 """The gateway under real daphne, talked to with the ``websockets`` client."""
 
-import asyncio
-
-import psutil
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from tests.support.live import ws_rpc
+from tests.support.poll import eventually
+from tests.support.procs import assert_gone_sync
 from tests.support.servers import Database, GatewayServer
 
 pytestmark = pytest.mark.live
@@ -22,7 +21,7 @@ def database(tmp_path_factory):
 def server(database):
     with GatewayServer(database) as running:
         yield running
-    assert not psutil.pid_exists(running.pid) or psutil.Process(running.pid).status() == "zombie"
+    assert_gone_sync([running.pid], within=0)
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +91,10 @@ async def test_disconnect_logs_one_close_line_with_counters(server, token):
         await rpc.send_text("not json")
         await rpc.read_one()
         await rpc.call("session.create")
-    for _ in range(50):
-        lines = [line for line in server.log().splitlines() if "parse_errors=1" in line]
-        if lines:
-            break
-        await asyncio.sleep(0.1)
+    lines = await eventually(
+        lambda: [line for line in server.log().splitlines() if "parse_errors=1" in line],
+        interval=0.1,
+    )
     assert len(lines) == 1
     for counter in ("messages=2", "dispatch_crashes=0", "send_failures=0", "detached_sessions=1"):
         assert counter in lines[0]

@@ -4,7 +4,6 @@ channels-redis stores them, neither returns her transcript nor answers her quest
 genuine message pushed again is dropped; and a registry entry rewritten to name another
 owner does not let that user in."""
 
-import asyncio
 import os
 import time
 import uuid
@@ -21,6 +20,7 @@ from gateway_app.sessions.cluster.router import RemoteError
 from gateway_app.sessions.cluster.signing import SignedMessageSerializer
 from gateway_app.sessions.host import SessionHost
 from tests.support.live import ws_rpc
+from tests.support.poll import eventually
 from tests.support.servers import Database, GatewayServer, RedisServer
 
 pytestmark = pytest.mark.live
@@ -95,20 +95,26 @@ def forged_call(op, session_id, host, user_id, args):
 
 async def logged(server, text, count=1, within=10.0):
     """Wait for ``text`` to appear ``count`` times in the worker's log."""
-    deadline = time.monotonic() + within
-    while server.log().count(text) < count:
-        assert time.monotonic() < deadline, f"{text!r} not logged:\n{server.log()}"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: server.log().count(text) >= count,
+        within=within,
+        interval=0.05,
+        message=lambda: f"{text!r} not logged:\n{server.log()}",
+    )
 
 
 async def handled(server, attacker, within=10.0):
     """Wait until the worker dealt with a forged call: dropped it, or answered the attacker."""
-    deadline = time.monotonic() + within
-    while "failed verification" not in server.log():
-        if await attacker.zcard(channel_key(ATTACKER)):
-            return
-        assert time.monotonic() < deadline, f"the forged call was not handled:\n{server.log()}"
-        await asyncio.sleep(0.05)
+
+    async def dealt_with():
+        return "failed verification" in server.log() or await attacker.zcard(channel_key(ATTACKER))
+
+    await eventually(
+        dealt_with,
+        within=within,
+        interval=0.05,
+        message=lambda: f"the forged call was not handled:\n{server.log()}",
+    )
 
 
 async def test_a_forged_resume_returns_nothing_and_is_dropped(worker, attacker):

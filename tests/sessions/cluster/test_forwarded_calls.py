@@ -16,6 +16,7 @@ from gateway_app.sessions.cluster.messages import Operation
 from gateway_app.sessions.cluster.router import OPERATIONS
 from gateway_app.sessions.host import SessionHost, get_host
 from gateway_app.sessions.state import Phase
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -221,8 +222,8 @@ async def test_the_messages_a_host_is_sent_carry_an_id(host, alices_session, mon
 
     monkeypatch.setattr(host.layer, "send", capture_send)
     monkeypatch.setattr(host.layer, "group_send", capture_group_send)
-    host.reaper._send_reap(alices_session.id, alices_session.epoch)
-    await asyncio.sleep(0)  # the reap is sent by a task
+    host.reaper.schedule(alices_session, 0)
+    await eventually(lambda: [m for m in sent if m["type"] == messages.SESSION_REAP])
     await host.store.flush()
     row = await GatewaySession.objects.aget(pk=alices_session.id)
     await sync_to_async(request_teardown)(row, "closed")

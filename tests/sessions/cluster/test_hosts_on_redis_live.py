@@ -4,7 +4,6 @@ registry): claims, takeover, forwarding and registry expiry without the cost of 
 import asyncio
 import time
 
-import psutil
 import pytest
 import redis.asyncio as redis
 
@@ -15,6 +14,8 @@ from gateway_app.sessions.cluster.registry import SESSION_KEY, RedisRegistry
 from gateway_app.sessions.cluster.router import HostUnavailable
 from gateway_app.sessions.host import SessionHost
 from gateway_app.slash import client as slash_client
+from tests.support.poll import eventually
+from tests.support.procs import assert_gone, running
 from tests.support.servers import RedisServer
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -54,7 +55,7 @@ async def hosts(redis_server, settings):
     for host in started:
         await host.stop()
         await host.layer.close_pools()
-    leftover = [pid for pid in slash_client.live_worker_pids() if psutil.pid_exists(pid)]
+    leftover = running(slash_client.live_worker_pids(), reaped=True)
     assert not leftover, f"slash workers left running: {leftover}"
 
 
@@ -77,13 +78,11 @@ async def stored_session(user):
 async def stall(host):
     """The host's event loop stops beating (a stall, or kill -9): wait until it counts as dead."""
     await host.heartbeat.stop()
-    async with asyncio.timeout(5):
-        while await host.registry.alive(host.channel_name):  # noqa: ASYNC110 - key expiry
-            await asyncio.sleep(0.05)
 
+    async def dead():
+        return not await host.registry.alive(host.channel_name)
 
-def gone(pid):
-    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    await eventually(dead, interval=0.05)
 
 
 async def test_concurrent_resumes_of_a_stored_session_on_two_hosts_start_it_once(hosts, alice):
@@ -120,7 +119,7 @@ async def test_a_host_whose_heartbeat_lapsed_gives_up_a_session_taken_over(hosts
     await a.heartbeat.beat()
     assert session.id not in a.sessions
     await asyncio.wait_for(session.closed.wait(), 10)
-    assert gone(pid)
+    await assert_gone([pid], within=0)
     await b.store.flush()
     row = await GatewaySession.objects.aget(pk=session.id)
     assert (row.status, row.host_channel) == ("live", b.channel_name)
@@ -151,8 +150,8 @@ async def test_a_host_whose_heartbeat_lapsed_keeps_sessions_nobody_took_over(hos
     await stall(a)
     await a.heartbeat.beat()
     await asyncio.wait_for(a.tasks.join(), 5)
-    assert a.sessions.get(session.id) is session
     assert (await a.registry.lookup(session.id)).host == a.channel_name
+    assert a.sessions.get(session.id) is session
 
 
 async def test_a_host_registers_its_sessions_again_after_a_redis_restart(
@@ -164,14 +163,11 @@ async def test_a_host_registers_its_sessions_again_after_a_redis_restart(
     session = await a.create(await connect(a, alice), "survivor")
     key = SESSION_KEY.format(session.id)
     redis_server.restart()
-    async with asyncio.timeout(10):
-        while True:
-            try:
-                if await a.registry.redis.hget(key, "host") == a.channel_name.encode():
-                    break
-            except redis.ConnectionError:
-                pass
-            await asyncio.sleep(0.05)
+
+    async def registered_again():
+        return await a.registry.redis.hget(key, "host") == a.channel_name.encode()
+
+    await eventually(registered_again, within=10, interval=0.05, retry_on=(redis.ConnectionError,))
     assert a.sessions.get(session.id) is session
 
 
@@ -182,13 +178,19 @@ async def test_registry_entries_expire_with_their_hosts_heartbeat(hosts, alice):
     session = await a.create(await connect(a, alice), "short-lived")
     key = SESSION_KEY.format(session.id)
     assert 0 < await a.registry.redis.pttl(key) <= HOST_DEAD_AFTER_S * 1000
-    await asyncio.sleep(3 * float(HOST_DEAD_AFTER_S))  # several beats: renewed, not expired
-    assert await a.registry.redis.exists(key)
+    first_ttl_ends = time.monotonic() + HOST_DEAD_AFTER_S
+
+    async def outlived_its_first_ttl():
+        assert await a.registry.redis.exists(key), "the key expired while its host beats"
+        return time.monotonic() > first_ttl_ends + HOST_DEAD_AFTER_S
+
+    await eventually(outlived_its_first_ttl, interval=0.02)
     await stall(a)
-    deadline = time.monotonic() + 5
-    while await a.registry.redis.exists(key):
-        assert time.monotonic() < deadline, "the key outlived its host"
-        await asyncio.sleep(0.05)
+
+    async def expired():
+        return not await a.registry.redis.exists(key)
+
+    await eventually(expired, interval=0.05, message="the key outlived its host")
 
 
 async def test_closing_a_session_whose_host_died_finalizes_it(hosts, alice):
@@ -287,9 +289,7 @@ async def test_a_connection_gone_before_its_forwarded_resume_ran_is_detached_aft
     session, on_b = await resume_from_b_timing_out(a, b, alice, settings)
     await b.connection_closed(on_b)
     await asyncio.wait_for(slow_resume.done.wait(), 5)
-    async with asyncio.timeout(5):
-        while session.attached or a.router.remote_connections:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+    await eventually(lambda: not session.attached and not a.router.remote_connections)
 
 
 async def test_rows_of_a_host_that_died_are_marked_detached_by_a_running_worker(
@@ -314,11 +314,11 @@ async def test_rows_of_a_host_that_died_are_marked_detached_by_a_running_worker(
     b.settler.start()
     await asyncio.wait_for(passes.wait(), 5)  # the pass at start: A was alive
     await stall(a)
-    async with asyncio.timeout(5):
-        while True:
-            await b.store.flush()
-            row = await GatewaySession.objects.aget(pk=session.id)
-            if row.status == "detached":
-                break
-            await asyncio.sleep(0.05)
+
+    async def detached_row():
+        await b.store.flush()
+        row = await GatewaySession.objects.aget(pk=session.id)
+        return row if row.status == "detached" else None
+
+    row = await eventually(detached_row, interval=0.05)
     assert row.attached == 0

@@ -5,10 +5,11 @@ import subprocess
 import time
 
 import httpx
-import psutil
 import pytest
 
 from tests.support.live import ws_rpc
+from tests.support.poll import eventually
+from tests.support.procs import assert_gone, assert_gone_sync
 from tests.support.servers import PYTHON, REPO, Database, GatewayServer, RedisServer
 
 pytestmark = pytest.mark.live
@@ -37,24 +38,7 @@ def cluster(database, redis_server):
     finally:
         a.stop()
         b.stop()
-    for worker in (a, b):
-        assert not psutil.pid_exists(worker.pid) or psutil.Process(worker.pid).status() == "zombie"
-
-
-async def eventually(check, within=10.0, every=0.1):
-    """Retry an async check until it returns a truthy value or the time runs out."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            result = await check()
-            if result:
-                return result
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(every)
+    assert_gone_sync([a.pid, b.pid], within=0)
 
 
 async def test_create_on_a_resume_and_stream_on_b(cluster):
@@ -86,13 +70,13 @@ async def test_sessions_created_on_a_show_in_session_list_on_b(cluster):
                 rows = (await on_b.call("session.list"))["sessions"]
                 return [(r["session_id"], r["title"]) for r in rows]
 
-            assert await eventually(listed_on_b, within=2.0, every=0.02) == [(sid, "made on a")]
+            assert await eventually(listed_on_b, within=2.0, interval=0.02) == [(sid, "made on a")]
             await on_a.call("slash.exec", {"session_id": sid, "command": "/title renamed"})
 
             async def renamed_on_b():
                 return (await listed_on_b()) == [(sid, "renamed")]
 
-            assert await eventually(renamed_on_b, within=2.0, every=0.02)
+            assert await eventually(renamed_on_b, within=2.0, interval=0.02)
 
 
 async def test_close_on_b_ends_the_slash_worker_on_a(cluster):
@@ -106,7 +90,7 @@ async def test_close_on_b_ends_the_slash_worker_on_a(cluster):
             assert await on_b.call("session.close", {"session_id": sid}) == {"closed": True}
         event = await on_a.event("session.closed")
         assert event["payload"]["reason"] == "closed"
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    await assert_gone([pid], within=0)
 
 
 async def test_approval_asked_via_a_is_answered_via_b(cluster):
@@ -139,12 +123,17 @@ async def test_disconnect_on_b_reaps_on_a_and_reconnect_cancels(cluster):
     # Both detached again (through B); resume one from A within the grace.
     async with ws_rpc(a.url, token) as again:
         await again.call("session.resume", {"session_id": kept})
-        await asyncio.sleep(2.5)
-        statuses = {
-            s["session_id"]: s["status"] for s in (await again.call("session.list"))["sessions"]
-        }
-        assert statuses[kept] == "live"
-        assert statuses[reaped] == "closed"
+
+        async def statuses():
+            rows = (await again.call("session.list"))["sessions"]
+            return {row["session_id"]: row["status"] for row in rows}
+
+        async def reaped_closed():
+            return (await statuses())[reaped] == "closed"
+
+        # Both were detached at once: by the time one is reaped the other's grace is over.
+        await eventually(reaped_closed, within=10, interval=0.1)
+        assert (await statuses())[kept] == "live"
         assert len(a.slash_workers()) == 1
 
 
@@ -157,17 +146,23 @@ async def test_kill_9_of_the_host_then_resume_on_b_cold_starts(cluster):
         await on_a.call("slash.exec", {"session_id": sid, "command": "/version"})
         workers = a.slash_workers()
         assert len(workers) == 1
-        await asyncio.sleep(0.3)  # let the write-behind store commit the turn
+        async with ws_rpc(b.url, token) as on_b:
+
+            async def stored_messages():
+                rows = (await on_b.call("session.list"))["sessions"]
+                return [row["messages"] for row in rows if row["session_id"] == sid] == [2]
+
+            # The turn is in the database (written behind, at once beside other workers).
+            await eventually(stored_messages, within=10, interval=0.05)
         a.kill()
     started = time.monotonic()
-    _, alive = psutil.wait_procs([psutil.Process(p) for p in workers if psutil.pid_exists(p)], 5)
-    assert not alive, "slash workers outlived their dead host"
+    await assert_gone(workers, within=5)
     async with ws_rpc(b.url, token) as on_b:
 
         async def resume():
             return await on_b.call("session.resume", {"session_id": sid})
 
-        resumed = await eventually(resume, within=15)
+        resumed = await eventually(resume, within=15, interval=0.1, retry_on=(Exception,))
         assert [m["content"] for m in resumed["messages"]] == ["survives the crash"] * 2
         assert time.monotonic() - started < 15
         complete = await on_b.turn(sid, "alive on b")
@@ -191,14 +186,14 @@ async def test_redis_restart_is_survived_and_recovered_within_10s(cluster, redis
             complete = await on_a.turn(sid, "after the restart")
             return complete["text"] == "after the restart"
 
-        await eventually(streams_again, within=10)
+        await eventually(streams_again, within=10, interval=0.1, retry_on=(Exception,))
         assert time.monotonic() - back < 10
     async with ws_rpc(b.url, token) as on_b:
 
         async def cross_worker():
             return await on_b.call("session.resume", {"session_id": sid})
 
-        await eventually(cross_worker, within=10)
+        await eventually(cross_worker, within=10, interval=0.1, retry_on=(Exception,))
 
 
 def staff_client(server, database):
