@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from gateway_app.agents.base import AgentError, ApprovalChoice, Turn, TurnUser
-from gateway_app.agents.tools import Tool, ToolContext
 from gateway_app.agents.openai import OpenAIAgent
+from gateway_app.agents.tools import Tool, ToolContext
 
 from .fake_openai import FakeOpenAI, Reply, chunk, text_reply, tool_reply
 
