@@ -11,6 +11,10 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .agents import sandbox
+from .agents.errors import ExtensionError
+from .agents.loading import resolve_agent
+from .agents.openai import OpenAIAgent
+from .agents.tools import load_tools
 from .conf import BY_NAME, OPTIONS, gateway_settings, setting
 from .conf.kinds import is_number
 from .conf.layers import default_layer, is_redis_layer, layer_redis_url
@@ -55,10 +59,30 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 id="gateway_app.W002",
             )
         )
-    if options["AGENT"] == "openai":
-        errors += _check_openai(options)
+    errors += _check_extensions(options)
     errors += _check_terminal(options)
     return errors
+
+
+def _check_extensions(options: dict[str, Any]) -> list[checks.CheckMessage]:
+    """The AGENT backend and the TOOLS, by the validation that builds them (E003, E050-E054),
+    then the openai backend's own settings."""
+    errors: list[checks.CheckMessage] = []
+    backend: type | None = None
+    try:
+        backend, _ = resolve_agent(options["AGENT"])
+    except ExtensionError as exc:
+        errors.append(checks.Error(str(exc), hint=_AGENT_HINT, id=exc.check_id))
+    try:
+        load_tools(options["TOOLS"])
+    except ExtensionError as exc:
+        errors.append(checks.Error(str(exc), id=exc.check_id))
+    if backend is not None and issubclass(backend, OpenAIAgent):
+        errors += _check_openai(options)
+    return errors
+
+
+_AGENT_HINT = "hermes_site reads a backend name from HERMES_AGENT."
 
 
 def _check_terminal(options: dict[str, Any]) -> list[checks.CheckMessage]:

@@ -73,6 +73,7 @@ BAD_VALUES = {
     "MAX_LIVE_SESSIONS": 0,
     "SWEEP_INTERVAL_S": -0.5,
     "AGENT": "gpt",
+    "TOOLS": "gateway_app.agents.tools.terminal.TerminalTool",
     "OPENAI_BASE_URL": 443,
     "OPENAI_API_KEY": None,
     "MODEL": ["gpt"],

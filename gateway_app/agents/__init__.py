@@ -1,48 +1,36 @@
-"""Agent backends: ``echo`` (offline, default) and ``openai`` (OpenAI-compatible streaming)."""
+"""Agent backends: ``echo`` (offline, default), ``openai`` (OpenAI-compatible streaming), or
+any ``Agent`` subclass the ``AGENT`` setting names; one per worker, closed when replaced."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-
-from django.core.exceptions import ImproperlyConfigured
+from typing import Any
 
 from ..conf import setting
-from .base import Agent, AgentError, Turn
+from .base import Agent, AgentError, Turn, TurnUser
+from .loading import build_agent
 
-__all__ = ["Agent", "AgentError", "Turn", "close_agent", "get_agent"]
+__all__ = ["Agent", "AgentError", "Turn", "TurnUser", "build_agent", "close_agent", "get_agent"]
 
 logger = logging.getLogger(__name__)
 
 _agent: Agent | None = None
+#: The AGENT and TOOLS settings ``_agent`` was built from.
+_built_from: Any = None
 #: Closes of replaced agents still running: held so they finish, awaited by close_agent().
 _closing: set[asyncio.Task[None]] = set()
 
 
-def build_agent(name: str) -> Agent:
-    """A new backend named ``name`` (the ``AGENT`` setting), configured from settings."""
-    if name == "echo":
-        from .echo import EchoAgent
-
-        return EchoAgent()
-    if name == "openai":
-        from .openai import OpenAIAgent
-
-        return OpenAIAgent(
-            base_url=setting("OPENAI_BASE_URL"),
-            api_key=setting("OPENAI_API_KEY"),
-            model=setting("MODEL"),
-            timeout=setting("AGENT_TIMEOUT_S"),
-        )
-    raise ImproperlyConfigured(f"Unknown HERMES_AGENT {name!r}: expected 'echo' or 'openai'")
-
-
 def get_agent() -> Agent:
     """The worker's agent backend, built on first use from the ``AGENT`` setting; when that
-    setting changed, the agent it replaces is closed."""
-    global _agent
-    if _agent is None or _agent.name != setting("AGENT"):
-        replaced, _agent = _agent, build_agent(setting("AGENT"))
+    setting (or ``TOOLS``) changed, the agent it replaces is closed."""
+    global _agent, _built_from
+    wanted = (setting("AGENT"), setting("TOOLS"))
+    if _agent is None or _built_from != wanted:
+        # A copy: a dict setting changed in place must still count as a change.
+        replaced, _agent, _built_from = _agent, build_agent(wanted[0]), copy.deepcopy(wanted)
         if replaced is not None:
             _close_later(replaced)
     return _agent

@@ -1,6 +1,7 @@
 """
-The OpenAI-compatible backend: streams ``/chat/completions`` over SSE with ``httpx`` and runs
-the ``terminal`` and ``clarify`` tools the model calls, asking the user first.
+The OpenAI-compatible backend: streams ``/chat/completions`` over SSE with ``httpx``, offers
+the model the configured tools (the ``TOOLS`` setting) and its own ``clarify``, and runs the
+calls through ``Turn.call_tool`` (permission, approval, then the tool).
 
 Every failure (network, HTTP status, malformed stream, timeout) becomes an ``AgentError`` with
 a readable message. Tool calls whose arguments are not a JSON object are not run: the error is
@@ -12,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from ..conf import setting
 from .base import Agent, AgentError, Turn
+from .tools import Tool, load_tools
 
 logger = logging.getLogger(__name__)
 
@@ -30,25 +34,18 @@ CONNECT_TIMEOUT_S = 10.0
 _EXCERPT_CHARS = 200
 
 
-def _function_tool(name: str, description: str, param: str) -> dict[str, Any]:
-    """A function tool taking one required string parameter."""
-    parameters = {
-        "type": "object",
-        "properties": {param: {"type": "string"}},
-        "required": [param],
-    }
-    return {
-        "type": "function",
-        "function": {"name": name, "description": description, "parameters": parameters},
-    }
-
-
-TOOLS: list[dict[str, Any]] = [
-    _function_tool("terminal", "Run a shell command (the user approves it first).", "command"),
-    _function_tool(
-        "clarify", "Ask the user a clarifying question; returns the answer.", "question"
-    ),
-]
+CLARIFY_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "clarify",
+        "description": "Ask the user a clarifying question; returns the answer.",
+        "parameters": {
+            "type": "object",
+            "properties": {"question": {"type": "string"}},
+            "required": ["question"],
+        },
+    },
+}
 
 
 @dataclass
@@ -78,15 +75,28 @@ class OpenAIAgent(Agent):
         timeout: float,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         max_tool_rounds: int = MAX_TOOL_ROUNDS,
+        tools: Sequence[Tool] | None = None,
     ) -> None:
+        """``tools``: the tools offered to the model; None, those of the TOOLS setting."""
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key
         self.model = model
         self.timeout = float(timeout)
         self.system_prompt = system_prompt
         self.max_tool_rounds = max_tool_rounds
+        self.tools = {t.name: t for t in (load_tools(setting("TOOLS")) if tools is None else tools)}
+        self.tool_schemas = [*(t.schema() for t in self.tools.values()), CLARIFY_TOOL]
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        return {
+            "base_url": setting("OPENAI_BASE_URL"),
+            "api_key": setting("OPENAI_API_KEY"),
+            "model": setting("MODEL"),
+            "timeout": setting("AGENT_TIMEOUT_S"),
+        }
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -138,7 +148,8 @@ class OpenAIAgent(Agent):
         self, turn: Turn, messages: list[dict[str, Any]], sep: str
     ) -> tuple[str, list[ToolCall]]:
         """One streaming request: stream its text to ``turn``, return the text and tool calls."""
-        body = {"model": self.model, "messages": messages, "tools": TOOLS, "stream": True}
+        body = {"model": self.model, "messages": messages, "stream": True}
+        body["tools"] = self.tool_schemas
         headers = {"Accept": "text/event-stream"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -206,11 +217,10 @@ class OpenAIAgent(Agent):
             args = json.loads(call.arguments or "{}")
         except json.JSONDecodeError:
             args = None
-        if call.name == "terminal" and isinstance(args, dict):
-            command = args.get("command")
-            if isinstance(command, str) and command.strip():
-                return await self._terminal(turn, command)
-        elif call.name == "clarify" and isinstance(args, dict):
+        tool = self.tools.get(call.name)
+        if tool is not None and isinstance(args, dict) and tool.invalid(args) is None:
+            return await turn.call_tool(tool, args)
+        if call.name == "clarify" and isinstance(args, dict):
             question = args.get("question")
             if isinstance(question, str) and question.strip():
                 tool_id = await turn.tool_start("clarify", {"question": question})
@@ -218,28 +228,13 @@ class OpenAIAgent(Agent):
                 await turn.tool_complete(tool_id, answer)
                 return answer
         # Not runnable: say why, to the client and to the model (which may retry).
-        if call.name not in ("terminal", "clarify"):
+        if tool is None and call.name != "clarify":
             error = f"error: unknown tool {call.name!r}"
         else:
             error = f"error: invalid arguments for {call.name}: {_excerpt(call.arguments)}"
         tool_id = await turn.tool_start(call.name or "unknown", {"arguments": call.arguments})
         await turn.tool_complete(tool_id, error)
         return error
-
-    async def _terminal(self, turn: Turn, command: str) -> str:
-        # Refused before the user is asked: approving cannot grant what the account lacks.
-        refusal = await turn.terminal_refusal()
-        if refusal is None:
-            choice = await turn.ask_approval("terminal", f"Run command: {command}")
-        tool_id = await turn.tool_start("terminal", {"command": command})
-        if refusal is not None:
-            result = refusal
-        elif choice == "deny":
-            result = "denied: the user did not allow this command"
-        else:
-            result = await turn.run_terminal(command)
-        await turn.tool_complete(tool_id, result)
-        return result
 
 
 def _parse_chunk(data: str) -> tuple[dict[str, Any], bool]:

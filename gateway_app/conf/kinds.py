@@ -86,6 +86,12 @@ MAPPING = Kind(
 )
 
 
+#: Validated by the system checks from what the value names (an importable class, say):
+#: gateway_app.checks reports it with the ids of ``gateway_app.agents.loading``.
+BACKEND = Kind(str, ())
+DOTTED_PATHS = Kind(list, ())
+
+
 def one_of(*choices: str, check_id: str) -> Kind:
     """A string from ``choices``."""
     what = " or ".join(repr(choice) for choice in choices)

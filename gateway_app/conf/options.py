@@ -79,9 +79,20 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "AGENT",
         "echo",
-        kinds.one_of("echo", "openai", check_id="gateway_app.E003"),
-        "`echo` (offline) or `openai`",
+        kinds.BACKEND,
+        "the agent backend: `echo` (offline), `openai`, or any `Agent` subclass as "
+        '`{"BACKEND": "myapp.agents.MyAgent", "OPTIONS": {...}}` (OPTIONS: its constructor\'s '
+        "keyword arguments; a dotted path string alone: none). `openai` takes its defaults from "
+        "`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `MODEL`, `AGENT_TIMEOUT_S`",
         env="HERMES_AGENT",
+    ),
+    Option(
+        "TOOLS",
+        ["gateway_app.agents.tools.terminal.TerminalTool"],
+        kinds.DOTTED_PATHS,
+        "dotted paths of the `Tool` classes the `openai` backend offers the model (`clarify` "
+        "is always offered)",
+        shown="the terminal tool",
     ),
     Option(
         "OPENAI_BASE_URL",

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.utils import timezone
 
-from ..agents import close_agent, get_agent
+from ..agents import TurnUser, close_agent, get_agent
 from ..auth import tokens
 from ..conf import registry_redis_url, setting
 from ..models import CloseReason, SessionStatus, new_session_id
@@ -63,7 +63,7 @@ from .state import (
 )
 from .store import SessionStore
 from .tasks import TaskSet
-from .terminal import TerminalTool
+from .terminal import ToolHost
 from .turn import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class SessionHost:
         shared = self.registry.shared
         self.store = SessionStore(gather=not shared)
         self.index = SessionIndex(self.store, 0.0 if shared else setting("LIST_CACHE_S"))
-        self.terminal = TerminalTool()
+        self.terminal = ToolHost()
         self.reaper = Reaper(self)
         self.router = SessionRouter(self, self.registry)
         self.cold = ColdStarter(self, self.registry, self.store)
@@ -540,7 +540,8 @@ class SessionHost:
         if session.turn is not None:
             raise SessionBusy()
         coalesce_s = setting("DELTA_COALESCE_MS") / 1000.0
-        turn = TurnRunner(self, session, get_agent(), text, coalesce_s)
+        user = TurnUser(ctx.caller.user_id, ctx.caller.username)
+        turn = TurnRunner(self, session, get_agent(), text, coalesce_s, user)
         # Claimed before the first await (attach may wait on the layer): a prompt submitted
         # meanwhile is busy, and there is never a second turn that teardown would not stop.
         session.turn = turn

@@ -12,8 +12,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..agents import Agent, AgentError, Turn
+from ..agents import Agent, AgentError, Turn, TurnUser
 from ..agents.base import ApprovalChoice
+from ..agents.tools import Tool, ToolContext
 from .state import LiveSession, PendingQuestion
 
 if TYPE_CHECKING:
@@ -32,9 +33,12 @@ class TurnRunner(Turn):
         agent: Agent,
         text: str,
         coalesce_s: float,
+        user: TurnUser,
     ):
         self.host = host
         self.session = session
+        self.session_id = session.id
+        self.user = user
         self.agent = agent
         self.text = text
         # A copy: the session's transcript grows during the turn. At most HISTORY_LIMIT.
@@ -237,11 +241,19 @@ class TurnRunner(Turn):
     async def ask_clarify(self, question: str) -> str:
         return await self._ask("clarify", "clarify.request", {"question": question})
 
-    async def terminal_refusal(self) -> str | None:
-        return await self.host.terminal.refusal(self.session)
+    async def tool_refusal(self, tool: Tool) -> str | None:
+        return await self.host.terminal.refusal(self.session, tool)
 
-    async def run_terminal(self, command: str) -> str:
-        return await self.host.terminal.run(self.session, command)
+    def tool_context(self, tool_id: str) -> ToolContext:
+        async def scratch():
+            return await self.host.terminal.scratch_dir(self.session)
+
+        async def progress(text: str) -> None:
+            await self._flush()
+            payload = {"turn_id": self.turn_id, "tool_id": tool_id, "text": text}
+            await self.host.publish(self.session, "tool.progress", payload)
+
+        return ToolContext(self.session.id, self.user, tool_id, scratch, progress)
 
     async def _ask(self, kind: str, event_type: str, payload: dict[str, Any]) -> Any:
         await self._flush()

@@ -44,10 +44,10 @@ class RecordingTurn(Turn):
         self.questions.append(question)
         return "the answer"
 
-    async def terminal_refusal(self) -> str | None:
+    async def tool_refusal(self, tool):
         raise AssertionError("the echo agent only simulates the terminal tool")
 
-    async def run_terminal(self, command: str) -> str:
+    def tool_context(self, tool_id):
         raise AssertionError("the echo agent only simulates the terminal tool")
 
 

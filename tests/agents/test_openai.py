@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -13,14 +14,22 @@ from typing import Any
 
 import pytest
 
-from gateway_app.agents import tools
-from gateway_app.agents.base import AgentError, ApprovalChoice, Turn
+from gateway_app.agents.base import AgentError, ApprovalChoice, Turn, TurnUser
 from gateway_app.agents.openai import OpenAIAgent
-from gateway_app.agents.sandbox import SandboxConfig
+from gateway_app.agents.tools import Tool, ToolContext
 
 from .fake_openai import FakeOpenAI, Reply, chunk, text_reply, tool_reply
 
 WAIT_S = 5.0
+#: Scratch directories RecordingTurn made, removed after each test.
+_scratch_dirs: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_scratch_dirs():
+    yield
+    while _scratch_dirs:
+        shutil.rmtree(_scratch_dirs.pop(), ignore_errors=True)
 
 
 class RecordingTurn(Turn):
@@ -42,6 +51,8 @@ class RecordingTurn(Turn):
         self.deltas: list[str] = []
         self.events: list[tuple[Any, ...]] = []
         self.first_delta = asyncio.Event()
+        self.session_id = "s-test"
+        self.user = TurnUser(1, "alice")
 
     @property
     def reply(self) -> str:
@@ -67,19 +78,20 @@ class RecordingTurn(Turn):
         self.events.append(("clarify", question))
         return self.answer
 
-    async def terminal_refusal(self) -> str | None:
+    async def tool_refusal(self, tool: Tool) -> str | None:
         return self.refusal
 
-    async def run_terminal(self, command: str) -> str:
-        with tempfile.TemporaryDirectory(prefix="hermes-openai-test-") as scratch:
-            os.chmod(scratch, 0o777)
-            return await tools.run_terminal(
-                command,
-                scratch=Path(scratch),
-                timeout=WAIT_S,
-                output_limit=1000,
-                config=SandboxConfig(),
-            )
+    def tool_context(self, tool_id: str) -> ToolContext:
+        async def scratch() -> Path:
+            path = Path(tempfile.mkdtemp(prefix="hermes-openai-test-"))
+            _scratch_dirs.append(path)
+            os.chmod(path, 0o777)
+            return path
+
+        async def progress(text: str) -> None:
+            self.events.append(("progress", tool_id, text))
+
+        return ToolContext(self.session_id, self.user, tool_id, scratch, progress)
 
 
 @pytest.fixture

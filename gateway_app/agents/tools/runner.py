@@ -1,5 +1,5 @@
 """
-The ``terminal`` tool: run one user-approved shell command in the sandbox (``sandbox.py``)
+The terminal tool's runner: run one user-approved shell command in the sandbox (``sandbox.py``)
 with a time limit, an output cap and rlimits, and never leave a process behind.
 """
 
@@ -13,8 +13,8 @@ import os
 import signal
 from pathlib import Path
 
-from . import sandbox
-from .sandbox import SandboxConfig
+from .. import sandbox
+from ..sandbox import SandboxConfig
 
 logger = logging.getLogger(__name__)
 
