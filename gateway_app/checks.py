@@ -15,6 +15,7 @@ from .conf import BY_NAME, OPTIONS, gateway_settings, setting
 from .conf.kinds import is_number
 from .conf.layers import default_layer, is_redis_layer, layer_redis_url
 from .sessions.cluster.signing import SIGNED_FORMAT
+from .slash.installed import command_modules, installed
 
 
 @checks.register()
@@ -58,6 +59,30 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     if options["AGENT"] == "openai":
         errors += _check_openai(options)
     errors += _check_terminal(options)
+    return errors
+
+
+#: The check id of each kind of slash-command table problem (gateway_app.slash.registry).
+_SLASH_PROBLEM_IDS = {
+    "import": "gateway_app.E056",
+    "builtin": "gateway_app.E057",
+    "duplicate": "gateway_app.E058",
+}
+
+
+@checks.register()
+def check_slash_commands(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Every SLASH_COMMANDS module imports, and no command name is taken twice (a clash is
+    otherwise silent: the command registered first wins)."""
+    errors = []
+    for problem in installed().problems if command_modules() else ():
+        if problem.kind == "import":
+            msg = f"Slash command module {problem.module!r} does not import: {problem.detail}."
+            hint = "Fix the module or remove it from HERMES_GATEWAY['SLASH_COMMANDS']."
+        else:
+            msg = f"Slash command module {problem.module!r}: {problem.detail}."
+            hint = "Give the command another name; the one defined first is kept."
+        errors.append(checks.Error(msg, hint=hint, id=_SLASH_PROBLEM_IDS[problem.kind]))
     return errors
 
 
