@@ -355,7 +355,6 @@ class SessionHost:
         omitted += session.message_count - len(session.history)  # not kept in memory
         return {
             "session_id": session.id,
-            "user": {"id": session.user_id, "username": ctx.caller.username},
             "title": session.title,
             "status": session.status,
             "messages": messages,
