@@ -31,3 +31,9 @@ def rename(ctx: Any, args: str) -> tuple[str, dict[str, Any]]:
 @command(name="badskin", description="Ask for a skin that does not exist.")
 def badskin(ctx: Any, args: str) -> tuple[str, dict[str, Any]]:
     return "nope", {"skin": "neon"}
+
+
+@command(name="noisy", description="Print while running.")
+def noisy(ctx: Any, args: str) -> str:
+    print("debugging output", flush=True)
+    return "done"

@@ -52,7 +52,7 @@ def test_registered_commands_follow_the_builtins_in_the_table() -> None:
     table = build_table([PLUGIN])
     assert table.specs[: len(COMMANDS)] == COMMANDS
     added = [spec.name for spec in table.specs[len(COMMANDS) :]]
-    assert added == ["/weather", "/whoami", "/count", "/rename", "/badskin"]
+    assert added == ["/weather", "/whoami", "/count", "/rename", "/badskin", "/noisy"]
     assert table.problems == ()
 
 
@@ -205,3 +205,15 @@ async def test_an_invalid_effect_of_a_registered_command_is_an_error(
     sid = (await rpc.call("session.create"))["session_id"]
     error = await rpc.error("slash.exec", {"session_id": sid, "command": "/badskin"})
     assert error["code"] == -32603 and "invalid effect" in error["message"]
+
+
+@gateway_db
+async def test_what_a_command_prints_does_not_reach_the_reply_channel(
+    plugins, connect, alice
+) -> None:
+    """Tests that a command's print() goes to stderr, so the worker's replies stay intact."""
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    result = await rpc.call("slash.exec", {"session_id": sid, "command": "/noisy"})
+    assert result == {"output": "done"}
+    assert (await rpc.call("slash.exec", {"session_id": sid, "command": "/noisy"})) == result
