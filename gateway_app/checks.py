@@ -18,7 +18,9 @@ from .agents.tools import load_tools
 from .conf import BY_NAME, OPTIONS, gateway_settings, setting
 from .conf.kinds import is_number
 from .conf.layers import default_layer, is_redis_layer, layer_redis_url
+from .rpc.dispatch import registry as method_registry
 from .sessions.cluster.signing import SIGNED_FORMAT
+from .slash.installed import command_modules, installed
 
 
 @checks.register()
@@ -83,6 +85,56 @@ def _check_extensions(options: dict[str, Any]) -> list[checks.CheckMessage]:
 
 
 _AGENT_HINT = "hermes_site reads a backend name from HERMES_AGENT."
+
+
+#: The check id of each kind of slash-command table problem (gateway_app.slash.registry).
+_SLASH_PROBLEM_IDS = {
+    "import": "gateway_app.E056",
+    "builtin": "gateway_app.E057",
+    "duplicate": "gateway_app.E058",
+}
+
+
+@checks.register()
+def check_slash_commands(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Every SLASH_COMMANDS module imports, and no command name is taken twice (a clash is
+    otherwise silent: the command registered first wins)."""
+    errors = []
+    for problem in installed().problems if command_modules() else ():
+        if problem.kind == "import":
+            msg = f"Slash command module {problem.module!r} does not import: {problem.detail}."
+            hint = "Fix the module or remove it from HERMES_GATEWAY['SLASH_COMMANDS']."
+        else:
+            msg = f"Slash command module {problem.module!r}: {problem.detail}."
+            hint = "Give the command another name; the one defined first is kept."
+        errors.append(checks.Error(msg, hint=hint, id=_SLASH_PROBLEM_IDS[problem.kind]))
+    return errors
+
+
+@checks.register()
+def check_rpc_methods(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Every RPC_METHODS module imports, and no JSON-RPC method name is registered twice
+    (the first registration would answer, silently)."""
+    current = method_registry()
+    errors = [
+        checks.Error(
+            f"JSON-RPC method module {module!r} does not import: {detail}.",
+            hint="Fix the module or remove it from HERMES_GATEWAY['RPC_METHODS'].",
+            id="gateway_app.E056",
+        )
+        for module, detail in current.import_errors
+    ]
+    for entry in current.duplicates:
+        first = current.methods[entry.name]
+        errors.append(
+            checks.Error(
+                f"JSON-RPC method {entry.name!r} of {entry.module!r} is already registered "
+                f"by {first.module!r}.",
+                hint="Register the method under another name; the first one answers.",
+                id="gateway_app.E059",
+            )
+        )
+    return errors
 
 
 def _check_terminal(options: dict[str, Any]) -> list[checks.CheckMessage]:

@@ -84,6 +84,8 @@ BAD_VALUES = {
     "SLASH_TIMEOUT_S": 0,
     "SLASH_CLOSE_TIMEOUT_S": -1,
     "SLASH_OUTPUT_LIMIT": 0,
+    "SLASH_COMMANDS": "tests.extensions.slash_commands",
+    "RPC_METHODS": ["tests/extensions/methods.py"],
     "TERMINAL_TIMEOUT_S": -5,
     "TERMINAL_OUTPUT_LIMIT": "16k",
     "MAX_FRAME_BYTES": 0,

@@ -144,3 +144,19 @@ REDIS_URL = Kind(
         ),
     ),
 )
+
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _module_paths(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(item, str) and _DOTTED.fullmatch(item) for item in value
+    )
+
+
+#: Extension modules to import: a list of dotted module paths.
+MODULE_LIST = Kind(
+    tuple,
+    (Rule("a list of dotted module paths", "gateway_app.E055", _module_paths),),
+)

@@ -155,6 +155,24 @@ OPTIONS: tuple[Option, ...] = (
         kinds.POSITIVE_INT,
         "characters of slash output returned",
     ),
+    # Extensions.
+    Option(
+        "SLASH_COMMANDS",
+        (),
+        kinds.MODULE_LIST,
+        "modules (dotted paths) whose `@gateway_app.slash.command` handlers join the built-in "
+        "slash commands; imported by the gateway and by each slash worker, so Django-free "
+        "(see [Extending](#extending))",
+        shown="empty",
+    ),
+    Option(
+        "RPC_METHODS",
+        (),
+        kinds.MODULE_LIST,
+        "modules (dotted paths) whose `@gateway_app.rpc.dispatch.method` handlers join the "
+        "JSON-RPC methods (see [Extending](#extending))",
+        shown="empty",
+    ),
     # The agent's terminal tool.
     Option("TERMINAL_TIMEOUT_S", 30.0, kinds.POSITIVE, "the terminal tool's command timeout"),
     Option(

@@ -39,7 +39,8 @@ from ..rpc.errors import (
 )
 from ..rpc.protocol import encode, event_message
 from ..slash.client import SlashClient, SlashError
-from ..slash.commands import TRANSCRIPT_COMMANDS, command_name
+from ..slash.commands import command_name
+from ..slash.installed import installed
 from .cluster.heartbeat import Heartbeat
 from .cluster.registry import LocalRegistry, build_registry
 from .cluster.router import SessionRouter
@@ -608,12 +609,13 @@ class SessionHost:
             session.slash = SlashClient(session.id)
         context: dict[str, Any] = {
             "session_id": session.id,
+            "user": {"id": session.user_id, "username": ctx.caller.username},
             "title": session.title,
             "status": session.status,
             "skin": session.skin,
             "version": _version(),
         }
-        if command_name(command) in TRANSCRIPT_COMMANDS:
+        if installed().reads_transcript(command_name(command)):
             # Encoded on the event loop: only for the commands that read it.
             context["messages"] = session.history[-SLASH_TRANSCRIPT_MESSAGES:]
         pid_before = session.slash.pid

@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway_app.adapters.asyncio_subprocess import close_transport
 from gateway_app.conf import setting
+from gateway_app.slash.installed import command_modules
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class _Worker:
 class SlashClient:
     """One session's slash worker: lazy spawn, one request at a time, one teardown path."""
 
-    #: argv of the child; a seam so tests can substitute a misbehaving child.
+    #: argv of the child (the ``SLASH_COMMANDS`` modules follow it); a seam so tests can
+    #: substitute a misbehaving child.
     command: tuple[str, ...] = (sys.executable, "-m", "gateway_app.slash.worker")
 
     def __init__(self, session_id: str) -> None:
@@ -153,6 +155,7 @@ class SlashClient:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
+                *command_modules(),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,

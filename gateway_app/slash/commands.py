@@ -1,10 +1,12 @@
 """
-The slash-command catalog and skins. Pure data with no Django imports, because both the
-gateway (for ``commands.catalog`` / ``complete.slash``) and the slash worker child import it.
+The built-in slash-command catalog and skins. Pure data with no Django imports, because both
+the gateway (for ``commands.catalog`` / ``complete.slash``) and the slash worker child import
+it; the commands of ``SLASH_COMMANDS`` modules join them in :mod:`.registry`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -48,11 +50,10 @@ SKINS: dict[str, dict[str, str]] = {
 }
 
 
-def catalog() -> list[dict[str, str]]:
+def catalog(specs: Iterable[CommandSpec] = COMMANDS) -> list[dict[str, str]]:
     """Return the commands as plain dicts, ready to serialize for ``commands.catalog``."""
     return [
-        {"name": spec.name, "description": spec.description, "usage": spec.usage}
-        for spec in COMMANDS
+        {"name": spec.name, "description": spec.description, "usage": spec.usage} for spec in specs
     ]
 
 
@@ -61,8 +62,8 @@ def command_name(command: str) -> str:
     return command.strip().partition(" ")[0].lower()
 
 
-def complete(text: str) -> list[str]:
+def complete(text: str, specs: Iterable[CommandSpec] = COMMANDS) -> list[str]:
     """Return the sorted command names starting with ``text``; ``[]`` unless it starts with /."""
     if not text.startswith("/"):
         return []
-    return sorted(spec.name for spec in COMMANDS if spec.name.startswith(text))
+    return sorted(spec.name for spec in specs if spec.name.startswith(text))

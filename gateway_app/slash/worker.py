@@ -3,8 +3,9 @@ The slash worker: a per-session child process (``python -m gateway_app.slash.wor
 executes slash commands. It speaks JSON lines on stdin/stdout, one reply per request, and exits
 by itself on stdin EOF or when its parent dies, so it can never outlive its host.
 
-It imports only the standard library and :mod:`gateway_app.slash.commands` (no Django) to keep
-startup fast and the child's footprint small.
+It imports only the standard library and the slash package (no Django) to keep startup fast
+and the child's footprint small, plus the command modules of ``SLASH_COMMANDS``, whose names
+the parent passes as arguments (``python -m gateway_app.slash.worker mod.a mod.b``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from gateway_app.slash.commands import COMMANDS, SKINS, command_name
+from gateway_app.slash.commands import SKINS, command_name
+from gateway_app.slash.registry import BUILTIN_TABLE, Table, build_table
 
 #: How often the parent-death watch polls ``os.getppid()``.
 PARENT_POLL_S = 1.0
@@ -33,11 +36,27 @@ class CommandError(Exception):
     """A request that cannot be executed; its message is sent back as the reply's ``error``."""
 
 
+@dataclass(frozen=True)
+class User:
+    """The session's owner, as a command sees it."""
+
+    id: int
+    username: str
+
+
 class Context:
-    """The session snapshot the parent sends with each request, read leniently with defaults."""
+    """The session snapshot the parent sends with each request, read leniently with defaults.
+    A registered command gets it as ``ctx``: ``session_id``, ``user``, ``title``, ``status``,
+    ``skin``, ``version``, and ``messages`` (empty unless the command reads the transcript)."""
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self.session_id = str(raw.get("session_id") or "")
+        user = raw.get("user") if isinstance(raw.get("user"), dict) else {}
+        user_id = user.get("id")
+        self.user = User(
+            user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else 0,
+            str(user.get("username") or ""),
+        )
         self.title = str(raw.get("title") or "")
         self.status = str(raw.get("status") or "")
         self.skin = str(raw.get("skin") or "default")
@@ -50,14 +69,17 @@ class Context:
 
 Result = tuple[str, dict[str, Any]]
 
+#: The commands this worker runs: the built-ins until :func:`main` loads ``SLASH_COMMANDS``.
+_table: Table = BUILTIN_TABLE
+
 
 ### Commands ###
 
 
 def cmd_help(arg: str, ctx: Context) -> Result:
-    width = max(len(spec.usage) for spec in COMMANDS)
+    width = max(len(spec.usage) for spec in _table.specs)
     lines = ["Commands:"]
-    lines += [f"  {spec.usage.ljust(width)}  {spec.description}" for spec in COMMANDS]
+    lines += [f"  {spec.usage.ljust(width)}  {spec.description}" for spec in _table.specs]
     return "\n".join(lines), {}
 
 
@@ -136,11 +158,50 @@ def run_command(command: str, ctx: Context) -> Result:
     _, _, arg = text.partition(" ")
     name = command_name(text)
     handler = HANDLERS.get(name)
-    if handler is None:
-        close = difflib.get_close_matches(name, sorted(HANDLERS), n=1)
-        hint = f" Did you mean {close[0]}?" if close else ""
-        return f"Unknown command {name}.{hint} Try /help.", {}
-    return handler(arg, ctx)
+    if handler is not None:
+        return handler(arg, ctx)
+    registered = _table.handlers.get(name)
+    if registered is not None:
+        return _checked_result(name, registered(ctx, arg))
+    close = difflib.get_close_matches(name, sorted(spec.name for spec in _table.specs), n=1)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    return f"Unknown command {name}.{hint} Try /help.", {}
+
+
+def _checked_result(name: str, result: Any) -> Result:
+    # A registered command's effects are limited to what the built-ins may do, each of the
+    # type the host applies, so third-party code cannot set an unknown skin or a non-text title.
+    if isinstance(result, str):
+        return result, {}
+    if not (
+        isinstance(result, tuple)
+        and len(result) == 2
+        and isinstance(result[0], str)
+        and isinstance(result[1], dict)
+    ):
+        raise CommandError(f"{name} returned {type(result).__name__}, not str or (str, dict)")
+    output, effects = result
+    checked: dict[str, Any] = {}
+    for key, value in effects.items():
+        if key == "title" and isinstance(value, str):
+            checked["title"] = " ".join(value.split())
+        elif key == "clear" and isinstance(value, bool):
+            checked["clear"] = value
+        elif key == "skin" and value in SKINS:
+            checked["skin"] = value
+        else:
+            raise CommandError(f"{name} returned an invalid effect {key!r}: {value!r}")
+    return output, checked
+
+
+def install(modules: list[str]) -> Table:
+    """Load the command modules (one that fails to import is skipped, as the gateway's
+    system check reports it) and make their commands this worker's."""
+    global _table
+    _table = build_table(modules)
+    for problem in _table.problems:
+        print(f"slash worker: {problem.module}: {problem.detail}", file=sys.stderr)
+    return _table
 
 
 ### Protocol ###
@@ -193,14 +254,18 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
         stdout.flush()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     # Ctrl-C in a terminal reaches the whole process group; the host closes us via EOF instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(
         target=watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True
     ).start()
+    replies = sys.stdout.buffer
+    # Anything a command module prints goes to stderr: stdout carries only replies.
+    sys.stdout = sys.stderr
+    install(sys.argv[1:] if argv is None else argv)
     try:
-        serve(sys.stdin.buffer, sys.stdout.buffer)
+        serve(sys.stdin.buffer, replies)
     except BrokenPipeError:
         pass  # the parent stopped reading; nobody is left to answer
     return 0

@@ -1,1 +1,2 @@
-"""A project's own agent backends and tools, configured by dotted path in the tests."""
+"""A project's own extensions the tests configure by dotted path: agent backends, tools,
+slash commands (Django-free, as the slash worker needs) and JSON-RPC methods."""

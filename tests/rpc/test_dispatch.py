@@ -11,13 +11,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def crashing_method():
+def crashing_method(limits):
     @method("test.crash")
     async def crash(ctx, params):
         raise RuntimeError("boom")
 
+    limits(RPC_METHODS=[__name__])
+
     yield
-    dispatch_module._registry.pop("test.crash")
+    dispatch_module.forget_module(__name__)
 
 
 async def test_parse_error_answers_minus_32700_with_null_id(connect, alice):

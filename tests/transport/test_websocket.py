@@ -81,7 +81,7 @@ async def test_a_closed_connection_is_freed_without_the_garbage_collector(connec
 
 
 @pytest.fixture
-def blocking_method():
+def blocking_method(limits):
     """``test.block``: a handler that never returns; ``started`` is set once it runs."""
     started = asyncio.Event()
 
@@ -90,8 +90,9 @@ def blocking_method():
         started.set()
         await asyncio.Event().wait()
 
+    limits(RPC_METHODS=[__name__])
     yield started
-    dispatch_module._registry.pop("test.block")
+    dispatch_module.forget_module(__name__)
 
 
 async def open_blocked(user, started):

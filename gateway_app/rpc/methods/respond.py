@@ -10,9 +10,23 @@ from ...sessions.host import get_host
 from ..context import CallContext
 from ..dispatch import method
 from ..params import get_choice, get_str
+from ..schema import OK, SESSION_ID, obj, string
+
+REQUEST_ID = string("the request_id of the approval.request / clarify.request event")
 
 
-@method("approval.respond")
+@method(
+    "approval.respond",
+    params=obj(
+        {
+            "session_id": SESSION_ID,
+            "request_id": REQUEST_ID,
+            "choice": string(enum=["once", "session", "deny"]),
+        },
+        required=("session_id", "request_id", "choice"),
+    ),
+    result=OK,
+)
 async def approval_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Approve (once or for the session) or deny a pending tool run."""
     session_id = get_str(params, "session_id")
@@ -25,7 +39,18 @@ async def approval_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str
     return {"ok": True}
 
 
-@method("clarify.respond")
+@method(
+    "clarify.respond",
+    params=obj(
+        {
+            "session_id": SESSION_ID,
+            "request_id": REQUEST_ID,
+            "answer": string("the answer (MAX_PROMPT_CHARS)"),
+        },
+        required=("session_id", "request_id", "answer"),
+    ),
+    result=OK,
+)
 async def clarify_respond(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Answer a pending clarify question."""
     session_id = get_str(params, "session_id")

@@ -10,9 +10,25 @@ from ...sessions.quota import check_session_quota
 from ..context import CallContext
 from ..dispatch import method
 from ..params import get_int, get_str
+from ..schema import SESSION_ID, array, integer, obj, string
+
+STATUS = string("the session's state", enum=["live", "running", "detached", "closed"])
+TIMESTAMP = string("ISO 8601 date and time", format="date-time")
+MESSAGE = obj(
+    {"role": string(enum=["user", "assistant", "tool"]), "content": string()},
+    required=("role", "content"),
+)
+SESSION_ONLY = obj({"session_id": SESSION_ID}, required=("session_id",))
 
 
-@method("session.create")
+@method(
+    "session.create",
+    params=obj({"title": string("the session's title", maxLength=200)}),
+    result=obj(
+        {"session_id": SESSION_ID, "title": string(), "created_at": TIMESTAMP},
+        required=("session_id", "title", "created_at"),
+    ),
+)
 async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Create a session attached to this connection."""
     title = get_str(params, "title", required=False, default="", max_length=200)
@@ -22,7 +38,37 @@ async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, 
     return {"session_id": session.id, "title": session.title, "created_at": session.created_at}
 
 
-@method("session.list")
+@method(
+    "session.list",
+    result=obj(
+        {
+            "sessions": array(
+                obj(
+                    {
+                        "session_id": SESSION_ID,
+                        "title": string(),
+                        "status": STATUS,
+                        "attached": {"type": "boolean"},
+                        "created_at": TIMESTAMP,
+                        "last_activity": TIMESTAMP,
+                        "messages": integer("messages in the transcript", minimum=0),
+                    },
+                    required=(
+                        "session_id",
+                        "title",
+                        "status",
+                        "attached",
+                        "created_at",
+                        "last_activity",
+                        "messages",
+                    ),
+                ),
+                "the caller's own sessions, newest first",
+            )
+        },
+        required=("sessions",),
+    ),
+)
 async def session_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """The caller's sessions: stored rows, with the live state of this worker's overlaid."""
     host = await get_host()
@@ -45,7 +91,41 @@ async def session_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, An
     return {"sessions": rows}
 
 
-@method("session.resume")
+@method(
+    "session.resume",
+    params=obj(
+        {
+            "session_id": SESSION_ID,
+            "last_seq": integer("replay the buffered events after this seq", minimum=0),
+        },
+        required=("session_id",),
+    ),
+    result=obj(
+        {
+            "session_id": SESSION_ID,
+            "title": string(),
+            "status": STATUS,
+            "messages": array(MESSAGE, "the newest transcript messages, oldest first"),
+            "omitted": integer("older messages left out", minimum=0),
+            "replayed": integer("events sent again before this response", minimum=0),
+            "gap": {
+                "type": "boolean",
+                "description": "events after last_seq are no longer buffered",
+            },
+            "last_seq": integer("the session's latest seq", minimum=0),
+        },
+        required=(
+            "session_id",
+            "title",
+            "status",
+            "messages",
+            "omitted",
+            "replayed",
+            "gap",
+            "last_seq",
+        ),
+    ),
+)
 async def session_resume(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Attach to a session (live or stored) and replay the events after ``last_seq``."""
     session_id = get_str(params, "session_id")
@@ -54,7 +134,11 @@ async def session_resume(ctx: CallContext, params: dict[str, Any]) -> dict[str, 
     return await host.router.call(ctx, Operation.RESUME, session_id, last_seq=last_seq)
 
 
-@method("session.close")
+@method(
+    "session.close",
+    params=SESSION_ONLY,
+    result=obj({"closed": {"const": True}}, required=("closed",)),
+)
 async def session_close(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Tear the session down: turn cancelled, slash worker ended."""
     session_id = get_str(params, "session_id")
@@ -63,7 +147,14 @@ async def session_close(ctx: CallContext, params: dict[str, Any]) -> dict[str, A
     return {"closed": True}
 
 
-@method("session.interrupt")
+@method(
+    "session.interrupt",
+    params=SESSION_ONLY,
+    result=obj(
+        {"interrupted": {"type": "boolean", "description": "a turn was running"}},
+        required=("interrupted",),
+    ),
+)
 async def session_interrupt(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Stop the running turn, if any."""
     session_id = get_str(params, "session_id")

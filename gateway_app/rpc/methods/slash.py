@@ -10,9 +10,20 @@ from ..context import CallContext
 from ..dispatch import method
 from ..errors import InvalidParams
 from ..params import get_str
+from ..schema import SESSION_ID, obj, string
 
 
-@method("slash.exec")
+@method(
+    "slash.exec",
+    params=obj(
+        {
+            "session_id": SESSION_ID,
+            "command": string("/name args", maxLength=4000, pattern="^\\s*/"),
+        },
+        required=("session_id", "command"),
+    ),
+    result=obj({"output": string()}, required=("output",)),
+)
 async def slash_exec(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Execute ``/name args`` in the session's slash worker (started on first use)."""
     session_id = get_str(params, "session_id")
