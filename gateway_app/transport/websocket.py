@@ -12,10 +12,12 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from ..auth import logins, tokens
+from ..auth.permissions import PERMISSION, may_use_gateway
 from ..conf import setting
 from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame
@@ -85,6 +87,15 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         client = self.scope.get("client") or ("", 0)
+        if not await database_sync_to_async(may_use_gateway)(user.pk):
+            logger.warning(
+                "refused websocket from %s: user %s lacks %s (REQUIRE_PERMISSION)",
+                client[0] or "unknown client",
+                user.pk,
+                PERMISSION,
+            )
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         ctx = CallContext(
             caller=Caller(user.pk, user.get_username(), user.is_staff),
             channel_name=self.channel_name,
