@@ -13,7 +13,7 @@ from typing import Any
 from asgiref.sync import ThreadSensitiveContext
 from django.dispatch import Signal
 
-from .tasks import TaskSet, stop_task
+from .tasks import stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +27,17 @@ MAX_QUEUED = 10_000
 class SignalEmitter:
     """One host's queue of signals to send and the task that sends them."""
 
-    def __init__(self, tasks: TaskSet, sender: Any):
-        self.tasks = tasks
+    def __init__(self, sender: Any):
         self.sender = sender
         self.dropped = 0
         self._queue: asyncio.Queue[tuple[Signal, dict[str, Any]] | None] = asyncio.Queue(MAX_QUEUED)
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._task = self.tasks.spawn(self._send_forever())
+        # Not in the host's TaskSet: that set's join() waits for tasks that end, and this
+        # one runs until stop().
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._send_forever())
 
     def emit(self, signal: Signal, **kwargs: Any) -> None:
         """Queue ``signal`` with its arguments; returns at once (nothing is queued when the

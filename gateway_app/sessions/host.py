@@ -108,7 +108,7 @@ class SessionHost:
         #: ``reaped_by_user`` of each open connection's user when it opened, by channel.
         self.reaped_at_open: dict[str, int] = {}
         self.tasks = TaskSet()
-        self.signals = SignalEmitter(self.tasks, SessionHost)
+        self.signals = SignalEmitter(SessionHost)
         self.registry = registry or LocalRegistry()
         # One worker makes every change itself: its writes may wait to be batched and its
         # session.list index stays exact. Beside other workers, which read these rows, writes
