@@ -56,8 +56,12 @@ class GatewaySession(models.Model):
     class Meta:
         ordering = ["-last_activity"]
         verbose_name = "gateway session"
-        # Checked by the session's host, for the session's owner, at each terminal tool call.
-        permissions = [("use_terminal", "Can run shell commands with the agent's terminal tool")]
+        permissions = [
+            # Checked by the session's host, for the session's owner, at each terminal tool call.
+            ("use_terminal", "Can run shell commands with the agent's terminal tool"),
+            # Checked at each WebSocket connect and gateway_stdio start when REQUIRE_PERMISSION.
+            ("use_gateway", "Can connect to the gateway (when REQUIRE_PERMISSION is on)"),
+        ]
 
     def __str__(self) -> str:
         return self.title or self.id

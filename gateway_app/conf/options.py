@@ -281,6 +281,14 @@ OPTIONS: tuple[Option, ...] = (
         "deactivation through Django, and `gateway_token --revoke` with a shared Redis layer "
         "act at once; new connects are always checked at once)",
     ),
+    Option(
+        "REQUIRE_PERMISSION",
+        False,
+        kinds.FLAG,
+        "only users with the `gateway_app.use_gateway` permission (superusers have it) may "
+        "connect: a WebSocket of anyone else is refused before accept (4003 / HTTP 403) and "
+        "`gateway_stdio --user` refuses them. False: any active user may connect",
+    ),
     # Presentation.
     Option(
         "SKIN",

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.utils import timezone
 
+from .. import signals
 from ..agents import TurnUser, close_agent, get_agent
 from ..auth import tokens
 from ..conf import registry_redis_url, setting
@@ -46,6 +47,7 @@ from .cluster.registry import LocalRegistry, build_registry
 from .cluster.router import SessionRouter
 from .cluster.signing import CLOCK_SKEW_S
 from .coldstart import ColdStarter
+from .emitter import SignalEmitter
 from .groups import GroupRefresher
 from .hostchannel import HostChannel
 from .index import SessionIndex
@@ -107,6 +109,7 @@ class SessionHost:
         #: ``reaped_by_user`` of each open connection's user when it opened, by channel.
         self.reaped_at_open: dict[str, int] = {}
         self.tasks = TaskSet()
+        self.signals = SignalEmitter(SessionHost)
         self.registry = registry or LocalRegistry()
         # One worker makes every change itself: its writes may wait to be batched and its
         # session.list index stays exact. Beside other workers, which read these rows, writes
@@ -144,6 +147,7 @@ class SessionHost:
         self.channel_name = await self.layer.new_channel()
         await self.layer.group_add(tokens.REVOCATIONS_GROUP, self.channel_name)
         self.store.start()
+        self.signals.start()
         self.reaper.start()
         if setting("TERMINAL_SANDBOX") == "none":
             logger.warning("the terminal tool runs commands unsandboxed (TERMINAL_SANDBOX='none')")
@@ -163,6 +167,7 @@ class SessionHost:
         await self.heartbeat.stop()
         await self.groups.stop()
         await self.settler.stop()
+        await self.signals.stop()
         await self.store.stop()
         await self.terminal.stop()
         await close_agent()
@@ -263,6 +268,9 @@ class SessionHost:
         )
         await self.registry.register(session.id, ctx.user_id, self.channel_name)
         self.counters["created"] += 1
+        self.signals.emit(
+            signals.session_created, session_id=session.id, user_id=ctx.user_id, title=title
+        )
         await self.attach(ctx, session, persist=False)
         await self.reaper.enforce_cap()
         return session
@@ -281,6 +289,12 @@ class SessionHost:
         self.reaper.cancel(session)
         ctx.attached.add(session.id)
         if newly:
+            self.signals.emit(
+                signals.session_attached,
+                session_id=session.id,
+                user_id=session.user_id,
+                channel_name=ctx.channel_name,
+            )
             try:
                 await self.layer.group_add(session.group, ctx.channel_name)
             except Exception as exc:
@@ -301,6 +315,12 @@ class SessionHost:
             return False
         session.attached.discard(ctx.channel_name)
         ctx.attached.discard(session.id)
+        self.signals.emit(
+            signals.session_detached,
+            session_id=session.id,
+            user_id=session.user_id,
+            channel_name=ctx.channel_name,
+        )
         if not session.attached and session.phase is Phase.ACTIVE:
             session.epoch += 1
             session.detached_at = time.monotonic()
@@ -476,6 +496,9 @@ class SessionHost:
             **{name: value for name, value in known.items() if value is not None},
         )
         self.counters[reason] += 1
+        self.signals.emit(
+            signals.session_closed, session_id=session_id, user_id=user_id, reason=reason
+        )
         if reason != CloseReason.CLOSED:
             self.reaped_by_user[user_id] += 1
         # Evictions come one per new session once the cap is reached: the reaper reports
@@ -557,11 +580,27 @@ class SessionHost:
             raise
         self.store.update(session.id, status=SessionStatus.RUNNING)
         turn.start()
+        self.signals.emit(
+            signals.turn_started,
+            session_id=session.id,
+            user_id=session.user_id,
+            turn_id=turn.turn_id,
+            text=text,
+        )
         return turn.turn_id
 
     def turn_finished(self, session: LiveSession, turn: TurnRunner) -> None:
         if session.turn is turn:
             session.turn = None
+        self.signals.emit(
+            signals.turn_finished,
+            session_id=session.id,
+            user_id=session.user_id,
+            turn_id=turn.turn_id,
+            text=turn.text_so_far,
+            interrupted=turn.interrupted,
+            tool_calls=list(turn.tool_calls),
+        )
         session.touch()
         if session.phase is Phase.ACTIVE:
             # No last_seq: the row keeps the bound _publish reserved ahead of the seqs.

@@ -54,6 +54,7 @@ class TurnRunner(Turn):
         self._flush_timer: asyncio.Task | None = None
         self._agent_task: asyncio.Task | None = None
         self._tools: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.tool_calls: list[dict[str, Any]] = []  # completed ones, for turn_finished
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -217,6 +218,7 @@ class TurnRunner(Turn):
             {"turn_id": self.turn_id, "tool_id": tool_id, "result": result},
         )
         name, args = self._tools.pop(tool_id, ("", {}))
+        self.tool_calls.append({"name": name, "args": args, "result": result})
         content = result if isinstance(result, str) else repr(result)
         self.host.store.add_message(
             self.session.id,

@@ -13,11 +13,13 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from ..adapters.daphne import server_buffer_probe
 from ..auth import logins, tokens
+from ..auth.permissions import PERMISSION, may_use_gateway
 from ..conf import setting
 from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame
@@ -87,6 +89,15 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         client = self.scope.get("client") or ("", 0)
+        if not await database_sync_to_async(may_use_gateway)(user.pk):
+            logger.warning(
+                "refused websocket from %s: user %s lacks %s (REQUIRE_PERMISSION)",
+                client[0] or "unknown client",
+                user.pk,
+                PERMISSION,
+            )
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         ctx = CallContext(
             caller=Caller(user.pk, user.get_username(), user.is_staff),
             channel_name=self.channel_name,

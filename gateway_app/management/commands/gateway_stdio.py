@@ -7,6 +7,7 @@ import asyncio
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from gateway_app.auth.permissions import PERMISSION, may_use_gateway
 from gateway_app.rpc.context import Caller
 from gateway_app.transport.stdio import serve_process_stdio
 
@@ -34,5 +35,9 @@ class Command(BaseCommand):
             account = User.objects.filter(username=user, is_active=True).first()
             if account is None:
                 raise CommandError(f"No active user named {user!r}.")
+        if not may_use_gateway(account.pk):
+            raise CommandError(
+                f"User {user!r} lacks the {PERMISSION} permission (REQUIRE_PERMISSION)."
+            )
         caller = Caller(account.pk, account.get_username(), account.is_staff)
         asyncio.run(serve_process_stdio(caller))
