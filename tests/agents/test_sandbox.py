@@ -17,6 +17,7 @@ from django.conf import settings
 from gateway_app.agents import sandbox
 from gateway_app.agents.sandbox import SandboxConfig, ScratchDirs
 from gateway_app.agents.tools import run_terminal
+from tests.support.poll import eventually
 
 WAIT_S = 10.0
 REPO = Path(settings.BASE_DIR)
@@ -189,7 +190,8 @@ async def test_cancellation_kills_everything_in_the_sandbox(scratch_dirs):
     )
     # Reading the FIFO returns once the escaped process runs.
     await asyncio.wait_for(asyncio.to_thread(fifo.read_text), WAIT_S)
-    assert sleepers(escaped)
+    # setsid -f returns before its child has exec'd sleep: wait until it shows.
+    await eventually(lambda: sleepers(escaped), within=WAIT_S)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
