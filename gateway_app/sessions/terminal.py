@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
@@ -39,6 +40,9 @@ class TerminalTool:
 
     def __init__(self) -> None:
         self.scratch = sandbox.ScratchDirs()
+        # Sessions that may have a directory: only their ends cost a thread (the base is
+        # this host's own, so no other process adds one).
+        self._scratched: set[str] = set()
 
     async def refusal(self, session: LiveSession) -> str | None:
         """The tool result when the session's owner may not run commands, or None."""
@@ -57,7 +61,7 @@ class TerminalTool:
         refusal = await self.refusal(session)
         if refusal is not None:
             return refusal
-        scratch = await asyncio.to_thread(self.scratch.ensure, session.id)
+        scratch = await self.scratch_dir(session.id)
         return await run_terminal(
             command,
             scratch=scratch,
@@ -66,8 +70,16 @@ class TerminalTool:
             config=sandbox.SandboxConfig.from_settings(),
         )
 
+    async def scratch_dir(self, session_id: str) -> Path:
+        """The session's scratch directory, created on first use."""
+        self._scratched.add(session_id)
+        return await asyncio.to_thread(self.scratch.ensure, session_id)
+
     async def end_session(self, session_id: str) -> None:
         """Delete the session's scratch directory (its teardown, or the host giving it up)."""
+        if session_id not in self._scratched:
+            return
+        self._scratched.discard(session_id)
         try:
             await asyncio.to_thread(self.scratch.remove, session_id)
         except OSError:
