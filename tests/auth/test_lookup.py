@@ -1,9 +1,12 @@
 """The connect-time token lookup (SQL built once): it reads what the ORM would, and every
 connect reads the row again, so a change committed after an earlier resolution is seen."""
 
+import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -81,3 +84,30 @@ async def test_each_resolution_gets_new_objects_with_the_current_user_row(token)
     second = await tokens.resolve_token(raw)
     assert second is not first and second.user is not first.user
     assert (first.user.is_staff, second.user.is_staff) == (False, True)
+
+
+async def test_a_connect_after_a_lookup_started_does_not_share_it(token, monkeypatch):
+    """Tests that a connect arriving once a lookup has read the row gets a read of its own:
+    a revocation committed in between refuses it, though the earlier lookup is still on
+    its way back."""
+    row, raw = token
+    read, release = threading.Event(), threading.Event()
+    real = tokens.unrevoked_token
+
+    def held_after_the_first_read(key_hash):
+        found = real(key_hash)
+        if not read.is_set():
+            read.set()
+            release.wait(5)
+        return found
+
+    monkeypatch.setattr(tokens, "unrevoked_token", held_after_the_first_read)
+    first = asyncio.create_task(tokens.resolve_token(raw))
+    await asyncio.to_thread(read.wait, 5)
+    revoke = ApiToken.objects.filter(pk=row.pk).update
+    await sync_to_async(revoke, thread_sensitive=False)(revoked_at=timezone.now())
+    second = asyncio.create_task(tokens.resolve_token(raw))
+    await asyncio.sleep(0)  # the second connect asks while the first is held
+    release.set()
+    assert (await first) is not None
+    assert (await second) is None
