@@ -1,7 +1,7 @@
 """
 API tokens at run time: resolving a raw token to its user (one indexed query per connect,
-shared by concurrent connects with the same token), and revoking one so that it stops
-working everywhere and the sockets it opened are closed.
+shared by concurrent connects with the same token, its SQL built once by ``lookup``), and
+revoking one so that it stops working everywhere and the sockets it opened are closed.
 
 How a revocation travels: ``revoke_token`` marks the row and sends one message to every
 worker's session host (group ``gateway.tokens``); each host remembers the id and closes
@@ -28,6 +28,7 @@ from ..conf import setting
 from ..models import ApiToken, hash_token
 from ..sessions.cluster import messages
 from ..singleflight import SingleFlight
+from .lookup import unrevoked_token
 from .socketwatch import SocketWatch
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ async def resolve_token(raw: str) -> ApiToken | None:
 
 @database_sync_to_async
 def _resolve(key_hash: str) -> ApiToken | None:
-    token = ApiToken.objects.active().select_related("user").filter(key_hash=key_hash).first()
+    token = unrevoked_token(key_hash)
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

@@ -36,6 +36,9 @@ class ToolHost:
 
     def __init__(self) -> None:
         self.scratch = sandbox.ScratchDirs()
+        # Sessions that may have a directory: only their ends cost a thread (the base is
+        # this host's own, so no other process adds one).
+        self._scratched: set[str] = set()
 
     async def refusal(self, session: LiveSession, tool: Tool) -> str | None:
         """The tool result when the session's owner lacks the tool's permission, or None."""
@@ -46,10 +49,14 @@ class ToolHost:
 
     async def scratch_dir(self, session: LiveSession) -> Path:
         """The session's scratch directory, created on first use."""
+        self._scratched.add(session.id)
         return await asyncio.to_thread(self.scratch.ensure, session.id)
 
     async def end_session(self, session_id: str) -> None:
         """Delete the session's scratch directory (its teardown, or the host giving it up)."""
+        if session_id not in self._scratched:
+            return
+        self._scratched.discard(session_id)
         try:
             await asyncio.to_thread(self.scratch.remove, session_id)
         except OSError:
