@@ -15,6 +15,7 @@ from channels.middleware import BaseMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
+from ..rpc.codes import CLOSE_FORBIDDEN
 from .origins import Origin, origin_allowed, request_origin
 from .tokens import resolve_token
 
@@ -22,9 +23,6 @@ logger = logging.getLogger(__name__)
 
 #: Longer credentials are refused without a database query (minted tokens are ~47 chars).
 MAX_TOKEN_LENGTH = 256
-#: Close code of a handshake refused for its Origin (HTTP 403 before accept), as the
-#: consumer's for missing or bad credentials.
-CLOSE_FORBIDDEN = 4003
 #: Longest part of a client's Origin header quoted in a log line.
 LOGGED_ORIGIN_CHARS = 200
 

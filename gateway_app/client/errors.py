@@ -7,21 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-SESSION_NOT_FOUND = 4001
-SESSION_BUSY = 4009
-TOO_LARGE = 4013
-RATE_LIMITED = 4029
-
-#: WebSocket close codes the gateway uses (README "Beyond PROTOCOL.md v1").
-CLOSE_FORBIDDEN = 4003
-CLOSE_SEND_QUEUE_FULL = 4008
-CLOSE_TOO_LARGE = 4013
-CLOSE_TOO_MANY_CONNECTIONS = 4029
+from ..rpc.codes import (  # noqa: F401 - the codes are part of this module's interface
+    CLOSE_FORBIDDEN,
+    CLOSE_SEND_QUEUE_FULL,
+    CLOSE_TOO_LARGE,
+    CLOSE_TOO_MANY_CONNECTIONS,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    RATE_LIMITED,
+    SESSION_BUSY,
+    SESSION_NOT_FOUND,
+    TOO_LARGE,
+)
 
 
 class GatewayError(Exception):

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-SESSION_NOT_FOUND = 4001
-SESSION_BUSY = 4009
-TOO_LARGE = 4013
-RATE_LIMITED = 4029
+from .codes import (  # noqa: F401 - the codes are part of this module's interface
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    RATE_LIMITED,
+    SESSION_BUSY,
+    SESSION_NOT_FOUND,
+    TOO_LARGE,
+)
 
 
 class RpcError(Exception):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..conf import setting
+from ..rpc.codes import CLOSE_TOO_LARGE
 from ..rpc.context import CallContext
 from ..rpc.errors import RateLimited, TooLarge
 from ..rpc.protocol import (
@@ -31,12 +32,10 @@ from ..rpc.protocol import (
 
 logger = logging.getLogger(__name__)
 
-#: WebSocket close codes (PROTOCOL.md): 1009 for an oversized frame, then the gateway's own.
+#: WebSocket close code (PROTOCOL.md) for an oversized frame; CLOSE_MESSAGE_TOO_LARGE is the
+#: same in the application range, for servers that refuse to send 1009 (daphne).
 CLOSE_FRAME_TOO_LARGE = 1009
-#: The same in the application range, for servers that refuse to send 1009 (daphne).
-CLOSE_MESSAGE_TOO_LARGE = 4013
-CLOSE_SEND_QUEUE_FULL = 4008
-CLOSE_TOO_MANY_CONNECTIONS = 4029
+CLOSE_MESSAGE_TOO_LARGE = CLOSE_TOO_LARGE
 
 #: Bytes the ASGI server may hold unsent for one connection before the outbox stops handing
 #: it frames (they wait in the outbox, which is bounded, instead).

@@ -21,6 +21,7 @@ from ..adapters.daphne import server_buffer_probe
 from ..auth import logins, tokens
 from ..auth.permissions import PERMISSION, may_use_gateway
 from ..conf import setting
+from ..rpc.codes import CLOSE_FORBIDDEN, CLOSE_SEND_QUEUE_FULL, CLOSE_TOO_MANY_CONNECTIONS
 from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, encode, ready_message, utf8_length
@@ -30,9 +31,6 @@ from .limits import InputGuard, Outbox, cap_response, user_connections
 
 logger = logging.getLogger(__name__)
 
-#: Close code for a connection refused for missing or bad credentials (HTTP 403 pre-accept),
-#: and for an open connection whose API token was revoked or whose login ended.
-CLOSE_FORBIDDEN = 4003
 
 #: Connection cleanups in progress. Held here, not only by their consumer: the server may
 #: cancel a consumer again while its cleanup runs, and the cleanup must still finish.
@@ -115,7 +113,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             # Accepted, then closed with a code of its own: a 403 would read as bad credentials.
             self.guard.log.hit("connections_per_user", f"already {max_connections} open")
             await self.accept()
-            await self.close(code=limits.CLOSE_TOO_MANY_CONNECTIONS)
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
         self._counted = True
         self.outbox = Outbox(
@@ -204,7 +202,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             # The close is sent from a task, so this handler returns at once; the outbox is
             # dropped at once too, so its memory is freed.
             self._closer = asyncio.get_running_loop().create_task(
-                self._close(limits.CLOSE_SEND_QUEUE_FULL)
+                self._close(CLOSE_SEND_QUEUE_FULL)
             )
             self.closing = True
 
