@@ -28,15 +28,8 @@ def host(tmp_path_factory) -> Iterator[HostProject]:
     """The host project, migrated, serving on a free port; its token in ``host.token``."""
     directory = tmp_path_factory.mktemp("host")
     project = HostProject(directory, build_wheel(directory / "dist"))
-    migrate, mint, serve = project.commands()
-    project.run(migrate)
-    project.token = project.run(mint).strip().splitlines()[-1]
-    project.serve(serve)
-    try:
+    with project.serving():
         yield project
-    finally:
-        survivors = project.stop()
-    assert survivors == [], f"processes left running: {survivors}"
 
 
 @pytest.fixture

@@ -61,6 +61,12 @@ def slash_worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
+def slash_worker_path() -> str:
+    """The gateway's import path as the worker's ``PYTHONPATH``: the worker then imports the
+    SLASH_COMMANDS modules from where the gateway did (a host project's directory too)."""
+    return os.pathsep.join(os.path.abspath(entry or os.curdir) for entry in sys.path)
+
+
 def live_worker_pids() -> set[int]:
     """Return the pids of every live slash worker owned by this process."""
     return {pid for client in list(_clients) if (pid := client.pid) is not None and client.alive}
@@ -160,7 +166,7 @@ class SlashClient:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
                 cwd=BASE_DIR,
-                env=slash_worker_env(),
+                env={**slash_worker_env(), "PYTHONPATH": slash_worker_path()},
                 limit=READ_LIMIT,
             )
         except OSError as exc:

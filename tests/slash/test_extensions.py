@@ -217,3 +217,22 @@ async def test_what_a_command_prints_does_not_reach_the_reply_channel(
     result = await rpc.call("slash.exec", {"session_id": sid, "command": "/noisy"})
     assert result == {"output": "done"}
     assert (await rpc.call("slash.exec", {"session_id": sid, "command": "/noisy"})) == result
+
+
+@gateway_db
+async def test_a_command_module_on_the_gateways_import_path_runs_in_the_worker(
+    tmp_path, monkeypatch, limits, connect, alice
+) -> None:
+    """Tests that a module the gateway imports from a directory of its own import path (a
+    host project's app beside manage.py) is imported by the slash worker too."""
+    (tmp_path / "hostapp_commands.py").write_text(
+        "from gateway_app.slash import command\n\n\n"
+        "@command(name='hostapp', description='A host app command.')\n"
+        "def hostapp(ctx, args):\n    return 'from the host app'\n"
+    )
+    monkeypatch.syspath_prepend(tmp_path)
+    limits(SLASH_COMMANDS=["hostapp_commands"])
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create"))["session_id"]
+    result = await rpc.call("slash.exec", {"session_id": sid, "command": "/hostapp"})
+    assert result == {"output": "from the host app"}

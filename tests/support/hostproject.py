@@ -7,11 +7,13 @@ applied as they are written between their markers, so the README and the tests c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sysconfig
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -145,6 +147,20 @@ class HostProject:
         serve = lines[-1]
         serve[serve.index("8000")] = str(self.port)
         return lines
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[HostProject]:
+        """The README's commands: migrate, a token for alice in ``token``, then the server,
+        stopped on exit with no process of it left running."""
+        migrate, mint, serve = self.commands()
+        self.run(migrate)
+        self.token = self.run(mint).strip().splitlines()[-1]
+        self.serve(serve)
+        try:
+            yield self
+        finally:
+            survivors = self.stop()
+        assert survivors == [], f"processes left running: {survivors}"
 
     def run(self, command: list[str]) -> str:
         """Run one command in the project directory; its stdout."""
