@@ -331,6 +331,9 @@ class Gateway:
             pending.future.set_exception(error_from_wire(message["error"]))
         else:
             result = message.get("result")
+            if pending.method == "session.resume" and isinstance(result, dict):
+                # Now, before the replayed events that follow the response on the link.
+                self._take_running_turn(result)
             pending.future.set_result(result if isinstance(result, dict) else {})
 
     def _on_event(self, event: Event) -> None:
@@ -349,6 +352,31 @@ class Gateway:
         self._events.put_nowait(event)
         if sid is not None:
             self._check_watermark(sid)
+
+    def _take_running_turn(self, result: dict[str, Any]) -> None:
+        """
+        The resume's ``running_turn`` (its start is no longer buffered) as one delta: the text
+        up to its ``seq`` that the turn has not streamed yet, so no word is lost or repeated.
+        """
+        running, sid = result.get("running_turn"), result.get("session_id")
+        if not isinstance(running, dict) or not isinstance(sid, str):
+            return
+        seq, text, turn_id = running.get("seq"), running.get("text"), running.get("turn_id")
+        if not isinstance(seq, int) or not isinstance(text, str) or not isinstance(turn_id, str):
+            return
+        turn = next((t for t in self._turns.get(sid, ()) if t.turn_id == turn_id), None)
+        streamed = turn.streamed if turn is not None else ""
+        if not text.startswith(streamed):
+            logger.warning("session %s: running turn %s does not continue its text", sid, turn_id)
+            streamed = ""
+        missing = text[len(streamed) :]
+        if missing:
+            payload = {"turn_id": turn_id, "text": missing}
+            self._on_event(
+                parse_event(
+                    {"type": "message.delta", "session_id": sid, "seq": seq, "payload": payload}
+                )
+            )
 
     def _to_turn(self, sid: str, event: Event) -> bool:
         """Give a session event to its turn; False when no turn of ours takes it."""

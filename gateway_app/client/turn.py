@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
-from .events import Event, MessageComplete
+from .events import Event, MessageComplete, MessageDelta
 
 _END = object()
 
@@ -34,6 +34,8 @@ class Turn:
         self._iteration_over = False
         #: Events that came while ``prompt.submit`` was unanswered (their turn is not known yet).
         self.early: list[Event] = []
+        #: The reply's text delivered so far (its deltas).
+        self.streamed = ""
 
     @property
     def done(self) -> bool:
@@ -89,6 +91,8 @@ class Turn:
         if self.done:
             return
         self._queue.put_nowait(event)
+        if isinstance(event, MessageDelta):
+            self.streamed += event.text
         if isinstance(event, MessageComplete):
             self._complete.set_result(event)
             self._queue.put_nowait(_END)

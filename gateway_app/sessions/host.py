@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -53,7 +54,7 @@ from .hostchannel import HostChannel
 from .index import SessionIndex
 from .orphans import OrphanSettler
 from .reaper import Reaper
-from .replay import ReplayBuffer
+from .replay import ReplayBuffer, running_turn
 from .seen import SeenIds
 from .state import (
     EVENT_MESSAGE,
@@ -363,6 +364,7 @@ class SessionHost:
             else:
                 since = min(last_seq, session.seq)
             frames, gap = session.buffer.since(since)
+            running = running_turn(session, since)
             # Unanswered questions the client saw before (or that fell out of the buffer)
             # are sent again: the new connection must be able to answer them.
             floor = max(since, session.buffer.dropped_through)
@@ -383,6 +385,7 @@ class SessionHost:
             # Also when the client saw more than this host issued (a crashed host's events).
             "gap": last_seq is not None and (gap or last_seq > session.seq),
             "last_seq": session.seq,
+            **({"running_turn": running} if running is not None else {}),
         }
 
     async def close(self, ctx: CallContext, session_id: str) -> None:
@@ -685,11 +688,22 @@ class SessionHost:
     ### Events ###
 
     async def publish(
-        self, session: LiveSession, event_type: str, payload: dict[str, Any]
+        self,
+        session: LiveSession,
+        event_type: str,
+        payload: dict[str, Any],
+        *,
+        numbered: Callable[[int], None] | None = None,
     ) -> Published:
-        """Give the event the next ``seq``, buffer it for replay and send it to the group."""
+        """
+        Give the event the next ``seq``, buffer it for replay and send it to the group.
+        ``numbered`` gets the seq under the session lock, so a resume sees it with the event.
+        """
         async with session.lock:
-            return await self._publish(session, event_type, payload)
+            published = await self._publish(session, event_type, payload)
+            if numbered is not None and published.frame:
+                numbered(published.seq)
+            return published
 
     async def _publish(
         self, session: LiveSession, event_type: str, payload: dict[str, Any]

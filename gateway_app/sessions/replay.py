@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .state import LiveSession
 
 
 class ReplayBuffer:
@@ -33,3 +37,16 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return len(self._events)
+
+
+def running_turn(session: LiveSession, since: int) -> dict[str, Any] | None:
+    """
+    The running turn's text up to the newest dropped event, when a replay after ``since``
+    needs it: the turn's ``message.start`` fell out of the buffer and so did events the
+    client has not seen. The replayed events then all come after its ``seq``.
+    """
+    turn = session.turn
+    through = session.buffer.dropped_through
+    if turn is None or not turn.start_seq or turn.start_seq > through or since >= through:
+        return None
+    return {"turn_id": turn.turn_id, "text": turn.text_through(through), "seq": through}

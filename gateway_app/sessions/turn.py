@@ -7,6 +7,7 @@ and always ends with ``message.complete``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 import uuid
@@ -50,6 +51,9 @@ class TurnRunner(Turn):
         self._completed = False
         self._parts: list[str] = []
         self._unsent: list[str] = []
+        # The published deltas and their seqs, so a resume can give the text up to any seq.
+        self._sent: list[str] = []
+        self._sent_seqs: list[int] = []
         self._next_flush = 0.0
         self._flush_timer: asyncio.Task | None = None
         self._agent_task: asyncio.Task | None = None
@@ -79,6 +83,10 @@ class TurnRunner(Turn):
     @property
     def text_so_far(self) -> str:
         return "".join(self._parts)
+
+    def text_through(self, seq: int) -> str:
+        """The text of the deltas published with ``seq`` at most this one."""
+        return "".join(self._sent[: bisect.bisect_right(self._sent_seqs, seq)])
 
     async def _run_to_end(self) -> None:
         """Run the turn; however it ends, the session is free for the next one afterwards."""
@@ -196,8 +204,13 @@ class TurnRunner(Turn):
         text = "".join(self._unsent)
         self._unsent.clear()
         self._next_flush = time.monotonic() + self.coalesce_s
+
+        def sent(seq: int) -> None:
+            self._sent.append(text)
+            self._sent_seqs.append(seq)
+
         await self.host.publish(
-            self.session, "message.delta", {"turn_id": self.turn_id, "text": text}
+            self.session, "message.delta", {"turn_id": self.turn_id, "text": text}, numbered=sent
         )
 
     async def tool_start(self, name: str, args: dict[str, Any]) -> str:

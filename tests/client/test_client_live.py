@@ -236,3 +236,32 @@ async def test_a_turn_that_ended_beyond_the_replay_buffer_is_reconciled(tmp_path
         assert isinstance(seen[-1], MessageComplete)
         assert seen[-1].text == WORDS and seen[-1].payload == {"reconciled": True}
         assert await turn == WORDS
+
+
+async def test_a_turn_dropped_late_beyond_the_replay_buffer_streams_every_word_once(tmp_path):
+    """Tests that a socket lost late in a long turn, past a tiny buffer, loses no word."""
+    database = Database(tmp_path)
+    token = database.token("frank")
+    words = " ".join(f"w{i}" for i in range(40))
+    options = '{"REPLAY_BUFFER_EVENTS": 3}'
+    with GatewayServer(database, env={"HERMES_GATEWAY_OPTIONS": options}) as server:
+        dialer = GatedDialer(server.url, token)
+        async with Gateway(dialer, backoff=FAST) as gw, connect(server.url, token) as other:
+            sid = (await gw.create_session("late")).session_id
+            await other.resume(sid)
+            turn = gw.prompt(sid, f"!sleep 2 {words}")
+            deltas: list[str] = []
+            async for event in turn:
+                if isinstance(event, MessageDelta):
+                    deltas.append(event.text)
+                    if len(deltas) == 5:
+                        dialer.gate.clear()
+                        gw.link.transport.abort()
+                        # Away while ten more words stream: the buffer keeps only three.
+                        heard = 0
+                        async for late in other.events():
+                            heard += isinstance(late, MessageDelta)
+                            if heard == 15:
+                                break
+                        dialer.gate.set()
+        assert "".join(deltas) == words == await turn

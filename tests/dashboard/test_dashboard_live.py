@@ -271,6 +271,52 @@ def test_refresh_and_socket_drop_mid_turn_show_each_reply_once(server, context, 
     ]
 
 
+# Every change of the first reply's text, from the page's first script on (a reload included).
+RECORD_REPLY = """
+window.replyTexts = [];
+new MutationObserver(() => {
+  const body = document.querySelector("[data-testid=msg-assistant] .msg-body");
+  const text = body ? body.textContent.trim() : "";
+  if (text && text !== window.replyTexts.at(-1)) window.replyTexts.push(text);
+}).observe(document, { childList: true, subtree: true, characterData: true });
+"""
+
+
+def test_a_refresh_late_in_a_long_turn_shows_every_word_once_at_every_moment(
+    database, context, output_dir
+):
+    """Tests that a refresh at 80% of a stream longer than the replay buffer shows the reply
+    from its first word, each word once and in order, at every moment until it is done."""
+    log_path = output_dir / "late-refresh.daphne.log"
+    options = json.dumps({"REPLAY_BUFFER_EVENTS": 20})
+    words = [f"w{i}" for i in range(160)]
+    with GatewayServer(
+        database, env={"HERMES_GATEWAY_OPTIONS": options}, log_path=log_path
+    ) as server:
+        page = context.new_page()
+        page.add_init_script(RECORD_REPLY)
+        log_in(page, server)
+        page.wait_for_selector('#chat[data-connection="up"][data-ready="1"]')
+        page.click("[data-testid=new-session]")
+        page.wait_for_function("document.getElementById('chat').dataset.session !== ''")
+        session_id = page.get_attribute("#chat", "data-session")
+        prompt = page.locator("[data-testid=prompt-input]")
+        prompt.fill(f"!sleep 8 {' '.join(words)}")
+        prompt.press("Enter")
+        page.wait_for_function(
+            "(window.replyTexts.at(-1) || '').split(' ').length >= 128", polling=50
+        )
+        page.reload()
+        wait_resumed(page, session_id)
+        page.wait_for_selector("[data-testid=msg-assistant][data-state=done]")
+        texts = page.evaluate("window.replyTexts")
+    assert texts[-1] == " ".join(words)
+    # Still streaming when the page came back, and every moment showed a prefix of the reply.
+    assert len(texts) > 1
+    for text in texts:
+        assert words[: len(text.split(" "))] == text.split(" "), text[:80]
+
+
 def test_live_page_shows_real_host_numbers_to_staff(server, context, output_dir):
     """Tests that the admin's live page, linked from the admin index, polls real numbers:
     an open chat page counts as a connection and its session as live."""

@@ -112,6 +112,42 @@ describe("fresh resume", () => {
     assert.equal(done.items.filter((i) => i.kind === "assistant").length, 2);
   });
 
+  test("a running turn whose start fell out of the buffer shows its text so far, then continues", () => {
+    /** Tests that `running_turn` plus the replayed and live deltas show every word once, in order. */
+    const words = Array.from({ length: 12 }, (_, i) => `w${i} `);
+    const result = {
+      ...idle([{ role: "user", content: "long" }], 14),
+      status: SessionStatus.RUNNING,
+      running_turn: { turn_id: "t2", text: words.slice(0, 8).join(""), seq: 10 },
+    };
+    let view = applyResume(createView(SID), result, { incremental: false });
+    assert.deepEqual(shown(view), [["user", "long"], ["assistant", words.slice(0, 8).join("")]]);
+    assert.equal(isBusy(view), true);
+    // Replayed deltas (seq 11..14), then live ones; every moment shows a prefix of the reply.
+    for (let i = 8; i < 12; i += 1) {
+      view = applyEvent(view, event(EventType.MESSAGE_DELTA, i + 3, { turn_id: "t2", text: words[i] }));
+      assert.deepEqual(shown(view)[1], ["assistant", words.slice(0, i + 1).join("")]);
+    }
+    view = applyEvent(view, event(EventType.MESSAGE_COMPLETE, 15, { turn_id: "t2", text: words.join(""), interrupted: false }));
+    assert.deepEqual(shown(view), [["user", "long"], ["assistant", words.join("")]]);
+    assert.equal(isBusy(view), false);
+  });
+
+  test("on a gap a running turn whose start fell out is shown from its text so far", () => {
+    /** Tests that an incremental resume with gap and `running_turn` redraws the turn's reply so far. */
+    const result = {
+      ...idle([{ role: "user", content: "hello world" }, { role: "assistant", content: "hello world" }, { role: "user", content: "go" }], 40, { gap: true }),
+      status: SessionStatus.RUNNING,
+      running_turn: { turn_id: "t2", text: "a b c ", seq: 38 },
+    };
+    const view = applyResume(liveView(), result, { incremental: true });
+    const next = applyAll(view, [
+      event(EventType.MESSAGE_DELTA, 39, { turn_id: "t2", text: "d " }),
+      event(EventType.MESSAGE_DELTA, 40, { turn_id: "t2", text: "e" }),
+    ]);
+    assert.deepEqual(shown(next).at(-1), ["assistant", "a b c d e"]);
+  });
+
   test("counts the omitted older messages in a gateway line", () => {
     /** Tests that `omitted` is shown as a system line before the transcript. */
     const view = applyResume(createView(SID), idle([{ role: "user", content: "hi" }], 2, { omitted: 3 }), { incremental: false });

@@ -238,3 +238,73 @@ async def test_seq_after_a_crash_mid_turn_continues_past_every_seq_issued(connec
     complete = await second.event("message.complete", turn_id=turn_id)
     seqs = [complete["seq"], *(e["seq"] for e in second.events if e.get("session_id") == sid)]
     assert min(seqs) > seen
+
+
+def small_buffer(settings, events: int = 5) -> None:
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "REPLAY_BUFFER_EVENTS": events}
+
+
+async def test_fresh_resume_after_the_buffer_dropped_the_start_gets_the_text_so_far(
+    connect, alice, settings
+):
+    """Tests that a resume without last_seq, late in a long turn, loses none of its words."""
+    small_buffer(settings)
+    first = await connect(alice)
+    sid = (await first.call("session.create"))["session_id"]
+    turn_id = (
+        await first.call("prompt.submit", {"session_id": sid, "text": f"!sleep 0.6 {WORDS}"})
+    )["turn_id"]
+    for _ in range(10):
+        await first.event("message.delta", turn_id=turn_id)
+    await first.connection.close()
+    second = await connect(alice)
+    resumed = await second.call("session.resume", {"session_id": sid})
+    running = resumed["running_turn"]
+    assert running["turn_id"] == turn_id and resumed["gap"] is False
+    assert running["text"] and WORDS.startswith(running["text"])
+    complete = (await second.event("message.complete", turn_id=turn_id))["payload"]
+    later = turn_deltas(second.events, turn_id)
+    assert later[0]["seq"] > running["seq"]
+    assert running["text"] + "".join(e["payload"]["text"] for e in later) == complete["text"]
+    assert complete["text"] == WORDS
+
+
+async def test_resume_from_a_seq_the_buffer_dropped_reports_a_gap_and_the_text_so_far(
+    connect, alice, settings
+):
+    """Tests that a last_seq older than the buffer, mid-turn, gives gap and the whole text."""
+    small_buffer(settings)
+    first = await connect(alice)
+    watcher = await connect(alice)
+    sid = (await first.call("session.create"))["session_id"]
+    await watcher.call("session.resume", {"session_id": sid})
+    turn_id = (
+        await first.call("prompt.submit", {"session_id": sid, "text": f"!sleep 0.6 {WORDS}"})
+    )["turn_id"]
+    for _ in range(3):
+        seen = (await first.event("message.delta", turn_id=turn_id))["seq"]
+    await first.connection.close()
+    for _ in range(12):
+        await watcher.event("message.delta", turn_id=turn_id)
+    second = await connect(alice)
+    resumed = await second.call("session.resume", {"session_id": sid, "last_seq": seen})
+    running = resumed["running_turn"]
+    assert resumed["gap"] is True and running["seq"] > seen
+    complete = (await second.event("message.complete", turn_id=turn_id))["payload"]
+    later = turn_deltas(second.events, turn_id)
+    assert running["text"] + "".join(e["payload"]["text"] for e in later) == complete["text"]
+
+
+async def test_resume_within_the_buffer_has_no_running_turn(connect, alice, settings):
+    """Tests that a replay reaching back to what the client saw adds no running_turn."""
+    small_buffer(settings, 1000)
+    first = await connect(alice)
+    sid = (await first.call("session.create"))["session_id"]
+    turn_id = (
+        await first.call("prompt.submit", {"session_id": sid, "text": f"!sleep 0.4 {WORDS}"})
+    )["turn_id"]
+    await first.event("message.delta", turn_id=turn_id)
+    second = await connect(alice)
+    resumed = await second.call("session.resume", {"session_id": sid})
+    assert "running_turn" not in resumed
+    await second.event("message.complete", turn_id=turn_id)

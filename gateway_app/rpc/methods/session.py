@@ -113,6 +113,19 @@ async def session_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, An
                 "description": "events after last_seq are no longer buffered",
             },
             "last_seq": integer("the session's latest seq", minimum=0),
+            "running_turn": {
+                **obj(
+                    {
+                        "turn_id": string(),
+                        "text": string("the turn's text up to seq"),
+                        "seq": integer("the replayed events come after this seq", minimum=0),
+                    },
+                    required=("turn_id", "text", "seq"),
+                ),
+                "description": "the running turn so far, when its message.start is no "
+                "longer buffered and the replay would miss events: its text replaces what "
+                "the client has of it",
+            },
         },
         required=(
             "session_id",

@@ -7,6 +7,8 @@
 //   turn's events from its message.start, so nothing is shown twice and nothing is missing.
 // - A socket drop on a live page resumes *with* last_seq: only the events after it are
 //   replayed. On `gap: true` the transcript is re-rendered from the response instead.
+// - A `running_turn` in the response (the running turn's message.start is no longer
+//   buffered) is shown as its reply so far; the replayed events after its seq continue it.
 // - Events with seq <= the session's last seq are dropped, except approval/clarify requests,
 //   which are keyed by request_id and shown again while unanswered.
 
@@ -117,7 +119,10 @@ export function resumePlan(view) {
 export function loadTranscript(view, result, { replayFollows }) {
   let messages = result.messages || [];
   const running = result.status === SessionStatus.RUNNING;
-  if (running && replayFollows) {
+  // The running turn's start is no longer buffered: its text so far comes in the response
+  // and every replayed event follows it (after its seq), whether or not last_seq was given.
+  const partial = running && result.running_turn ? result.running_turn : null;
+  if (running && (replayFollows || partial)) {
     // The running turn's tool calls are replayed as events: keep only its prompt here.
     const lastUser = messages.findLastIndex((m) => m.role === "user");
     if (lastUser >= 0) messages = messages.filter((m, i) => i <= lastUser || m.role !== "tool");
@@ -130,6 +135,10 @@ export function loadTranscript(view, result, { replayFollows }) {
     if (m.role === "user") next = addItem(next, "user", m.content).view;
     else if (m.role === "assistant") next = addItem(next, "assistant", m.content, { done: true, state: "done" }).view;
     else next = addItem(next, "tool", m.content).view;
+  }
+  if (partial) {
+    next = addItem(next, "assistant", partial.text || "", { turnId: partial.turn_id, done: false, state: "streaming" }).view;
+    return { ...next, lastSeq: partial.seq || 0 };
   }
   // A fresh resume replays exactly the running turn's events (from its message.start),
   // then live ones: accept them all. Otherwise everything up to last_seq is in the transcript.
