@@ -246,7 +246,24 @@ OPTIONS: tuple[Option, ...] = (
         "dropped, logged); 0 disables",
     ),
     Option("RATE_LIMIT_BURST", 400, kinds.POSITIVE_INT, "per connection, the bucket's size"),
-    Option("MAX_SESSIONS_PER_USER", 64, kinds.POSITIVE_INT, "live sessions per user"),
+    Option(
+        "USER_RATE_LIMIT_PER_S",
+        400.0,
+        kinds.NON_NEGATIVE,
+        "per user and worker, a token bucket all of the user's connections share (checked "
+        "besides the connection's); beyond it 4029 (a notification: dropped, logged); "
+        "0 disables",
+    ),
+    Option(
+        "USER_RATE_LIMIT_BURST", 800, kinds.POSITIVE_INT, "per user and worker, the bucket's size"
+    ),
+    Option(
+        "MAX_SESSIONS_PER_USER",
+        64,
+        kinds.POSITIVE_INT,
+        "live sessions per user and worker; at it, a new one evicts the user's least recently "
+        "used idle detached session, and 4029 comes only when none is",
+    ),
     Option(
         "MAX_CONNECTIONS_PER_USER",
         32,

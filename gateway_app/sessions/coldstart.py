@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from ..conf import setting
 from ..models import CloseReason, SessionStatus
 from ..rpc.context import CallContext
-from ..rpc.errors import RateLimited, SessionNotFound
+from ..rpc.errors import SessionNotFound
 from ..rpc.protocol import encode, event_message
 from ..singleflight import SingleFlight
 from .cluster.router import SessionMoved
-from .quota import check_session_quota
+from .quota import make_room
 from .state import SESSION_ID, LiveSession, Phase
 
 if TYPE_CHECKING:
@@ -76,9 +76,10 @@ class ColdStarter:
             raise SessionNotFound()
         await self.claim(session_id, user_id)
         try:
-            # No await from this check to add_live: concurrent cold starts cannot overrun it.
-            check_session_quota(ctx, host.live_by_user[user_id])
-        except RateLimited:
+            # No await from its last check to add_live: concurrent cold starts cannot overrun
+            # the quota. An idle detached session of the caller's may be evicted for it.
+            await make_room(ctx, host)
+        except BaseException:
             await host.release_claim(session_id)
             raise
         session = host.new_live(

@@ -8,11 +8,12 @@ works identically with the InMemory and the Redis layer, and a reap scheduled be
 disconnect on another worker still travels to (and is judged by) the host. Any attach bumps
 the epoch, so a reap in flight arrives stale and is dropped; a local timer is also cancelled.
 A periodic sweep backs every one-shot timer (lost message, deferred busy session) and applies
-the idle TTL; the live-session cap evicts the least recently used idle detached session,
-found through a heap of the sessions that went idle (checked when popped) rather than a scan
-of every live session on each create. A session waiting on the user's answer is never
-reaped, so the sweep answers a question left unattended past ``PENDING_QUESTION_TIMEOUT_S``
-(deny, or an empty clarification): its turn ends and the session is reaped as usual.
+the idle TTL; the live-session cap (and a user's session quota, ``quota.py``) evicts the
+least recently used idle detached session, found through a heap of the sessions that went
+idle (checked when popped) rather than a scan of every live session on each create. A
+session waiting on the user's answer is never reaped, so the sweep answers a question left
+unattended past ``PENDING_QUESTION_TIMEOUT_S`` (deny, or an empty clarification): its turn
+ends and the session is reaped as usual.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ class Reaper:
         limit = setting("MAX_LIVE_SESSIONS")
         evicted = 0
         while len(self.host.sessions) > limit:
-            victim = self._least_recently_used(keep)
+            victim = self.least_recently_used(keep)
             if victim is None:
                 logger.warning(
                     "%d live sessions exceed MAX_LIVE_SESSIONS=%d; none is evictable",
@@ -217,8 +218,14 @@ class Reaper:
             ]
             heapq.heapify(self._idle)
 
-    def _least_recently_used(self, keep: LiveSession | None = None) -> LiveSession | None:
-        kept: tuple[float, str] | None = None
+    def least_recently_used(
+        self, keep: LiveSession | None = None, user_id: int | None = None
+    ) -> LiveSession | None:
+        """
+        The idle detached session used least recently (of ``user_id`` only, when given),
+        never ``keep``: the one the cap, or the user's session quota, evicts.
+        """
+        kept: list[tuple[float, str]] = []
         try:
             while self._idle:
                 last_activity, session_id = heapq.heappop(self._idle)
@@ -228,13 +235,17 @@ class Reaper:
                 if session.last_activity != last_activity:
                     heapq.heappush(self._idle, (session.last_activity, session_id))
                     continue  # touched while detached: it waits its turn again
-                if session is keep:
-                    kept = (last_activity, session_id)
+                if session is keep or (user_id is not None and session.user_id != user_id):
+                    kept.append((last_activity, session_id))
                     continue
                 return session
         finally:
-            if kept is not None:
-                heapq.heappush(self._idle, kept)
+            for entry in kept:
+                heapq.heappush(self._idle, entry)
         # Backstop: a session that went idle without being noted is still found.
-        candidates = [s for s in self.host.sessions.values() if is_reapable(s) and s is not keep]
+        candidates = [
+            s
+            for s in self.host.sessions.values()
+            if is_reapable(s) and s is not keep and (user_id is None or s.user_id == user_id)
+        ]
         return min(candidates, key=lambda s: s.last_activity, default=None)

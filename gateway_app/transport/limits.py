@@ -1,8 +1,8 @@
 """
-Limits on hostile or runaway clients: input size and rate per connection, connections per
-user, and a bounded outgoing queue that notices a client which stopped reading. Plain logic
-shared by the WebSocket consumer and the stdio transport (the per-user session quota is
-``sessions.quota``).
+Limits on hostile or runaway clients: input size and rate per connection, rate and
+connections per user, and a bounded outgoing queue that notices a client which stopped
+reading. Plain logic shared by the WebSocket consumer and the stdio transport (the per-user
+session quota is ``sessions.quota``).
 """
 
 from __future__ import annotations
@@ -142,6 +142,8 @@ class InputLimits:
     lines_per_frame: int
     rate_per_s: float
     burst: int
+    user_rate_per_s: float
+    user_burst: int
 
     @classmethod
     def from_settings(cls) -> InputLimits:
@@ -151,6 +153,8 @@ class InputLimits:
             lines_per_frame=setting("MAX_LINES_PER_FRAME"),
             rate_per_s=setting("RATE_LIMIT_PER_S"),
             burst=setting("RATE_LIMIT_BURST"),
+            user_rate_per_s=setting("USER_RATE_LIMIT_PER_S"),
+            user_burst=setting("USER_RATE_LIMIT_BURST"),
         )
 
 
@@ -158,13 +162,30 @@ class InputGuard:
     """
     Applies one connection's input limits to its frames before dispatch. Over-limit lines
     become ``Rejected`` items, so the shared dispatch answers them like any other error.
+    ``user_bucket`` is the bucket the user's connections on this worker share
+    (``user_buckets``), set by the transport once the connection is counted.
     """
 
     def __init__(self, ctx: CallContext, limits: InputLimits | None = None) -> None:
         self.ctx = ctx
         self.limits = limits or InputLimits.from_settings()
         self.bucket = TokenBucket(self.limits.rate_per_s, self.limits.burst)
+        self.user_bucket: TokenBucket | None = None
         self.log = LimitLog(ctx)
+
+    def over_rate(self) -> str:
+        """Spend a line's tokens: "" when within both rates, else the limit it is over."""
+        if not self.bucket.take():
+            return "rate"
+        if self.user_bucket is not None and not self.user_bucket.take():
+            return "rate_per_user"
+        return ""
+
+    async def wait(self) -> None:
+        """Throttle instead of refusing (stdio): sleep until both buckets allow a line."""
+        await self.bucket.wait()
+        if self.user_bucket is not None:
+            await self.user_bucket.wait()
 
     def frame_too_large(self, size: int) -> bool:
         """True (and logged) when a frame of ``size`` bytes must close the socket (1009)."""
@@ -184,7 +205,7 @@ class InputGuard:
         lines = split_lines(text)
         max_lines = self.limits.lines_per_frame
         if max_lines and len(lines) > max_lines:
-            self.bucket.take()
+            self.over_rate()
             self.log.hit("lines_per_frame", f"{len(lines)} lines in one frame > {max_lines}")
             error = TooLarge(
                 f"Too many messages in one frame: {len(lines)}, at most {max_lines};"
@@ -192,18 +213,22 @@ class InputGuard:
                 {"limit": "lines_per_frame", "max": max_lines, "lines": len(lines)},
             )
             return Frame([Rejected(error)])
-        return Frame([self.line(line, rate_limited=not self.bucket.take()) for line in lines])
+        return Frame([self.line(line, rate_limited=self.over_rate()) for line in lines])
 
-    def line(self, line: str, *, rate_limited: bool = False) -> Request | Rejected:
+    def line(self, line: str, *, rate_limited: str = "") -> Request | Rejected:
         """
-        One message under the size limit; ``rate_limited`` answers 4029 with its id, or
-        drops it unanswered (logged all the same) when it is a notification.
+        One message under the size limit; ``rate_limited`` (the limit it is over: "rate" or
+        "rate_per_user") answers 4029 with its id, or drops it unanswered (logged all the
+        same) when it is a notification.
         """
         limit = self.limits.message_bytes
         if limit and len(line) > limit // 4 and (size := utf8_length(line)) > limit:
             self.log.hit("message_bytes", f"message of {size} bytes > {limit}")
             return Rejected(self.too_large_message())
         item = parse_line(line)
+        if rate_limited == "rate_per_user" and self.user_bucket is not None:
+            error = self._over_user_rate(self.user_bucket)
+            return Rejected(error, item.id, notification=item.notification)
         if rate_limited:
             retry = round(self.bucket.delay(), 3)
             self.log.hit(
@@ -217,6 +242,19 @@ class InputGuard:
             )
             return Rejected(error, item.id, notification=item.notification)
         return item
+
+    def _over_user_rate(self, bucket: TokenBucket) -> RateLimited:
+        retry = round(bucket.delay(), 3)
+        rate, burst = self.limits.user_rate_per_s, self.limits.user_burst
+        self.log.hit(
+            "rate_per_user",
+            f"over {rate:g} messages/s (burst {burst}) across the user's connections",
+        )
+        return RateLimited(
+            f"Rate limit exceeded: at most {rate:g} messages per second (burst {burst})"
+            f" across all of this user's connections; retry after {retry:g}s",
+            {"limit": "rate_per_user", "retry_after_s": retry},
+        )
 
     def too_large_message(self) -> TooLarge:
         limit = self.limits.message_bytes
@@ -271,6 +309,46 @@ class UserConnections:
 
 #: This worker's registry (one event loop per worker; no locking needed).
 user_connections = UserConnections()
+
+
+### Rate per user ###
+
+
+class UserBuckets:
+    """
+    One token bucket per user with a connection open on this worker, shared by all of them
+    (``USER_RATE_LIMIT_PER_S``): many sockets of one account get no more than one account's
+    share. A bucket goes with its user's last connection, so memory follows open users only.
+    """
+
+    def __init__(self) -> None:
+        self._by_user: dict[int, tuple[TokenBucket, set[str]]] = {}
+
+    def acquire(self, user_id: int, key: str, limits: InputLimits) -> TokenBucket:
+        """The user's bucket (created with ``limits`` if it is the first connection)."""
+        entry = self._by_user.get(user_id)
+        if entry is None:
+            entry = (TokenBucket(limits.user_rate_per_s, limits.user_burst), set())
+            self._by_user[user_id] = entry
+        entry[1].add(key)
+        return entry[0]
+
+    def release(self, user_id: int, key: str) -> None:
+        entry = self._by_user.get(user_id)
+        if entry is not None:
+            entry[1].discard(key)
+            if not entry[1]:
+                del self._by_user[user_id]
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._by_user
+
+    def __len__(self) -> int:
+        return len(self._by_user)
+
+
+#: This worker's per-user buckets (one event loop per worker; no locking needed).
+user_buckets = UserBuckets()
 
 
 ### Outgoing backpressure ###

@@ -25,7 +25,7 @@ from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, Rejected, encode, ready_message
 from ..sessions.host import get_host
 from ..sessions.state import EVENT_MESSAGE
-from .limits import InputGuard
+from .limits import InputGuard, user_buckets
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ async def serve(
                 return
             if line is not _TOO_LARGE and not line.strip():
                 continue
-            await guard.bucket.wait()
+            await guard.wait()
             await inbox.put(("line", line))
 
     async def read_events() -> None:
@@ -91,6 +91,7 @@ async def serve(
 
     await write_line(encode(ready_message(setting("SKIN"))))
     tasks = [asyncio.create_task(read_lines()), asyncio.create_task(read_events())]
+    guard.user_bucket = user_buckets.acquire(ctx.user_id, ctx.channel_name, guard.limits)
     try:
         # One consumer loop, like a consumer's dispatch: a response is always written
         # before any event its request caused.
@@ -111,6 +112,7 @@ async def serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        user_buckets.release(ctx.user_id, ctx.channel_name)
         await host.connection_closed(ctx)
         logger.info(close_summary(ctx))
     return ctx

@@ -27,7 +27,7 @@ from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, encode, ready_message, utf8_length
 from ..sessions.host import SessionHost, get_host
 from . import limits
-from .limits import InputGuard, Outbox, cap_response, user_connections
+from .limits import InputGuard, Outbox, cap_response, user_buckets, user_connections
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,9 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
         self._counted = True
+        self.guard.user_bucket = user_buckets.acquire(
+            ctx.user_id, self.channel_name, self.guard.limits
+        )
         self.outbox = Outbox(
             self._write,
             max_frames=setting("SEND_QUEUE_LIMIT"),
@@ -274,6 +277,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             if self._counted:
                 self._counted = False
                 user_connections.release(self.scope["user"].pk, self.channel_name)
+                user_buckets.release(self.scope["user"].pk, self.channel_name)
             task = asyncio.get_running_loop().create_task(self._release(code, ended))
             _cleanups.add(task)
             task.add_done_callback(_cleanups.discard)

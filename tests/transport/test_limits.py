@@ -1,5 +1,6 @@
 """Input limits and per-user quotas through the consumer: frame and message size, lines per
-frame, message rate, live sessions and connections per user; every hit is logged."""
+frame, message rate per connection and per user, live sessions (evicting idle detached ones)
+and connections per user; every hit is logged."""
 
 import asyncio
 import json
@@ -8,9 +9,11 @@ import logging
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from gateway_app.models import GatewaySession
 from gateway_app.sessions.host import current_host
-from gateway_app.transport.limits import user_connections
+from gateway_app.transport.limits import user_buckets, user_connections
 from gateway_app.transport.websocket import GatewayConsumer
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -225,6 +228,57 @@ async def test_each_connection_has_its_own_bucket(connect, alice, limits):
     assert await second.call("gateway.ping") == {"pong": True}
 
 
+async def test_connections_of_one_user_share_the_per_user_bucket(connect, alice, bob, limits):
+    """Tests that USER_RATE_LIMIT_BURST bounds the sum over a user's connections: the one
+    over it gets 4029 with data.limit "rate_per_user" (on either socket), another user is
+    unaffected."""
+    limits(RATE_LIMIT_PER_S=1000, USER_RATE_LIMIT_PER_S=0.001, USER_RATE_LIMIT_BURST=3)
+    first, second = await connect(alice), await connect(alice)
+    await first.call("gateway.ping")
+    await first.call("gateway.ping")
+    await second.call("gateway.ping")
+    error = (await second.request("gateway.ping"))["error"]
+    assert error["code"] == 4029
+    assert error["data"]["limit"] == "rate_per_user"
+    assert error["data"]["retry_after_s"] > 0
+    assert (await first.request("gateway.ping"))["error"]["data"]["limit"] == "rate_per_user"
+    other = await connect(bob)
+    assert await other.call("gateway.ping") == {"pong": True}
+
+
+async def test_notification_over_the_per_user_rate_is_dropped_but_logged(
+    connect, alice, limits, caplog
+):
+    """Tests that a notification over the per-user rate gets no response, and the hit is
+    logged with the user and counted on the connection."""
+    limits(USER_RATE_LIMIT_PER_S=0.001, USER_RATE_LIMIT_BURST=1)
+    rpc = await connect(alice)
+    with caplog.at_level(logging.WARNING, "gateway_app.transport.limits"):
+        await rpc.send_text(ping(1) + '\n{"jsonrpc":"2.0","method":"gateway.ping"}')
+        assert (await read(rpc))["id"] == 1
+        await rpc.send_text(ping(2))
+        limited = await read(rpc)
+    assert limited["id"] == 2 and limited["error"]["data"]["limit"] == "rate_per_user"
+    assert "limit rate_per_user hit by user=alice" in caplog.text
+    (ctx,) = current_host().connections.values()
+    assert ctx.counters["limit_rate_per_user"] == 2
+
+
+async def test_user_bucket_is_freed_with_the_users_last_connection(connect, alice, limits):
+    """Tests that the per-user bucket lives while any of the user's connections is open and
+    is dropped with the last one, so a later connection starts with a full bucket."""
+    limits(USER_RATE_LIMIT_PER_S=0.001, USER_RATE_LIMIT_BURST=1)
+    first, second = await connect(alice), await connect(alice)
+    await first.call("gateway.ping")
+    await first.connection.close()
+    assert alice.pk in user_buckets
+    assert (await second.request("gateway.ping"))["error"]["code"] == 4029
+    await second.connection.close()
+    assert alice.pk not in user_buckets and len(user_buckets) == 0
+    third = await connect(alice)
+    assert await third.call("gateway.ping") == {"pong": True}
+
+
 ### Live sessions per user ###
 
 
@@ -248,30 +302,76 @@ async def test_session_create_beyond_the_per_user_cap_is_refused(
     assert await a.call("session.create")
 
 
-async def test_detached_sessions_count_until_reaped(connect, alice, limits):
-    """Tests that a detached (not yet reaped) session still counts as live."""
-    limits(MAX_SESSIONS_PER_USER=1)
-    first = await connect(alice)
-    await first.call("session.create")
-    await first.connection.close()
-    second = await connect(alice)
-    assert (await second.error("session.create"))["code"] == 4029
+async def create_detached(connect, user, prompt=None):
+    """A session created on a connection that then disconnects (a browser refresh)."""
+    rpc = await connect(user)
+    sid = (await rpc.call("session.create"))["session_id"]
+    if prompt:
+        await rpc.call("prompt.submit", {"session_id": sid, "text": prompt})
+    await rpc.connection.close()
+    return sid
 
 
-@pytest.mark.parametrize("method", ["session.resume", "slash.exec"])
-async def test_cold_starts_beyond_the_per_user_cap_are_refused(connect, alice, limits, method):
-    """Tests that reviving stored sessions (session.resume, or slash.exec, which cold-starts
-    without attaching) is refused with session.create's 4029 once the caller has
-    MAX_SESSIONS_PER_USER live sessions."""
-    limits(MAX_SESSIONS_PER_USER=2)
+async def close_reason(sid):
+    await current_host().store.flush()
+    return (await GatewaySession.objects.aget(pk=sid)).close_reason
+
+
+async def test_create_at_the_quota_evicts_the_least_recently_used_detached_session(
+    connect, alice, limits
+):
+    """Tests that a refresh storm (sessions left detached within the grace) does not lock
+    the user out: session.create at MAX_SESSIONS_PER_USER evicts the user's least recently
+    used idle detached session, whose row is closed with close_reason "evicted"."""
+    limits(MAX_SESSIONS_PER_USER=3, REAP_GRACE_S=30)
+    detached = [await create_detached(connect, alice) for _ in range(3)]
+    rpc = await connect(alice)
+    created = (await rpc.call("session.create"))["session_id"]
+    assert set(current_host().sessions) == {*detached[1:], created}
+    assert await close_reason(detached[0]) == "evicted"
+    assert current_host().counters["quota_evictions"] == 1
+
+
+async def test_quota_eviction_takes_only_the_callers_sessions(connect, alice, bob, limits):
+    """Tests that a user at the quota with only attached sessions gets 4029 even though
+    another user has idle detached sessions: those are never evicted for someone else."""
+    limits(MAX_SESSIONS_PER_USER=1, REAP_GRACE_S=30)
+    bobs = await create_detached(connect, bob)
+    rpc = await connect(alice)
+    await rpc.call("session.create")
+    error = await rpc.error("session.create")
+    assert error["data"] == {"limit": "sessions_per_user", "max": 1, "live": 1}
+    assert bobs in current_host().sessions
+
+
+@pytest.mark.parametrize("prompt", ["!sleep 3600 slow", "!tool rm -rf /tmp/x"])
+async def test_busy_detached_sessions_are_never_evicted_for_the_quota(
+    connect, alice, limits, prompt
+):
+    """Tests that a detached session running a turn, or waiting on an approval, is not
+    evicted: session.create answers 4029 with its data when nothing else is evictable."""
+    limits(MAX_SESSIONS_PER_USER=1, REAP_GRACE_S=30, PENDING_QUESTION_TIMEOUT_S=0)
+    sid = await create_detached(connect, alice, prompt=prompt)
+    host = current_host()
+    if prompt.startswith("!tool"):
+        await eventually(lambda: host.sessions[sid].pending)
+    rpc = await connect(alice)
+    error = await rpc.error("session.create")
+    assert error["code"] == 4029
+    assert error["data"] == {"limit": "sessions_per_user", "max": 1, "live": 1}
+    assert host.sessions[sid].busy
+
+
+async def test_cold_start_at_the_quota_evicts_an_idle_detached_session(connect, alice, limits):
+    """Tests that reviving a stored session (slash.exec cold-starts without attaching) at
+    the quota evicts the least recently used idle detached session, as session.create."""
+    limits(MAX_SESSIONS_PER_USER=2, REAP_GRACE_S=30)
     rpc = await connect(alice)
     stored = await rpc.closed_sessions(3)
-    extra = {"command": "/version"} if method == "slash.exec" else {}
-    for sid in stored[:2]:
-        await rpc.call(method, {"session_id": sid, **extra})
-    error = await rpc.error(method, {"session_id": stored[2], **extra})
-    assert error["code"] == 4029
-    assert error["data"] == {"limit": "sessions_per_user", "max": 2, "live": 2}
+    for sid in stored:
+        await rpc.call("slash.exec", {"session_id": sid, "command": "/version"})
+    assert set(current_host().sessions) == set(stored[1:])
+    assert await close_reason(stored[0]) == "evicted"
 
 
 ### Connections per user ###

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...sessions.cluster.messages import Operation
 from ...sessions.host import get_host
-from ...sessions.quota import check_session_quota
+from ...sessions.quota import make_room
 from ..context import CallContext
 from ..dispatch import method
 from ..params import get_int, get_str
@@ -33,7 +33,7 @@ async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, 
     """Create a session attached to this connection."""
     title = get_str(params, "title", required=False, default="", max_length=200)
     host = await get_host()
-    check_session_quota(ctx, host.live_by_user[ctx.user_id])
+    await make_room(ctx, host)  # the user's LRU idle detached session goes, else 4029
     session = await host.create(ctx, title.strip())
     return {"session_id": session.id, "title": session.title, "created_at": session.created_at}
 
