@@ -8,8 +8,7 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from gateway_app.models import GatewaySession, SessionStatus
-
-Cursor = None  # pre-fix
+from gateway_app.sessions.listing import Cursor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
