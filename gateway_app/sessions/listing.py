@@ -81,9 +81,10 @@ def read_page(
     whether more follow. Blocking: call through ``database_sync_to_async``."""
     rows = GatewaySession.objects.filter(user_id=user_id)
     if cursor is not None:
-        rows = rows.filter(
-            Q(last_activity__lt=cursor.last_activity)
-            | Q(last_activity=cursor.last_activity, id__lt=cursor.session_id)
+        # The redundant range on last_activity lets the index seek to the cursor instead of
+        # walking the newer rows before it.
+        rows = rows.filter(last_activity__lte=cursor.last_activity).filter(
+            Q(last_activity__lt=cursor.last_activity) | Q(id__lt=cursor.session_id)
         )
     if status:
         rows = rows.filter(status__in=STORED_FOR_STATUS[status])
