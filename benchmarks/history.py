@@ -35,11 +35,13 @@ KINDS = ("first page", "next page", "status=closed", "query")
 USER = "history"
 
 
-def fill(db_path: Path, count: int) -> None:
-    """Insert ``count`` closed sessions of ``USER``, one minute of activity apart."""
+def fill(db_path: Path, count: int, username: str = USER) -> None:
+    """Insert ``count`` closed sessions of ``username``, one minute of activity apart."""
     base = datetime(2026, 1, 1, tzinfo=UTC)
     with sqlite3.connect(db_path) as conn:
-        (user_id,) = conn.execute("SELECT id FROM auth_user WHERE username = ?", (USER,)).fetchone()
+        (user_id,) = conn.execute(
+            "SELECT id FROM auth_user WHERE username = ?", (username,)
+        ).fetchone()
         rows = []
         for i in range(count):
             at = (base + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
