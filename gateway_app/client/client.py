@@ -48,7 +48,7 @@ from .events import (
     RetryScheduled,
     parse_event,
 )
-from .results import Command, Message, Resumed, SessionInfo, SessionPage, SessionSummary
+from .results import Command, Message, Resumed, SessionInfo, SessionPage
 from .turn import Turn
 
 logger = logging.getLogger(__name__)
