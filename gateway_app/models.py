@@ -56,6 +56,10 @@ class GatewaySession(models.Model):
     class Meta:
         ordering = ["-last_activity"]
         verbose_name = "gateway session"
+        # session.list pages walk this index (keyset on last_activity, id, newest first).
+        indexes = [
+            models.Index(fields=["user", "-last_activity", "-id"], name="gateway_session_list_page")
+        ]
         permissions = [
             # Checked by the session's host, for the session's owner, at each terminal tool call.
             ("use_terminal", "Can run shell commands with the agent's terminal tool"),

@@ -40,7 +40,7 @@ from .events import (
     ToolComplete,
     ToolStart,
 )
-from .results import Command, Message, Resumed, SessionInfo, SessionSummary
+from .results import Command, Message, Resumed, SessionInfo, SessionPage, SessionSummary
 from .turn import Turn
 
 __all__ = [
@@ -78,6 +78,7 @@ __all__ = [
     "SessionClosed",
     "SessionInfo",
     "SessionNotFound",
+    "SessionPage",
     "SessionSummary",
     "StdioDialer",
     "StdioLink",

@@ -48,7 +48,7 @@ from .events import (
     RetryScheduled,
     parse_event,
 )
-from .results import Command, Message, Resumed, SessionInfo, SessionSummary
+from .results import Command, Message, Resumed, SessionInfo, SessionPage
 from .turn import Turn
 
 logger = logging.getLogger(__name__)
@@ -176,9 +176,21 @@ class Gateway:
         self._seen.setdefault(info.session_id, 0)
         return info
 
-    async def list_sessions(self) -> list[SessionSummary]:
-        result = await self.call("session.list")
-        return [SessionSummary.from_wire(row) for row in result.get("sessions", ())]
+    async def list_sessions(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        status: str | None = None,
+        query: str | None = None,
+    ) -> SessionPage:
+        """
+        A page of the caller's sessions, newest activity first (a list, as before, with
+        ``next_cursor`` to pass as ``cursor`` for the next page); filters are optional.
+        """
+        given = {"limit": limit, "cursor": cursor, "status": status, "query": query}
+        params = {name: value for name, value in given.items() if value is not None}
+        return SessionPage.from_wire(await self.call("session.list", params or None))
 
     async def resume(self, session_id: str, last_seq: int | None = None) -> Resumed:
         """

@@ -44,6 +44,20 @@ class SessionSummary:
         )
 
 
+class SessionPage(list[SessionSummary]):
+    """A page of ``session.list`` rows; ``next_cursor`` continues it (``None``: the last
+    page, or a v1 server that does not page)."""
+
+    def __init__(self, rows: list[SessionSummary], next_cursor: str | None = None):
+        super().__init__(rows)
+        self.next_cursor = next_cursor
+
+    @classmethod
+    def from_wire(cls, result: dict[str, Any]) -> SessionPage:
+        rows = [SessionSummary.from_wire(row) for row in result.get("sessions", ())]
+        return cls(rows, result.get("next_cursor"))
+
+
 @dataclass(frozen=True)
 class Message:
     """A transcript message: ``role`` is user or assistant (or system)."""

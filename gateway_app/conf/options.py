@@ -372,7 +372,8 @@ OPTIONS: tuple[Option, ...] = (
         "LIST_CACHE_S",
         5.0,
         kinds.NON_NEGATIVE,
-        "one worker: `session.list` answers from memory, kept exact by the worker's own "
+        "one worker: `session.list`'s unfiltered first page answers from memory (each "
+        "listing user's newest 200 rows), kept exact by the worker's own "
         "changes; rows changed by another process (not through the gateway) show within this. "
         "With a shared Redis registry every list reads the database, so sessions of other "
         "workers show at once",

@@ -83,12 +83,16 @@ def _type(schema: dict[str, Any]) -> str:
     if "enum" in schema:
         return " \\| ".join(f"`{_json(v)}`" for v in schema["enum"])
     kind = schema.get("type", "any")
+    if isinstance(kind, list):
+        kind = " or ".join(kind)
     if kind == "array":
         return f"array of {_type(schema.get('items', {}))}"
     if kind == "object" and schema.get("properties"):
         return "object: " + ", ".join(f"`{name}`" for name in schema["properties"])
     limits = [
-        f"{key} {schema[key]}" for key in ("minLength", "maxLength", "minimum") if key in schema
+        f"{key} {schema[key]}"
+        for key in ("minLength", "maxLength", "minimum", "maximum")
+        if key in schema
     ]
     return kind + (f" ({', '.join(limits)})" if limits else "")
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from ..conf import setting
 from ..models import GatewaySession, Message, SessionStatus
+from .listing import Cursor, read_page
 
 logger = logging.getLogger(__name__)
 
@@ -243,9 +244,17 @@ class SessionStore:
         await self.flush()
         return await database_sync_to_async(_load)(session_id, user_id)
 
-    async def list_for_user(self, user_id: int) -> list[dict[str, Any]]:
+    async def list_page(
+        self,
+        user_id: int,
+        limit: int,
+        cursor: Cursor | None = None,
+        status: str | None = None,
+        query: str = "",
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """A page of the user's ``session.list`` rows (see ``listing``) and whether more follow."""
         await self.flush()
-        return await database_sync_to_async(_list_for_user)(user_id)
+        return await database_sync_to_async(read_page)(user_id, limit, cursor, status, query)
 
     async def hosted_by(self, session_ids: list[str], channel: str) -> set[str]:
         """Those of the sessions whose rows are open and still name ``channel`` their host."""
@@ -480,26 +489,3 @@ def _claimed_hosts() -> list[str]:
         .distinct()
     )
     return sorted(rows)
-
-
-def _list_for_user(user_id: int) -> list[dict[str, Any]]:
-    from django.db.models import Count
-
-    rows = (
-        GatewaySession.objects.filter(user_id=user_id)
-        .annotate(n_messages=Count("messages"))
-        .order_by("-created_at")
-    )
-    return [
-        {
-            "session_id": row.id,
-            "title": row.title,
-            "status": row.status,
-            "attached": row.attached > 0,
-            "created_at": row.created_at.isoformat(),
-            "last_activity": row.last_activity.isoformat(),
-            "messages": row.n_messages,
-            "host_channel": row.host_channel,
-        }
-        for row in rows
-    ]

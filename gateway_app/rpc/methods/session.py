@@ -6,13 +6,17 @@ from typing import Any
 
 from ...sessions.cluster.messages import Operation
 from ...sessions.host import get_host
+from ...sessions.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY, Cursor
 from ...sessions.quota import make_room
 from ..context import CallContext
 from ..dispatch import method
-from ..params import get_int, get_str
+from ..params import get_choice, get_int, get_str
 from ..schema import SESSION_ID, array, integer, obj, string
 
-STATUS = string("the session's state", enum=["live", "running", "detached", "closed"])
+STATUSES = ("live", "running", "detached", "closed")
+STATUS = string("the session's state", enum=list(STATUSES))
+#: A cursor is a base64 timestamp and session id, well under this.
+MAX_CURSOR = 200
 TIMESTAMP = string("ISO 8601 date and time", format="date-time")
 MESSAGE = obj(
     {"role": string(enum=["user", "assistant", "tool"]), "content": string()},
@@ -40,6 +44,18 @@ async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, 
 
 @method(
     "session.list",
+    params=obj(
+        {
+            "limit": integer(
+                "rows in the page", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT
+            ),
+            "cursor": string(
+                "the next_cursor of the page before", maxLength=MAX_CURSOR, minLength=1
+            ),
+            "status": STATUS,
+            "query": string("a case-insensitive title substring", maxLength=MAX_QUERY),
+        }
+    ),
     result=obj(
         {
             "sessions": array(
@@ -63,16 +79,32 @@ async def session_create(ctx: CallContext, params: dict[str, Any]) -> dict[str, 
                         "messages",
                     ),
                 ),
-                "the caller's own sessions, newest first",
-            )
+                "a page of the caller's own sessions, newest activity first",
+            ),
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as cursor for the next page; null on the last page",
+            },
         },
-        required=("sessions",),
+        required=("sessions", "next_cursor"),
     ),
 )
 async def session_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    """The caller's sessions: stored rows, with the live state of this worker's overlaid."""
+    """A page of the caller's sessions: stored rows, with the live state of this worker's
+    overlaid; the first unfiltered page comes from the host's index."""
+    limit = get_int(params, "limit", required=False, minimum=1, maximum=MAX_LIMIT)
+    token = get_str(params, "cursor", required=False, default="", max_length=MAX_CURSOR)
+    status = get_choice(params, "status", STATUSES) if params.get("status") is not None else ""
+    query = get_str(params, "query", required=False, default="", max_length=MAX_QUERY)
+    limit = DEFAULT_LIMIT if limit is None else limit
+    cursor = Cursor.decode(token) if token else None
     host = await get_host()
-    rows = await host.index.rows(ctx.user_id)
+    if cursor is None and not status and not query:
+        rows, more = await host.index.page(ctx.user_id, limit)
+    else:
+        rows, more = await host.store.list_page(ctx.user_id, limit, cursor, status, query)
+    # The cursor follows the stored rows, before live state may filter some out.
+    next_cursor = Cursor.after(rows[-1]).encode() if more and rows else None
     alive: dict[str, bool] = {}
     for row in rows:
         host_channel = row.pop("host_channel")
@@ -88,7 +120,9 @@ async def session_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, An
             if not alive[host_channel]:
                 # Its worker died without finalizing it: resumable from the transcript.
                 row["status"], row["attached"] = "detached", False
-    return {"sessions": rows}
+    if status:
+        rows = [row for row in rows if row["status"] == status]
+    return {"sessions": rows, "next_cursor": next_cursor}
 
 
 @method(

@@ -4,6 +4,7 @@
 
 import { CloseCode, ErrorCode, EventType, Method, isConnectionError } from "./protocol.js";
 import { RpcClient, socketUrl } from "./rpc.js";
+import * as listing from "./listing.js";
 import * as state from "./state.js";
 import {
   TranscriptRenderer,
@@ -36,7 +37,7 @@ export class ChatApp {
     this.storage = storage;
     this.ui = findUi(root);
     this.views = new Map();
-    this.sessions = [];
+    this.listing = listing.emptyListing();
     this.current = storage.getItem(STORE_CURRENT) || null;
     this.catalog = new Map();
     this.completions = [];
@@ -128,18 +129,40 @@ export class ChatApp {
 
   /// Sessions ///
 
+  get sessions() {
+    return this.listing.sessions;
+  }
+
   async refreshList() {
     try {
       const result = await this.call(Method.SESSION_LIST);
-      this.sessions = result.sessions || [];
+      this.listing = listing.firstPage(this.listing, result);
     } catch {
       return;
     }
     this.renderList();
   }
 
+  /** The next page of the sidebar (scrolled to its end, or "more" clicked). */
+  async loadMore() {
+    const params = listing.moreParams(this.listing);
+    if (!params) return;
+    this.listing = listing.loadingMore(this.listing);
+    try {
+      const result = await this.call(Method.SESSION_LIST, params);
+      this.listing = listing.morePage(this.listing, result);
+    } catch {
+      this.listing = listing.moreFailed(this.listing);
+      return;
+    }
+    this.renderList();
+  }
+
   renderList() {
-    renderSessionList(this.ui, this.sessions, this.current, (sid) => this.openSession(sid));
+    renderSessionList(this.ui, this.listing, this.current, {
+      onPick: (sid) => this.openSession(sid),
+      onMore: () => this.loadMore(),
+    });
     this.renderHeader();
   }
 

@@ -83,9 +83,13 @@ export function showError(ui, text) {
   ui.error.hidden = !text;
 }
 
-/** The sidebar's session list; `onPick(sessionId)` when one is clicked. */
-export function renderSessionList(ui, sessions, current, onPick) {
+/**
+ * The sidebar's session list (a listing.js listing); `onPick(sessionId)` when one is clicked,
+ * `onMore()` when its end scrolls into view or "more" is clicked while pages follow.
+ */
+export function renderSessionList(ui, { sessions, nextCursor }, current, { onPick, onMore }) {
   const doc = ui.root.ownerDocument;
+  ui.moreObserver?.disconnect();
   ui.list.replaceChildren(
     ...sessions.map((s) => {
       const li = element(doc, "li", { className: s.session_id === current ? "session current" : "session" });
@@ -103,6 +107,18 @@ export function renderSessionList(ui, sessions, current, onPick) {
       return li;
     }),
   );
+  if (!nextCursor) return;
+  const more = element(doc, "button", { type: "button", className: "session-more", textContent: "more…" });
+  more.dataset.testid = "session-more";
+  more.addEventListener("click", () => onMore());
+  const sentinel = element(doc, "li", { className: "session sentinel" });
+  sentinel.append(more);
+  ui.list.append(sentinel);
+  const Observer = doc.defaultView?.IntersectionObserver;
+  if (Observer) {
+    ui.moreObserver = new Observer((entries) => entries.some((e) => e.isIntersecting) && onMore());
+    ui.moreObserver.observe(sentinel);
+  }
 }
 
 export function renderHeader(ui, text) {
