@@ -98,6 +98,15 @@ class SessionStore:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    async def abandon(self) -> None:
+        """Stop writing and drop what is queued, as a killed worker would (crash tests)."""
+        self._queue.clear()
+        self._idle.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
     def submit(self, write: Write) -> None:
         """Queue a sync ORM write; it runs after every write queued before it."""
         self._queue.append(write)

@@ -200,16 +200,12 @@ async def test_resume_from_a_seq_the_session_never_reached_reports_a_gap(connect
 async def crash(host):
     """Drop the worker's host as kill -9 would: no teardown, and no write reaches the
     database from now on; the next connection starts a new host."""
-    for task in (
-        host.host_channel.task,
-        host.groups.task,
-        host.settler.task,
-        host.reaper._sweeper,
-        host.store._task,
-    ):
+    for task in (host.host_channel.task, host.groups.task, host.settler.task):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+    await host.reaper.stop()
+    await host.store.abandon()
     for session in host.sessions.values():
         host.reaper.cancel(session)
         if session.turn is not None and session.turn.task is not None:

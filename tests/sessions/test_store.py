@@ -120,6 +120,18 @@ async def test_flush_does_not_wait_for_the_batch_window(alice, settings):
     await store.stop()
 
 
+async def test_an_abandoned_store_writes_nothing_it_had_queued(alice, settings):
+    """Tests that abandon() drops the queued writes and stops the writer, as a killed
+    worker's store would."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "STORE_BATCH_MS": 60_000}
+    store = SessionStore()
+    store.start()
+    store.create("s1", alice.pk, "t", "w", "c")
+    await store.abandon()
+    await store.flush()
+    assert not await GatewaySession.objects.filter(pk="s1").aexists()
+
+
 async def test_a_batch_of_new_sessions_and_messages_is_written_whole(alice):
     """Tests that many new rows in one batch (bulk inserts) all land, with their changes."""
     store = SessionStore()
