@@ -449,8 +449,15 @@ async def count_statuses(url: str, tokens: Sequence[str], ids: set[str]) -> dict
     totals: dict[str, int] = {}
     for token in tokens:
         client = await Client.open(url, token)
+        rows: list[dict] = []
+        params: dict = {"limit": 200}
         try:
-            rows = (await client.call("session.list"))["sessions"]
+            while True:  # every page: a user may hold more sessions than one page shows
+                page = await client.call("session.list", params)
+                rows += page["sessions"]
+                if not page.get("next_cursor"):
+                    break
+                params = {"limit": 200, "cursor": page["next_cursor"]}
         finally:
             await client.close()
         for row in rows:

@@ -119,10 +119,17 @@ class Cycles:
 
 
 async def census(url: str, token: str) -> Counter:
-    """Session statuses as ``session.list`` reports them, from a fresh connection."""
+    """Session statuses as ``session.list`` reports them, every page, from a fresh
+    connection."""
+    statuses: Counter = Counter()
+    params: dict = {"limit": 200}
     async with ws_rpc(url, token) as rpc:
-        sessions = (await rpc.call("session.list"))["sessions"]
-    return Counter(row["status"] for row in sessions)
+        while True:
+            page = await rpc.call("session.list", params)
+            statuses.update(row["status"] for row in page["sessions"])
+            if not page.get("next_cursor"):
+                return statuses
+            params = {"limit": 200, "cursor": page["next_cursor"]}
 
 
 def _alive(proc: psutil.Process) -> bool:
