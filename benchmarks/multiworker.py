@@ -45,11 +45,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.load import TIMEOUT, Client, LoadError, percentile  # noqa: E402
+from tests.support.procs import running  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     Database,
     GatewayServer,
     RedisServer,
-    alive,
     descendants,
     slash_worker_pids,
 )
@@ -364,7 +364,7 @@ def run(config: Config) -> dict[str, Any]:
                 for name, server in workers.items():
                     print(f"!! log of worker {name} (tail):\n{server.log()[-3000:]}")
                 raise
-    leftover = sorted(pid for pid in _started_pids if alive(pid))
+    leftover = sorted(running(_started_pids))
     return {
         "config": {
             "samples": config.samples,

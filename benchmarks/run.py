@@ -34,10 +34,10 @@ if str(REPO) not in sys.path:
 
 from benchmarks import load  # noqa: E402
 from benchmarks.report import TARGETS, THROUGHPUT, notes, table, verdicts  # noqa: E402
+from tests.support.procs import running  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     Database,
     GatewayServer,
-    alive,
     descendants,
     slash_worker_pids,
 )
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in config.servers:
             all_results[server] = run_server(database, users, server, config)
 
-    leftover = [pid for pid in _started_pids if alive(pid)]
+    leftover = running(_started_pids)
     print()
     print(table(all_results, config))
     print()

@@ -45,8 +45,9 @@ if str(REPO) not in sys.path:
 
 from benchmarks import load  # noqa: E402
 from gateway_app.conf import DEFAULTS  # noqa: E402
+from tests.support.procs import running  # noqa: E402
 from tests.support.rawws import RawWebSocket, encode_frame  # noqa: E402
-from tests.support.servers import Database, GatewayServer, alive, descendants  # noqa: E402
+from tests.support.servers import Database, GatewayServer, descendants  # noqa: E402
 
 #: The stalled client's kernel receive buffer (the kernel doubles it and applies a minimum).
 RECV_BUFFER = 4096
@@ -440,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results = asyncio.run(run(config))
-    leftover = [pid for pid in _started_pids if alive(pid)]
+    leftover = running(_started_pids)
     print()
     print(report(results, config))
     for phase, result in results.items():
