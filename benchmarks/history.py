@@ -69,7 +69,8 @@ def measure(count: int, calls: int) -> dict[str, Any]:
         database = Database(Path(tmp))
         token = database.token(USER)
         fill(database.path, count)
-        env = {"HERMES_GATEWAY_OPTIONS": json.dumps({"LIST_CACHE_S": 0, "RATE_LIMIT_PER_S": 0})}
+        options = {"LIST_CACHE_S": 0, "RATE_LIMIT_PER_S": 0, "USER_RATE_LIMIT_PER_S": 0}
+        env = {"HERMES_GATEWAY_OPTIONS": json.dumps(options)}
         with GatewayServer(database, env=env) as server:
             ws = RawWebSocket(server.port, token, timeout=60)
             try:

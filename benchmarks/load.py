@@ -27,7 +27,9 @@ SLICE_WARMUP_S = 0.2
 #: Environment of every gateway under load. The load sends back to back, far over the default
 #: 200 messages/s per connection: measure the gateway, not its rate-limit policy (the limiter
 #: still runs, with an unlimited rate).
-GATEWAY_ENV = {"HERMES_GATEWAY_OPTIONS": json.dumps({"RATE_LIMIT_PER_S": 0})}
+GATEWAY_ENV = {
+    "HERMES_GATEWAY_OPTIONS": json.dumps({"RATE_LIMIT_PER_S": 0, "USER_RATE_LIMIT_PER_S": 0})
+}
 
 
 class LoadError(Exception):
