@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.servers import PYTHON, REPO, Database, GatewayServer
+from tests.support.servers import PYTHON, REPO, Database
 from tests.support.terminal import DroppingProxy, Terminal
 
 pytestmark = pytest.mark.live
@@ -21,22 +21,6 @@ WORDS = " ".join(
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen twenty".split()
 )
-
-
-@pytest.fixture(scope="module")
-def database(tmp_path_factory) -> Database:
-    return Database(tmp_path_factory.mktemp("chat"))
-
-
-@pytest.fixture(scope="module")
-def server(database):
-    with GatewayServer(database) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def token(database) -> str:
-    return database.token("alice")
 
 
 def chat_terminal(database: Database, token: str, url: str) -> Terminal:

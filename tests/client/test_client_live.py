@@ -33,22 +33,6 @@ WORDS = " ".join(
 FAST = Backoff(initial=0.05, maximum=0.4, max_attempts=40)
 
 
-@pytest.fixture(scope="module")
-def database(tmp_path_factory) -> Database:
-    return Database(tmp_path_factory.mktemp("client"))
-
-
-@pytest.fixture(scope="module")
-def server(database):
-    with GatewayServer(database) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def token(database) -> str:
-    return database.token("alice")
-
-
 async def test_a_turn_streams_every_word_once_across_a_dropped_socket(server, token):
     """Tests that a turn iterated across an aborted TCP socket yields each word once, in order."""
     async with connect(server.url, token, backoff=FAST) as gw:

@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.live import ws_rpc
+from tests.support.protocol import V1_METHODS
 from tests.support.servers import Database, GatewayServer
 
 pytestmark = pytest.mark.live
@@ -30,20 +31,7 @@ PACED_RATE = 170.0
 MAX_FRAME = 1024 * 1024
 MAX_MESSAGE = 256 * 1024
 
-METHODS = [
-    "gateway.ping",
-    "session.create",
-    "session.list",
-    "session.resume",
-    "session.close",
-    "session.interrupt",
-    "prompt.submit",
-    "approval.respond",
-    "clarify.respond",
-    "slash.exec",
-    "commands.catalog",
-    "complete.slash",
-]
+METHODS = list(V1_METHODS)
 WEIRD = ["", "\x00", "\ud800", "\udfff", "\U0010ffff", "é", "\u202e", "\n", "$(id)", "; rm -rf /"]
 
 

@@ -13,22 +13,7 @@ from jsonschema import Draft202012Validator
 from gateway_app.management.commands import gateway_protocol
 from gateway_app.rpc.dispatch import registered_methods
 from gateway_app.rpc.openrpc import reference_files, shipped_document
-
-#: The methods of PROTOCOL.md v1, and the additive rpc.discover.
-V1_METHODS = {
-    "gateway.ping",
-    "session.create",
-    "session.list",
-    "session.resume",
-    "session.close",
-    "session.interrupt",
-    "prompt.submit",
-    "approval.respond",
-    "clarify.respond",
-    "slash.exec",
-    "commands.catalog",
-    "complete.slash",
-}
+from tests.support.protocol import V1_METHODS
 
 gateway_db = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +37,7 @@ def test_the_check_option_fails_on_stale_docs_naming_the_command(tmp_path, monke
 def test_the_reference_describes_every_v1_method_and_rpc_discover():
     """Tests that every method of PROTOCOL.md, plus rpc.discover, is in the document."""
     names = {m["name"] for m in shipped_document()["methods"]}
-    assert names == V1_METHODS | {"rpc.discover"}
+    assert names == {*V1_METHODS, "rpc.discover"}
 
 
 def test_every_schema_of_the_reference_is_valid_json_schema():
