@@ -6,6 +6,7 @@ responses and events. Pure functions, no I/O, shared by the WebSocket and stdio 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from .errors import InvalidParams, InvalidRequest, ParseError, RpcError
 PROTOCOL_VERSION = 1
 
 RequestId = int | str | None
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # The fallback for what orjson refuses: lone surrogates (legal in JSON text, illegal in
 # UTF-8; ensure_ascii escapes them) and integers beyond 64 bits.
@@ -78,7 +81,39 @@ def parse_line(line: str) -> Request | Rejected:
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and over-long integer literals.
         return Rejected(ParseError())
+    # A lone surrogate can only arrive as a \\u escape: the frame itself is valid UTF-8.
+    if "\\u" in line and _holds_lone_surrogate(message):
+        return _refuse_surrogates(message)
     return validate_envelope(message)
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether any key or string in ``value`` holds a lone UTF-16 surrogate (RFC 7493 2.1)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _refuse_surrogates(message: Any) -> Rejected:
+    """Refuse text no UTF-8 store or peer can carry, answering the id when it is readable."""
+    error = InvalidRequest(
+        "Invalid request: a string holds a lone UTF-16 surrogate, which UTF-8 cannot carry"
+    )
+    if not isinstance(message, dict):
+        return Rejected(error)
+    request_id = message.get("id")
+    if not _is_valid_id(request_id) or _holds_lone_surrogate(request_id):
+        return Rejected(error, notification="id" not in message)
+    return Rejected(error, request_id)
 
 
 def validate_envelope(message: Any) -> Request | Rejected:

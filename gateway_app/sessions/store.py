@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 Write = Callable[[], None]
 
 
+def storable(text: str) -> str:
+    """``text`` with lone surrogates (an agent may produce them) as U+FFFD: UTF-8 columns
+    refuse them, and the whole row would be lost."""
+    if text.isascii():
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 @dataclass(slots=True)
 class RowWrite:
     """A queued create or update of one ``GatewaySession`` row; later changes merge in."""
@@ -185,7 +193,7 @@ class SessionStore:
             session_id,
             {
                 "user_id": user_id,
-                "title": title,
+                "title": storable(title),
                 "status": SessionStatus.LIVE,
                 "attached": 1,
                 "host_worker": host,
@@ -199,6 +207,8 @@ class SessionStore:
     def update(self, session_id: str, **fields: Any) -> None:
         if "last_activity" not in fields:
             fields["last_activity"] = timezone.now()
+        if isinstance(fields.get("title"), str):
+            fields["title"] = storable(fields["title"])
         self._write_row(session_id, fields)
 
     def _write_row(self, session_id: str, fields: dict[str, Any], *, create: bool = False) -> None:
@@ -223,7 +233,7 @@ class SessionStore:
         row = Message(
             session_id=session_id,
             role=role,
-            content=content,
+            content=storable(content),
             turn_id=turn_id,
             data=data or {},
             interrupted=interrupted,

@@ -115,6 +115,29 @@ def test_message_without_id_is_a_notification():
     assert isinstance(item, Request) and item.notification
 
 
+def test_a_lone_surrogate_anywhere_is_refused_with_the_request_id():
+    """Tests that a string no UTF-8 store can hold (a lone \\udfff escape, here in a nested
+    param) is refused as an invalid request that still names its id."""
+    item = parse_line(
+        r'{"jsonrpc":"2.0","id":7,"method":"session.create","params":'
+        r'{"title":["ok","x\udfff"]}}'
+    )
+    assert isinstance(item, Rejected) and isinstance(item.error, InvalidRequest)
+    assert item.id == 7 and "surrogate" in item.error.message
+
+
+def test_a_notification_with_a_lone_surrogate_is_dropped():
+    """Tests that a refused notification stays unanswered, as every notification does."""
+    item = parse_line(r'{"jsonrpc":"2.0","method":"prompt.submit","params":{"\ud800":1}}')
+    assert isinstance(item, Rejected) and item.notification
+
+
+def test_escaped_surrogate_pairs_are_ordinary_characters():
+    """Tests that a valid escaped pair (an emoji) passes as the one character it encodes."""
+    item = parse_line(r'{"jsonrpc":"2.0","id":1,"method":"m","params":{"t":"\ud83d\ude00"}}')
+    assert isinstance(item, Request) and item.params == {"t": "\U0001f600"}
+
+
 def test_missing_params_become_an_empty_object():
     """Tests that absent params are treated as {}."""
     item = parse_line('{"jsonrpc":"2.0","id":"x","method":"gateway.ping"}')

@@ -57,6 +57,18 @@ async def test_messages_keep_their_order_around_merged_rows(alice):
     assert (await GatewaySession.objects.aget(pk="s1")).status == "running"
 
 
+async def test_text_with_lone_surrogates_is_stored_with_replacement_characters(alice):
+    """Tests that agent text UTF-8 cannot carry still lands, lone surrogates as U+FFFD and
+    valid pairs joined, rather than failing its whole batch."""
+    store = SessionStore()
+    store.create("s1", alice.pk, "t\ud800", "w", "c")
+    store.add_message("s1", "assistant", "a\udfffb \ud83d\ude00")
+    await store.flush()
+    assert (await GatewaySession.objects.aget(pk="s1")).title == "t\ufffd"
+    message = await Message.objects.aget(session_id="s1")
+    assert message.content == "a\ufffdb \U0001f600"
+
+
 async def test_a_failed_hop_to_the_database_keeps_the_batch_and_retries(alice, monkeypatch):
     """Tests that when the hop to the database thread itself fails, the drain task survives,
     keeps the writes in order and applies them on the next try (flush returns)."""
