@@ -34,6 +34,12 @@ logger = logging.getLogger(__name__)
 Write = Callable[[], None]
 
 
+async def wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` pass: the batch window (tests replace it)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
 def storable(text: str) -> str:
     """``text`` with lone surrogates (an agent may produce them) as U+FFFD: UTF-8 columns
     refuse them, and the whole row would be lost."""
@@ -169,8 +175,7 @@ class SessionStore:
         """Let writes accumulate for ``STORE_BATCH_MS``, unless someone waits on them."""
         delay = setting("STORE_BATCH_MS") / 1000 if self.gather else 0.0
         if delay > 0 and not self._urgent.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._urgent.wait(), delay)
+            await wait_at_most(self._urgent, delay)
 
     @staticmethod
     async def _apply(batch: list[Write]) -> None:

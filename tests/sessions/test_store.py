@@ -10,6 +10,7 @@ from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
 
 from gateway_app.models import GatewaySession, Message
+from gateway_app.sessions import store as store_module
 from gateway_app.sessions.store import SessionStore, _converter
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,23 +91,62 @@ async def test_a_failed_hop_to_the_database_keeps_the_batch_and_retries(alice, m
     assert await Message.objects.filter(session_id="s1", content="kept").aexists()
 
 
-async def test_writes_wait_for_the_batch_window_then_land_on_their_own(alice, settings):
-    """Tests that queued writes are gathered for STORE_BATCH_MS, then written with no flush."""
+class HeldWindow:
+    """Replaces the store's batch window: records each wait and holds it until released."""
+
+    def __init__(self):
+        self.waits: list[float] = []
+        self.entered = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def __call__(self, event, seconds):
+        self.waits.append(seconds)
+        self.entered.set()
+        release = asyncio.ensure_future(self.released.wait())
+        urgent = asyncio.ensure_future(event.wait())
+        await asyncio.wait({release, urgent}, return_when=asyncio.FIRST_COMPLETED)
+        release.cancel()
+        urgent.cancel()
+
+
+@pytest.fixture
+def window(monkeypatch):
+    held = HeldWindow()
+    monkeypatch.setattr(store_module, "wait_at_most", held)
+    return held
+
+
+def applied(store):
+    """An event set after the next batch the store applies."""
+    done = asyncio.Event()
+    real_apply = store._apply
+
+    async def apply_then_signal(batch):
+        await real_apply(batch)
+        if batch:
+            done.set()
+
+    store._apply = apply_then_signal
+    return done
+
+
+async def test_writes_wait_for_the_batch_window_then_land_on_their_own(alice, settings, window):
+    """Tests that queued writes are held for STORE_BATCH_MS, then written with no flush."""
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "STORE_BATCH_MS": 200}
     store = SessionStore()
+    landed = applied(store)
     store.start()
     store.create("s1", alice.pk, "t", "w", "c")
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(window.entered.wait(), 5)
+    assert window.waits == [0.2]
     assert not await GatewaySession.objects.filter(pk="s1").aexists()
-    for _ in range(100):
-        if await GatewaySession.objects.filter(pk="s1").aexists():
-            break
-        await asyncio.sleep(0.02)
+    window.released.set()
+    await asyncio.wait_for(landed.wait(), 5)
     assert await GatewaySession.objects.filter(pk="s1").aexists()
     await store.stop()
 
 
-async def test_writes_after_a_flush_of_an_idle_store_are_still_batched(alice, settings):
+async def test_writes_after_a_flush_of_an_idle_store_are_still_batched(alice, settings, window):
     """Tests that flushing a store with nothing queued does not make the next write skip
     the batch window."""
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "STORE_BATCH_MS": 300}
@@ -114,7 +154,8 @@ async def test_writes_after_a_flush_of_an_idle_store_are_still_batched(alice, se
     store.start()
     await store.flush()
     store.create("s1", alice.pk, "t", "w", "c")
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(window.entered.wait(), 5)
+    assert window.waits == [0.3]
     assert not await GatewaySession.objects.filter(pk="s1").aexists()
     await store.flush()
     assert await GatewaySession.objects.filter(pk="s1").aexists()
