@@ -22,6 +22,7 @@ import asyncio
 import heapq
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..conf import setting
@@ -43,6 +44,27 @@ def is_reapable(session: LiveSession) -> bool:
     return session.phase is Phase.ACTIVE and not session.attached and not session.busy
 
 
+class ThrottledCount:
+    """Counts events for a report due at the first one, then at most once per ``interval``
+    seconds of ``clock``, with the count since the last report."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self.unreported = 0
+        self._next_due = 0.0
+
+    def add(self, count: int) -> int | None:
+        """Count ``count`` more; the count to report now, or None while the interval runs."""
+        self.unreported += count
+        now = self.clock()
+        if now < self._next_due:
+            return None
+        due, self.unreported = self.unreported, 0
+        self._next_due = now + self.interval
+        return due
+
+
 class Reaper:
     """Owns a host's reap timers, its sweep task and the live-session cap."""
 
@@ -53,8 +75,8 @@ class Reaper:
         #: (last_activity, session id) of sessions that went idle and detached; entries are
         #: checked when popped (a session may have been attached, touched or closed since).
         self._idle: list[tuple[float, str]] = []
-        self._evictions_unreported = 0
-        self._next_eviction_warning = 0.0
+        #: Evictions, for the rate-limited warning that reports them.
+        self.evictions = ThrottledCount(EVICTION_WARN_INTERVAL_S)
 
     @property
     def grace(self) -> float:
@@ -194,20 +216,17 @@ class Reaper:
 
     def _report_evictions(self, evicted: int, limit: int) -> None:
         """One warning for the first eviction, then at most one per interval with a count."""
-        self._evictions_unreported += evicted
-        now = time.monotonic()
-        if now < self._next_eviction_warning:
+        due = self.evictions.add(evicted)
+        if due is None:
             return
         logger.warning(
             "MAX_LIVE_SESSIONS=%d reached: evicted %d least recently used idle session(s)"
             " since the last report (%d in all); next report in %.0fs at the earliest",
             limit,
-            self._evictions_unreported,
+            due,
             self.host.counters[CloseReason.EVICTED],
             EVICTION_WARN_INTERVAL_S,
         )
-        self._evictions_unreported = 0
-        self._next_eviction_warning = now + EVICTION_WARN_INTERVAL_S
 
     def _note_idle(self, session: LiveSession) -> None:
         heapq.heappush(self._idle, (session.last_activity, session.id))

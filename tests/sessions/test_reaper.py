@@ -11,6 +11,7 @@ from gateway_app.models import GatewaySession, Message
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.host import current_host, get_host
+from gateway_app.sessions.reaper import EVICTION_WARN_INTERVAL_S, ThrottledCount
 from gateway_app.sessions.state import Phase
 from tests.support.poll import eventually
 from tests.support.procs import assert_gone
@@ -222,6 +223,19 @@ async def test_lru_eviction_beyond_the_live_session_cap(connect, alice, gateway_
     assert (await GatewaySession.objects.aget(pk=oldest)).close_reason == "evicted"
 
 
+def test_a_throttled_count_reports_the_first_event_then_once_per_interval():
+    """Tests that the first events are due at once, later ones are counted until the
+    interval has passed, and the next report carries their sum."""
+    now = [100.0]
+    count = ThrottledCount(60.0, clock=lambda: now[0])
+    assert count.add(1) == 1
+    assert count.add(2) is None
+    now[0] += 59.9
+    assert count.add(1) is None
+    now[0] += 0.1
+    assert count.add(1) == 4 and count.unreported == 0
+
+
 async def test_evictions_are_reported_in_one_rate_limited_warning(
     connect, alice, gateway_options, caplog
 ):
@@ -237,8 +251,8 @@ async def test_evictions_are_reported_in_one_rate_limited_warning(
         "MAX_LIVE_SESSIONS=1 reached: evicted 1 least recently used idle session(s) since the"
         " last report (1 in all); next report in 60s at the earliest"
     ]
-    assert reaper._evictions_unreported == 1
-    reaper._next_eviction_warning = 0.0
+    assert reaper.evictions.unreported == 1
+    reaper.evictions.clock = lambda: time.monotonic() + EVICTION_WARN_INTERVAL_S
     await create_detached(connect, alice)
     assert "evicted 2 least recently used idle session(s) since the last report (3 in all)" in (
         caplog.text
