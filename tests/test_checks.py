@@ -233,8 +233,7 @@ REDIS_LAYER_CONFIG = {"hosts": ["redis://127.0.0.1:6379/0"], "expiry": 60}
 
 
 def test_the_projects_redis_layer_signs_its_messages(settings):
-    """Tests that the layer hermes_site.settings configures with REDIS_URL passes."""
-    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    """Tests that the signed layer hermes_site.settings configures for REDIS_URL passes."""
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
@@ -245,9 +244,8 @@ def test_the_projects_redis_layer_signs_its_messages(settings):
 
 
 def test_the_plain_channels_redis_layer_is_a_warning(settings):
-    """Tests that CHANNEL_LAYERS set to the plain channels-redis layer beside REDIS_URL
-    warns that inter-worker messages are not authenticated."""
-    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    """Tests that CHANNEL_LAYERS set to the plain channels-redis layer warns that
+    inter-worker messages are not authenticated."""
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -259,7 +257,6 @@ def test_the_plain_channels_redis_layer_is_a_warning(settings):
 
 def test_the_projects_layer_with_another_serializer_is_a_warning(settings):
     """Tests that the project's layer told to use the unsigned msgpack format warns."""
-    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "gateway_app.layers.ResilientRedisChannelLayer",
@@ -282,7 +279,6 @@ def test_the_channels_redis_pubsub_layer_is_a_warning(settings):
 
 def test_the_in_memory_layer_of_a_single_worker_passes(settings):
     """Tests that one worker without Redis (nothing travels between workers) passes."""
-    settings.REDIS_URL = ""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     assert check_layer_signing(None) == []
 
