@@ -37,6 +37,12 @@ async def database_round(url: str, token: str) -> None:
         await rpc.call("session.close", {"session_id": sid})
 
 
+async def settled(url: str, token: str) -> None:
+    """Returns once the write-behind queue is empty: a listing flushes it before reading."""
+    async with ws_rpc(url, token) as rpc:
+        await rpc.call("session.list")
+
+
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
     return Database(tmp_path_factory.mktemp("dbconn"))
@@ -50,12 +56,12 @@ async def test_many_database_backed_requests_leak_no_connection(database):
     options = {"LIST_CACHE_S": 0, "RATE_LIMIT_PER_S": 0, "TOKEN_RECHECK_S": 0.1}
     with GatewayServer(database, env={"HERMES_GATEWAY_OPTIONS": json.dumps(options)}) as server:
         await asyncio.gather(*(database_round(server.url, token) for token in tokens))
-        await asyncio.sleep(0.5)  # write-behind settles
+        await settled(server.url, tokens[0])
         warm = sqlite_handles(server.pid, database.path)
 
         for _ in range(ROUNDS):
             await asyncio.gather(*(database_round(server.url, token) for token in tokens))
-        await asyncio.sleep(0.5)
+        await settled(server.url, tokens[0])
         after = sqlite_handles(server.pid, database.path)
 
         assert warm >= 1, "the probe sees no database handle at all"
