@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         tokens = [database.token(f"bench-profile-{index}") for index in range(users)]
         out = args.out or Path(directory) / "profile.out"
         # Long churn runs keep more detached sessions per user than the default quota.
-        options = {"RATE_LIMIT_PER_S": 0, "MAX_SESSIONS_PER_USER": 1_000_000}
+        options = {
+            **json.loads(load.GATEWAY_ENV["HERMES_GATEWAY_OPTIONS"]),
+            "MAX_SESSIONS_PER_USER": 1_000_000,
+        }
         env = target_env(args.target, 8)
         if args.target == "gateway":
             env["HERMES_GATEWAY_OPTIONS"] = json.dumps(options)

@@ -27,6 +27,13 @@ class Window:
     loaded_at: float
     rows: dict[str, dict[str, Any]]
     more: bool
+    #: ``rows`` newest activity first, kept until a change can reorder them.
+    ordered: list[dict[str, Any]] | None = None
+
+    def in_order(self) -> list[dict[str, Any]]:
+        if self.ordered is None:
+            self.ordered = sorted(self.rows.values(), key=sort_key, reverse=True)
+        return self.ordered
 
 
 class SessionIndex:
@@ -49,7 +56,7 @@ class SessionIndex:
         if window is None or time.monotonic() - window.loaded_at > self.ttl_s:
             # One read per user at a time; concurrent callers share it.
             window = await self._reads.run(user_id, lambda: self._start_load(user_id))
-        ordered = sorted(window.rows.values(), key=sort_key, reverse=True)
+        ordered = window.in_order()
         more = window.more or len(ordered) > limit
         return [dict(row) for row in ordered[:limit]], more
 
@@ -93,9 +100,12 @@ class SessionIndex:
         rows = window.rows
         if session_id in rows:
             rows[session_id].update(fields)
+            if "last_activity" in fields:
+                window.ordered = None
         elif "created_at" in fields and "last_activity" in fields:
             # A new session: the newest row, so the window's oldest may have to go.
             rows[session_id] = {"session_id": session_id, **fields}
+            window.ordered = None
             if len(rows) > self.size:
                 del rows[min(rows.values(), key=sort_key)["session_id"]]
                 window.more = True
