@@ -13,13 +13,12 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from ..adapters.daphne import server_buffer_probe
 from ..auth import logins, tokens
-from ..auth.permissions import PERMISSION, may_use_gateway
+from ..auth.permissions import PERMISSION, may_connect
 from ..conf import setting
 from ..rpc.codes import CLOSE_FORBIDDEN, CLOSE_SEND_QUEUE_FULL, CLOSE_TOO_MANY_CONNECTIONS
 from ..rpc.context import CallContext, Caller, close_summary
@@ -87,7 +86,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         client = self.scope.get("client") or ("", 0)
-        if not await database_sync_to_async(may_use_gateway)(user.pk):
+        if not await may_connect(user.pk):
             logger.warning(
                 "refused websocket from %s: user %s lacks %s (REQUIRE_PERMISSION)",
                 client[0] or "unknown client",

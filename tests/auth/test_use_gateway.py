@@ -8,6 +8,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
 
+from gateway_app.auth import permissions
 from gateway_app.management.commands import gateway_stdio
 from tests.conftest import Connection
 
@@ -115,3 +116,17 @@ def test_stdio_serves_a_user_without_the_permission_when_not_required(served, al
     """Tests that without REQUIRE_PERMISSION gateway_stdio serves any active user."""
     call_command("gateway_stdio", "--user", "alice")
     assert [caller.user_id for caller in served] == [alice.pk]
+
+
+async def test_without_require_permission_a_connect_makes_no_database_hop(
+    alice, settings, monkeypatch
+):
+    """Tests that with REQUIRE_PERMISSION off the permission step asks nothing of the
+    database thread (every connect would otherwise pay a thread hop for a constant)."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "REQUIRE_PERMISSION": False}
+
+    def no_hop(function):
+        raise AssertionError(f"{function.__name__} went to the database thread")
+
+    monkeypatch.setattr(permissions, "database_sync_to_async", no_hop)
+    assert await permissions.may_connect(alice.pk)
