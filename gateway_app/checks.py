@@ -63,6 +63,43 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
         )
     errors += _check_extensions(options)
     errors += _check_terminal(options)
+    errors += _check_message_budgets(options)
+    return errors
+
+
+def _valid(options: dict[str, Any], *names: str) -> bool:
+    """Whether each option passed its own kind's checks (reported above otherwise)."""
+    return all(BY_NAME[name].kind.first_failure(options[name]) is None for name in names)
+
+
+def _check_message_budgets(options: dict[str, Any]) -> list[checks.CheckMessage]:
+    """A prompt the gateway accepts must be storable whole (E081), and one message of the
+    largest size should fit the in-memory history budget (W081)."""
+    errors: list[checks.CheckMessage] = []
+    if not _valid(options, "MAX_PROMPT_CHARS", "MAX_MESSAGE_CHARS", "HISTORY_BYTES"):
+        return errors
+    prompt, message = options["MAX_PROMPT_CHARS"], options["MAX_MESSAGE_CHARS"]
+    if prompt > message:
+        errors.append(
+            checks.Error(
+                f"HERMES_GATEWAY['MAX_PROMPT_CHARS'] ({prompt}) is above "
+                f"HERMES_GATEWAY['MAX_MESSAGE_CHARS'] ({message}).",
+                hint="An accepted prompt could not be stored whole; raise MAX_MESSAGE_CHARS "
+                "or lower MAX_PROMPT_CHARS.",
+                id="gateway_app.E081",
+            )
+        )
+    history = options["HISTORY_BYTES"]
+    if history < 4 * message:
+        errors.append(
+            checks.Warning(
+                f"HERMES_GATEWAY['HISTORY_BYTES'] ({history}) is below one message of "
+                f"MAX_MESSAGE_CHARS ({message}) four-byte characters.",
+                hint="Such a message alone would be all a live session keeps in memory (the "
+                "agent's whole context); raise HISTORY_BYTES or lower MAX_MESSAGE_CHARS.",
+                id="gateway_app.W081",
+            )
+        )
     return errors
 
 

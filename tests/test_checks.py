@@ -110,6 +110,8 @@ BAD_VALUES = {
     "STORE_BATCH_MS": -1,
     "LIST_CACHE_S": -1,
     "HISTORY_LIMIT": 0,
+    "HISTORY_BYTES": 0,
+    "MAX_MESSAGE_CHARS": -1,
     "SETTLE_INTERVAL_S": -1,
     "PENDING_QUESTION_TIMEOUT_S": -1,
     "TERMINAL_SANDBOX": "docker",
@@ -394,3 +396,38 @@ def test_an_explicit_redis_url_beside_an_underivable_layer_passes(settings):
         }
     }
     assert check_channel_layer(None) == []
+
+
+def test_a_prompt_limit_above_the_message_limit_is_an_error(settings):
+    """Tests that MAX_PROMPT_CHARS above MAX_MESSAGE_CHARS is E081: an accepted prompt could
+    not be stored whole."""
+    settings.HERMES_GATEWAY = {
+        **settings.HERMES_GATEWAY,
+        "MAX_PROMPT_CHARS": 5000,
+        "MAX_MESSAGE_CHARS": 4000,
+        "HISTORY_BYTES": 10**9,
+    }
+    (error,) = check_gateway_settings(None)
+    assert error.id == "gateway_app.E081" and "MAX_PROMPT_CHARS" in error.msg
+
+
+def test_a_prompt_limit_equal_to_the_message_limit_passes(settings):
+    """Tests that MAX_PROMPT_CHARS equal to MAX_MESSAGE_CHARS raises nothing."""
+    settings.HERMES_GATEWAY = {
+        **settings.HERMES_GATEWAY,
+        "MAX_PROMPT_CHARS": 4000,
+        "MAX_MESSAGE_CHARS": 4000,
+    }
+    assert check_gateway_settings(None) == []
+
+
+def test_a_history_budget_below_one_largest_message_is_a_warning(settings):
+    """Tests that HISTORY_BYTES smaller than one message of MAX_MESSAGE_CHARS four-byte
+    characters is W081: such a message alone would be the agent's whole context."""
+    settings.HERMES_GATEWAY = {
+        **settings.HERMES_GATEWAY,
+        "MAX_PROMPT_CHARS": 1000,
+        "MAX_MESSAGE_CHARS": 1000,
+        "HISTORY_BYTES": 3999,
+    }
+    assert ids(check_gateway_settings(None)) == ["gateway_app.W081"]

@@ -40,7 +40,15 @@ from .events import (
     ToolComplete,
     ToolStart,
 )
-from .results import Command, Message, Resumed, SessionInfo, SessionPage, SessionSummary
+from .results import (
+    Command,
+    HistoryPage,
+    Message,
+    Resumed,
+    SessionInfo,
+    SessionPage,
+    SessionSummary,
+)
 from .turn import Turn
 
 __all__ = [
@@ -59,6 +67,7 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "GatewayReady",
+    "HistoryPage",
     "InternalError",
     "InvalidParams",
     "InvalidRequest",

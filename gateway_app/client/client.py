@@ -48,7 +48,7 @@ from .events import (
     RetryScheduled,
     parse_event,
 )
-from .results import Command, Message, Resumed, SessionInfo, SessionPage
+from .results import Command, HistoryPage, Message, Resumed, SessionInfo, SessionPage
 from .turn import Turn
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ SAFE_METHODS = frozenset(
         "gateway.ping",
         "session.list",
         "session.resume",
+        "session.history",
         "session.close",
         "session.interrupt",
         "commands.catalog",
@@ -212,6 +213,18 @@ class Gateway:
             # Nothing replayed: older events are history, not to be replayed by a reconnect.
             self._floor[session_id] = max(self._floor.get(session_id, 0), resumed.last_seq)
         return resumed
+
+    async def history(
+        self, session_id: str, *, before: int | None = None, limit: int | None = None
+    ) -> HistoryPage:
+        """
+        Older transcript messages (beyond v1): the page before message id ``before`` (the
+        ``id`` of the oldest message you have, e.g. of ``resume``'s ``messages``, or the
+        last page's ``next_before``); without it, the newest. Does not hold the session.
+        """
+        given = {"session_id": session_id, "before": before, "limit": limit}
+        params = {name: value for name, value in given.items() if value is not None}
+        return HistoryPage.from_wire(await self.call("session.history", params))
 
     async def close_session(self, session_id: str) -> bool:
         """End a session (turn cancelled, slash worker stopped); it is no longer held."""

@@ -80,12 +80,14 @@ class ClarifyRequest(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class MessageComplete(Event):
-    """The end of a turn: ``text`` is the whole reply (the deltas concatenated)."""
+    """The end of a turn: ``text`` is the whole reply (the deltas concatenated);
+    ``truncated``: it reached the gateway's MAX_MESSAGE_CHARS and was cut there, marked."""
 
     type: str = field(default="message.complete", init=False)
     turn_id: str = ""
     text: str = ""
     interrupted: bool = False
+    truncated: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

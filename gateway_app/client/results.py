@@ -60,10 +60,46 @@ class SessionPage(list[SessionSummary]):
 
 @dataclass(frozen=True)
 class Message:
-    """A transcript message: ``role`` is user or assistant (or system)."""
+    """A transcript message: ``role`` is user, assistant or tool. ``id`` (beyond v1) is what
+    ``Gateway.history`` pages back from; ``truncated``: cut at the gateway's MAX_MESSAGE_CHARS."""
 
     role: str
     content: str
+    id: int | None = None
+    truncated: bool = False
+
+    @classmethod
+    def from_wire(cls, message: dict[str, Any]) -> Message:
+        pk = message.get("id")
+        return cls(
+            str(message.get("role", "")),
+            str(message.get("content", "")),
+            pk if isinstance(pk, int) and not isinstance(pk, bool) else None,
+            message.get("truncated") is True,
+        )
+
+
+def _messages(items: Any) -> tuple[Message, ...]:
+    return tuple(Message.from_wire(m) for m in items or () if isinstance(m, dict))
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A page of ``session.history``: older messages, oldest first; pass ``next_before`` as
+    ``before`` for the page before it (``None``: this page reaches the first message)."""
+
+    messages: tuple[Message, ...]
+    has_more: bool
+    next_before: int | None
+
+    @classmethod
+    def from_wire(cls, result: dict[str, Any]) -> HistoryPage:
+        before = result.get("next_before")
+        return cls(
+            _messages(result.get("messages")),
+            bool(result.get("has_more")),
+            before if isinstance(before, int) and not isinstance(before, bool) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -84,11 +120,7 @@ class Resumed:
 
     @classmethod
     def from_wire(cls, result: dict[str, Any]) -> Resumed:
-        messages = tuple(
-            Message(str(m.get("role", "")), str(m.get("content", "")))
-            for m in result.get("messages") or ()
-            if isinstance(m, dict)
-        )
+        messages = _messages(result.get("messages"))
         last_seq = result.get("last_seq")
         return cls(
             result["session_id"],

@@ -139,7 +139,22 @@ OPTIONS: tuple[Option, ...] = (
         kinds.POSITIVE_INT,
         "newest transcript messages a live session keeps in memory: the agent's context, and "
         "what `session.resume` and `/history` can show (older ones stay in the database, "
-        "counted in `omitted`)",
+        "counted in `omitted`, paged with `session.history`)",
+    ),
+    Option(
+        "HISTORY_BYTES",
+        1 * MiB,
+        kinds.POSITIVE_INT,
+        "UTF-8 bytes of those messages a live session keeps in memory besides `HISTORY_LIMIT`: "
+        "the oldest go first beyond it (the newest message always stays)",
+    ),
+    Option(
+        "MAX_MESSAGE_CHARS",
+        100_000,
+        kinds.POSITIVE_INT,
+        "characters of one stored transcript message: a longer reply is cut there, its "
+        "backend stopped, a marker appended and `message.complete` says `truncated` (a tool "
+        "result is cut the same way); at least `MAX_PROMPT_CHARS` (E081)",
     ),
     # Slash worker subprocess.
     Option("SLASH_TIMEOUT_S", 10.0, kinds.POSITIVE, "one slash command"),

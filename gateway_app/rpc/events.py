@@ -8,12 +8,14 @@ from __future__ import annotations
 from .schema import Schema, integer, string
 
 
-def _payload(properties: dict[str, Schema], description: str) -> Schema:
+def _payload(
+    properties: dict[str, Schema], description: str, optional: dict[str, Schema] | None = None
+) -> Schema:
     # Open objects: clients must ignore fields they do not know (additions are allowed).
     return {
         "type": "object",
         "description": description,
-        "properties": properties,
+        "properties": {**properties, **(optional or {})},
         "required": list(properties),
     }
 
@@ -54,6 +56,13 @@ EVENTS: dict[str, Schema] = {
     "message.complete": _payload(
         {"turn_id": TURN_ID, "text": string(), "interrupted": {"type": "boolean"}},
         "a turn ended; text is the concatenation of its deltas",
+        {
+            "truncated": {
+                "const": True,
+                "description": "the reply reached MAX_MESSAGE_CHARS: cut there and marked "
+                "(additive; absent otherwise)",
+            }
+        },
     ),
     "error": _payload({"message": string()}, "a turn failed"),
     "session.closed": _payload(

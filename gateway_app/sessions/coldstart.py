@@ -71,7 +71,7 @@ class ColdStarter:
         """
         host = self.host
         user_id = ctx.user_id
-        stored = await self.store.load(session_id, user_id)
+        stored = await self.store.load(session_id, user_id, messages=setting("HISTORY_LIMIT"))
         if stored is None:
             raise SessionNotFound()
         await self.claim(session_id, user_id)
@@ -85,8 +85,7 @@ class ColdStarter:
         session = host.new_live(
             session_id, user_id, stored.title, stored.created_at.isoformat(), stored.last_seq
         )
-        session.history = stored.messages[-setting("HISTORY_LIMIT") :]
-        session.message_count = len(stored.messages)
+        session.set_history(stored.messages, stored.message_count)
         host.add_live(session)
         try:
             self.store.update(

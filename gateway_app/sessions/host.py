@@ -371,6 +371,8 @@ class SessionHost:
             resent = [q.frame for q in session.pending.values() if q.frame and q.seq <= floor]
             for frame in [*frames, *resent]:
                 await self.layer.send(ctx.channel_name, {"type": EVENT_MESSAGE, "frame": frame})
+        # Written first, so each message has the id session.history pages back from.
+        await self.store.flush()
         # The whole response must fit one frame a client accepts: the newest messages that
         # fit in half of it (the rest stay in the database; "omitted" counts them).
         messages, omitted = recent_messages(session.history, setting("MAX_FRAME_BYTES") // 2)
@@ -674,8 +676,7 @@ class SessionHost:
             session.title = effects["title"][:200]
             updates["title"] = session.title
         if effects.get("clear"):
-            session.history.clear()
-            session.message_count = 0
+            session.clear_history()
             self.store.clear_messages(session.id)
         if isinstance(effects.get("skin"), str):
             session.skin = effects["skin"]

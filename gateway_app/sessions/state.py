@@ -62,9 +62,12 @@ class LiveSession:
     slash: SlashClient | None = None
     reap_timer: asyncio.TimerHandle | None = None
     skin: str = "default"
-    #: The newest ``HISTORY_LIMIT`` messages of the transcript, ``[{"role", "content"}]``,
-    #: oldest first (the database keeps them all).
+    #: The newest messages of the transcript, at most ``HISTORY_LIMIT`` and about
+    #: ``HISTORY_BYTES``, ``[{"role", "content", "id"?, "truncated"?}]``, oldest first (the
+    #: database keeps them all). ``id`` is the row's, set once the store has written it.
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: ``message_bytes`` of ``history``, summed.
+    history_bytes: int = 0
     #: Messages in the whole transcript.
     message_count: int = 0
     #: Orders event publication against attach-time replay.
@@ -106,13 +109,41 @@ class LiveSession:
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
-    def remember(self, role: str, content: str) -> None:
-        """Add a message to the transcript kept in memory, dropping the oldest beyond it."""
-        self.history.append({"role": role, "content": content})
+    def remember(self, role: str, content: str, *, truncated: bool = False) -> dict[str, Any]:
+        """Add a message to the transcript kept in memory, dropping the oldest beyond it;
+        returns its entry (the store gives it its ``id``)."""
+        entry: dict[str, Any] = {"role": role, "content": content}
+        if truncated:
+            entry["truncated"] = True
+        self.history.append(entry)
+        self.history_bytes += message_bytes(entry)
         self.message_count += 1
-        excess = len(self.history) - setting("HISTORY_LIMIT")
-        if excess > 0:
-            del self.history[:excess]
+        self.trim_history()
+        return entry
+
+    def set_history(self, messages: list[dict[str, Any]], count: int) -> None:
+        """Start from stored messages (oldest first) of a transcript of ``count`` messages."""
+        self.history = messages
+        self.history_bytes = sum(message_bytes(m) for m in messages)
+        self.message_count = count
+        self.trim_history()
+
+    def clear_history(self) -> None:
+        self.history.clear()
+        self.history_bytes = 0
+        self.message_count = 0
+
+    def trim_history(self) -> None:
+        """Drop the oldest messages beyond ``HISTORY_LIMIT`` or ``HISTORY_BYTES``; the newest
+        one stays whatever its size: it is the agent's latest context."""
+        limit, budget = setting("HISTORY_LIMIT"), setting("HISTORY_BYTES")
+        drop = 0
+        kept = len(self.history)
+        while kept - drop > 1 and (kept - drop > limit or self.history_bytes > budget):
+            self.history_bytes -= message_bytes(self.history[drop])
+            drop += 1
+        if drop:
+            del self.history[:drop]
 
 
 #: Session ids are 32 lowercase hex digits (``models.new_session_id``).
@@ -131,24 +162,38 @@ _MESSAGE_OVERHEAD = 40
 _CUT_MARK = "[...] "
 
 
-def recent_messages(history: list[dict[str, Any]], budget: int) -> tuple[list[dict[str, str]], int]:
+def message_bytes(message: dict[str, Any]) -> int:
+    """About the bytes of a transcript message as JSON on the wire."""
+    return utf8_length(message["content"]) + _MESSAGE_OVERHEAD
+
+
+def recent_messages(history: list[dict[str, Any]], budget: int) -> tuple[list[dict[str, Any]], int]:
     """
     The newest messages of a transcript whose JSON fits in about ``budget`` bytes, oldest
     first, and how many older ones were left out. A newest message too large on its own is
     cut to its end, marked by a leading ``[...]``.
     """
-    picked: list[dict[str, str]] = []
+    picked: list[dict[str, Any]] = []
     used = 0
     for message in reversed(history):
         content = message["content"]
-        size = utf8_length(content) + _MESSAGE_OVERHEAD
+        size = message_bytes(message)
         if used + size > budget:
             if not picked:
                 keep = max(budget - _MESSAGE_OVERHEAD, 0) // 4  # 4 bytes per char at most
                 tail = content[len(content) - keep :]
-                picked.append({"role": message["role"], "content": _CUT_MARK + tail})
+                picked.append(wire_message(message, _CUT_MARK + tail))
             break
-        picked.append({"role": message["role"], "content": content})
+        picked.append(wire_message(message, content))
         used += size
     picked.reverse()
     return picked, len(history) - len(picked)
+
+
+def wire_message(message: dict[str, Any], content: str) -> dict[str, Any]:
+    """A transcript message as ``session.resume`` and ``session.history`` send it: its id
+    (null while the store has not written it), role and content, and ``truncated`` if cut."""
+    wire = {"id": message.get("id"), "role": message["role"], "content": content}
+    if message.get("truncated"):
+        wire["truncated"] = True
+    return wire

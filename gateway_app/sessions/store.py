@@ -65,12 +65,18 @@ class RowWrite:
 
 @dataclass(slots=True)
 class MessageWrite:
-    """A queued transcript row."""
+    """A queued transcript row, and the in-memory history entry that gets its id."""
 
     row: Message
+    entry: dict[str, Any] | None = None
 
     def __call__(self) -> None:
         self.row.save()
+
+    def written(self) -> None:
+        """On the event loop, after the batch: the entry learns the row's id."""
+        if self.entry is not None and self.row.pk is not None:
+            self.entry["id"] = self.row.pk
 
 
 @dataclass(slots=True)
@@ -81,7 +87,18 @@ class StoredSession:
     created_at: datetime
     last_seq: int
     status: str
+    #: The newest messages (``HISTORY_LIMIT`` at most), oldest first; empty unless asked.
     messages: list[dict[str, Any]]
+    #: Messages in the whole transcript (0 unless the messages were asked for).
+    message_count: int = 0
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    """A page of ``session.history``: messages oldest first, and whether older ones exist."""
+
+    messages: list[dict[str, Any]]
+    has_more: bool
 
 
 class SessionStore:
@@ -130,7 +147,9 @@ class SessionStore:
     async def flush(self) -> None:
         """Wait until every queued write has been applied."""
         if self._task is None:
-            await self._apply(self._take())
+            batch = self._take()
+            await self._apply(batch)
+            _written(batch)
             return
         if self._idle.is_set():
             return  # nothing queued: and later writes still wait to be batched
@@ -154,6 +173,7 @@ class SessionStore:
             batch = self._take()
             try:
                 await self._apply(batch)
+                _written(batch)
             except Exception:
                 # Not the writes (_run_batch handles those): the hop to the database
                 # thread failed. Keep the batch, in order, and try again.
@@ -234,7 +254,9 @@ class SessionStore:
         turn_id: str = "",
         data: dict[str, Any] | None = None,
         interrupted: bool = False,
+        entry: dict[str, Any] | None = None,
     ) -> None:
+        """Queue a transcript row; ``entry`` (its in-memory history entry) gets its id."""
         row = Message(
             session_id=session_id,
             role=role,
@@ -243,7 +265,7 @@ class SessionStore:
             data=data or {},
             interrupted=interrupted,
         )
-        self.submit(MessageWrite(row))
+        self.submit(MessageWrite(row, entry))
 
     def detach_hosted_by(self, channels: list[str]) -> None:
         """Mark every unfinished row hosted on these (stopped) host channels detached."""
@@ -263,10 +285,22 @@ class SessionStore:
 
     ### Reads ###
 
-    async def load(self, session_id: str, user_id: int) -> StoredSession | None:
-        """The stored session with its transcript, if it exists and belongs to the user."""
+    async def load(
+        self, session_id: str, user_id: int, *, messages: int = 0
+    ) -> StoredSession | None:
+        """The stored session, if it exists and belongs to the user, with its newest
+        ``messages`` transcript messages and their count when asked (a cold start)."""
         await self.flush()
-        return await database_sync_to_async(_load)(session_id, user_id)
+        return await database_sync_to_async(_load)(session_id, user_id, messages)
+
+    async def history(
+        self, session_id: str, user_id: int, before: int | None, limit: int
+    ) -> HistoryPage | None:
+        """The ``limit`` messages before the message ``before`` (the newest without it),
+        oldest first; None when the session is not the user's. Flushed first, so a live
+        session hosted here shows every message it has."""
+        await self.flush()
+        return await database_sync_to_async(_history)(session_id, user_id, before, limit)
 
     async def list_page(
         self,
@@ -356,11 +390,28 @@ def _write_grouped(batch: list[Write]) -> None:
             messages.append(write.row)
             continue
         if messages:
-            Message.objects.bulk_create(messages)
+            _insert_messages(messages)
             messages = []
         write()
     if messages:
-        Message.objects.bulk_create(messages)
+        _insert_messages(messages)
+
+
+def _insert_messages(rows: list[Message]) -> None:
+    """Transcript rows in one INSERT where the backend gives their ids back (SQLite,
+    PostgreSQL): each row's id is the cursor ``session.history`` pages from."""
+    connection = connections[router.db_for_write(Message)]
+    if connection.features.can_return_rows_from_bulk_insert:
+        Message.objects.bulk_create(rows)
+    else:
+        for row in rows:
+            row.save()
+
+
+def _written(batch: list[Write]) -> None:
+    for write in batch:
+        if isinstance(write, MessageWrite):
+            write.written()
 
 
 def _insert_rows(writes: list[RowWrite]) -> None:
@@ -477,23 +528,54 @@ _INTEGER_FIELDS = frozenset(
 )
 
 
-def _load(session_id: str, user_id: int) -> StoredSession | None:
+def _load(session_id: str, user_id: int, newest: int) -> StoredSession | None:
     row = GatewaySession.objects.filter(pk=session_id, user_id=user_id).first()
     if row is None:
         return None
-    messages = [
-        {"role": role, "content": content}
-        for role, content in row.messages.order_by("id").values_list("role", "content")
-    ]
-    return StoredSession(
+    stored = StoredSession(
         id=row.id,
         user_id=row.user_id,
         title=row.title,
         created_at=row.created_at,
         last_seq=row.last_seq,
         status=row.status,
-        messages=messages,
+        messages=[],
     )
+    if newest > 0:
+        # A keyset read of the newest rows and one COUNT: never the whole transcript.
+        stored.messages = _newest_messages(row.id, None, newest)
+        stored.messages.reverse()
+        stored.message_count = Message.objects.filter(session_id=row.id).count()
+    return stored
+
+
+def _newest_messages(session_id: str, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` messages of the session older than id ``before``, newest first."""
+    rows = Message.objects.filter(session_id=session_id)
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    fields = ("id", "role", "content", "data")
+    return [
+        {
+            "id": pk,
+            "role": role,
+            "content": content,
+            **({"truncated": True} if isinstance(data, dict) and data.get("truncated") else {}),
+        }
+        for pk, role, content, data in rows.order_by("-id").values_list(*fields)[:limit]
+    ]
+
+
+def _history(session_id: str, user_id: int, before: int | None, limit: int) -> HistoryPage | None:
+    # The row is looked up by id and owner together: another user's session and an unknown
+    # id take the same path and the same time.
+    if not GatewaySession.objects.filter(pk=session_id, user_id=user_id).exists():
+        return None
+    messages = _newest_messages(session_id, before, limit + 1)
+    has_more = len(messages) > limit
+    messages = messages[:limit]
+    messages.reverse()
+    return HistoryPage(messages, has_more)
 
 
 def _hosted_by(session_ids: list[str], channel: str) -> set[str]:

@@ -16,12 +16,23 @@ from typing import TYPE_CHECKING, Any
 from ..agents import Agent, AgentError, Turn, TurnUser
 from ..agents.base import ApprovalChoice
 from ..agents.tools import Tool, ToolContext
+from ..conf import setting
 from .state import LiveSession, PendingQuestion
 
 if TYPE_CHECKING:
     from .host import SessionHost
 
 logger = logging.getLogger(__name__)
+
+#: Appended to a message cut at ``MAX_MESSAGE_CHARS``, so every reader sees it was cut.
+TRUNCATED_MARK = "\n\n[truncated: longer than the gateway keeps]"
+
+
+def cap_text(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` characters and marked, and whether it was."""
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + TRUNCATED_MARK, True
 
 
 class TurnRunner(Turn):
@@ -47,6 +58,10 @@ class TurnRunner(Turn):
         self.turn_id = uuid.uuid4().hex
         self.coalesce_s = coalesce_s
         self.interrupted = False
+        #: The reply reached MAX_MESSAGE_CHARS: cut there, marked, its backend stopped.
+        self.truncated = False
+        self.max_chars = setting("MAX_MESSAGE_CHARS")
+        self._length = 0
         self.start_seq = 0
         self._completed = False
         self._parts: list[str] = []
@@ -121,8 +136,11 @@ class TurnRunner(Turn):
         await self.host.publish(
             session, "message.user", {"turn_id": self.turn_id, "text": self.text}
         )
-        self.host.store.add_message(session.id, "user", self.text, turn_id=self.turn_id)
-        session.remember("user", self.text)
+        text, truncated = cap_text(self.text, self.max_chars)  # E081: never, by default
+        entry = session.remember("user", text, truncated=truncated)
+        self.host.store.add_message(
+            session.id, "user", text, turn_id=self.turn_id, data=_marked(truncated), entry=entry
+        )
         started = await self.host.publish(session, "message.start", {"turn_id": self.turn_id})
         self.start_seq = started.seq
         if self.interrupted:
@@ -159,29 +177,45 @@ class TurnRunner(Turn):
             self._flush_timer.cancel()
         await self._flush()
         text = await self._publish_complete()
+        entry = session.remember("assistant", text, truncated=self.truncated)
         if not session.given_up:  # the transcript is the new host's
             self.host.store.add_message(
-                session.id, "assistant", text, turn_id=self.turn_id, interrupted=self.interrupted
+                session.id,
+                "assistant",
+                text,
+                turn_id=self.turn_id,
+                interrupted=self.interrupted,
+                data=_marked(self.truncated),
+                entry=entry,
             )
-        session.remember("assistant", text)
 
     async def _publish_complete(self) -> str:
         text = self.text_so_far
-        await self.host.publish(
-            self.session,
-            "message.complete",
-            {"turn_id": self.turn_id, "text": text, "interrupted": self.interrupted},
-        )
+        payload = {"turn_id": self.turn_id, "text": text, "interrupted": self.interrupted}
+        if self.truncated:
+            payload["truncated"] = True
+        await self.host.publish(self.session, "message.complete", payload)
         self._completed = True
         return text
 
     ### Turn interface for agent backends ###
 
     async def delta(self, text: str) -> None:
-        if not text:
+        if not text or self.truncated:
             return
+        room = self.max_chars - self._length
+        if len(text) > room:
+            # The rest would be neither stored nor shown: stop the backend (it is this
+            # task, or its caller), and let _finish send the cut text with its marker.
+            text = text[:room] + TRUNCATED_MARK
+            self.truncated = True
+        self._length += len(text)
         self._parts.append(text)
         self._unsent.append(text)
+        if self.truncated:
+            if self._agent_task is not None:
+                self._agent_task.cancel()
+            return
         if self.coalesce_s <= 0:
             await self._flush()
             return
@@ -233,14 +267,16 @@ class TurnRunner(Turn):
         name, args = self._tools.pop(tool_id, ("", {}))
         self.tool_calls.append({"name": name, "args": args, "result": result})
         content = result if isinstance(result, str) else repr(result)
+        content, truncated = cap_text(content, self.max_chars)
+        entry = self.session.remember("tool", content, truncated=truncated)
         self.host.store.add_message(
             self.session.id,
             "tool",
             content,
             turn_id=self.turn_id,
-            data={"tool_id": tool_id, "name": name, "args": args},
+            data={"tool_id": tool_id, "name": name, "args": args, **_marked(truncated)},
+            entry=entry,
         )
-        self.session.remember("tool", content)
 
     async def ask_approval(self, tool: str, description: str) -> ApprovalChoice:
         # "session" covers this exact call (tool and description, the command), not the tool.
@@ -285,3 +321,8 @@ class TurnRunner(Turn):
         finally:
             self.session.pending.pop(request_id, None)
             self.host.question_settled(self.session)
+
+
+def _marked(truncated: bool) -> dict[str, Any]:
+    """The ``data`` of a stored message: ``truncated`` when it was cut."""
+    return {"truncated": True} if truncated else {}

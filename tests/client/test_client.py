@@ -1,7 +1,8 @@
 """Pure parts of the Gateway client."""
 
 from gateway_app.client.client import Gateway, reply_to
-from gateway_app.client.results import Message
+from gateway_app.client.events import MessageComplete, parse_event
+from gateway_app.client.results import Message, Resumed
 
 
 def test_reply_to_finds_the_answer_to_the_prompt_not_the_last_message():
@@ -57,3 +58,41 @@ async def test_list_sessions_sends_only_the_given_page_params():
     page = await Gateway.list_sessions(fake, limit=10, cursor="abc", query="x")
     assert fake.calls == [("session.list", {"limit": 10, "cursor": "abc", "query": "x"})]
     assert page == [] and page.next_cursor is None
+
+
+async def test_history_sends_only_the_given_params_and_types_the_page():
+    """Tests that Gateway.history sends session_id plus the given before/limit, and gives the
+    page's messages (with ids and truncated) oldest first, has_more and next_before."""
+    fake = _Recorder(
+        {
+            "messages": [
+                {"id": 3, "role": "user", "content": "a"},
+                {"id": 4, "role": "assistant", "content": "b", "truncated": True},
+            ],
+            "has_more": True,
+            "next_before": 3,
+        }
+    )
+    page = await Gateway.history(fake, "a" * 32, before=9, limit=2)
+    assert fake.calls == [("session.history", {"session_id": "a" * 32, "before": 9, "limit": 2})]
+    assert list(page.messages) == [
+        Message("user", "a", id=3),
+        Message("assistant", "b", id=4, truncated=True),
+    ]
+    assert page.has_more is True and page.next_before == 3
+
+
+def test_resumed_messages_carry_their_ids():
+    """Tests that session.resume's message ids reach the typed Resumed."""
+    resumed = Resumed.from_wire(
+        {"session_id": "s", "messages": [{"id": 7, "role": "user", "content": "x"}]}
+    )
+    assert resumed.messages == (Message("user", "x", id=7),)
+
+
+def test_message_complete_says_whether_the_reply_was_cut():
+    """Tests that the truncated flag of message.complete reaches the typed event."""
+    event = parse_event(
+        {"type": "message.complete", "payload": {"turn_id": "t", "text": "x", "truncated": True}}
+    )
+    assert isinstance(event, MessageComplete) and event.truncated is True

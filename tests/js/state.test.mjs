@@ -11,6 +11,8 @@ import {
   createView,
   headerText,
   isBusy,
+  olderLoaded,
+  olderPending,
   promptAccepted,
   promptFailed,
   questionAnswered,
@@ -148,10 +150,25 @@ describe("fresh resume", () => {
     assert.deepEqual(shown(next).at(-1), ["assistant", "a b c d e"]);
   });
 
-  test("counts the omitted older messages in a gateway line", () => {
-    /** Tests that `omitted` is shown as a system line before the transcript. */
-    const view = applyResume(createView(SID), idle([{ role: "user", content: "hi" }], 2, { omitted: 3 }), { incremental: false });
-    assert.deepEqual(shown(view)[0], ["system", "3 older message(s) not shown (kept in the transcript)"]);
+  test("offers the omitted older messages as a load-older control", () => {
+    /** Tests that `omitted` is shown as a control before the transcript, paging from the
+     * id of the oldest message the response holds. */
+    const view = applyResume(createView(SID), idle([{ id: 40, role: "user", content: "hi" }], 2, { omitted: 3 }), { incremental: false });
+    assert.deepEqual(shown(view)[0], ["older", "3 older message(s) not shown"]);
+    assert.equal(view.items[0].before, 40);
+  });
+
+  test("offers no load-older control when nothing was omitted", () => {
+    /** Tests that a whole transcript has no control. */
+    const view = applyResume(createView(SID), idle([{ id: 40, role: "user", content: "hi" }], 2), { incremental: false });
+    assert.equal(view.items.some((i) => i.kind === "older"), false);
+  });
+
+  test("marks a message the gateway cut", () => {
+    /** Tests that a truncated message is shown with data-state truncated. */
+    const messages = [{ id: 1, role: "assistant", content: "long…", truncated: true }];
+    const view = applyResume(createView(SID), idle(messages, 2), { incremental: false });
+    assert.equal(view.items[0].state, "truncated");
   });
 
   test("takes the title from the response", () => {
@@ -363,5 +380,52 @@ describe("prompts of every tab (message.user)", () => {
     assert.equal(promptFailed(sending.view, sending.key).items[0].state, "failed");
     const claimed = applyEvent(sending.view, userEvent(1, "t9", "x"));
     assert.deepEqual(promptFailed(claimed, sending.key), claimed);
+  });
+});
+
+describe("loading older messages", () => {
+  function omittedView(omitted) {
+    const messages = [{ id: 50, role: "user", content: "new" }];
+    return applyResume(createView(SID), idle(messages, 2, { omitted }), { incremental: false });
+  }
+
+  test("puts a page of older messages before the transcript, below the control", () => {
+    /** Tests that a session.history page is shown oldest first, before what was shown, and
+     * the control now pages from the page's next_before with the count left. */
+    const view = omittedView(5);
+    const page = {
+      messages: [
+        { id: 48, role: "user", content: "q" },
+        { id: 49, role: "assistant", content: "a" },
+      ],
+      has_more: true,
+      next_before: 48,
+    };
+    const next = olderLoaded(view, view.items[0].key, page);
+    assert.deepEqual(shown(next), [
+      ["older", "3 older message(s) not shown"],
+      ["user", "q"],
+      ["assistant", "a"],
+      ["user", "new"],
+    ]);
+    assert.equal(next.items[0].before, 48);
+    assert.equal(next.items[0].pending, false);
+  });
+
+  test("drops the control once the first message is shown", () => {
+    /** Tests that a last page (has_more false) removes the control. */
+    const view = omittedView(1);
+    const page = { messages: [{ id: 49, role: "user", content: "first" }], has_more: false, next_before: null };
+    const next = olderLoaded(view, view.items[0].key, page);
+    assert.deepEqual(shown(next), [
+      ["user", "first"],
+      ["user", "new"],
+    ]);
+  });
+
+  test("a pending load disables the control", () => {
+    /** Tests that olderPending marks the control while its page is on its way. */
+    const view = omittedView(2);
+    assert.equal(olderPending(view, view.items[0].key, true).items[0].pending, true);
   });
 });

@@ -35,9 +35,10 @@ def test_the_check_option_fails_on_stale_docs_naming_the_command(tmp_path, monke
 
 
 def test_the_reference_describes_every_v1_method_and_rpc_discover():
-    """Tests that every method of PROTOCOL.md, plus rpc.discover, is in the document."""
+    """Tests that every method of PROTOCOL.md, plus rpc.discover and session.history, is in
+    the document."""
     names = {m["name"] for m in shipped_document()["methods"]}
-    assert names == {*V1_METHODS, "rpc.discover"}
+    assert names == {*V1_METHODS, "rpc.discover", "session.history"}
 
 
 def test_every_schema_of_the_reference_is_valid_json_schema():
@@ -97,6 +98,10 @@ async def resume(rpc):
     return "session.resume", {"session_id": await _with_turn(rpc), "last_seq": 1}
 
 
+async def history(rpc):
+    return "session.history", {"session_id": await _with_turn(rpc), "limit": 1}
+
+
 async def close(rpc):
     return "session.close", {"session_id": await _session(rpc)}
 
@@ -143,6 +148,7 @@ SCENARIOS: dict[str, Scenario] = {
     "session.create": create,
     "session.list": listing,
     "session.resume": resume,
+    "session.history": history,
     "session.close": close,
     "session.interrupt": interrupt,
     "prompt.submit": submit,

@@ -1,4 +1,4 @@
-"""Session lifecycle methods: create, list, resume, close, interrupt."""
+"""Session lifecycle methods: create, list, resume, history, close, interrupt."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from ...sessions.cluster.messages import Operation
 from ...sessions.host import get_host
 from ...sessions.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY, Cursor
 from ...sessions.quota import make_room
+from ...sessions.state import SESSION_ID as SESSION_ID_PATTERN
+from ...sessions.state import wire_message
 from ..context import CallContext
 from ..dispatch import method
+from ..errors import SessionNotFound
 from ..params import get_choice, get_int, get_str
 from ..schema import SESSION_ID, array, integer, obj, string
 
@@ -19,9 +22,24 @@ STATUS = string("the session's state", enum=list(STATUSES))
 MAX_CURSOR = 200
 TIMESTAMP = string("ISO 8601 date and time", format="date-time")
 MESSAGE = obj(
-    {"role": string(enum=["user", "assistant", "tool"]), "content": string()},
-    required=("role", "content"),
+    {
+        "id": {
+            "type": ["integer", "null"],
+            "description": "the message's id: session.history's before pages from it (null "
+            "only while it is not stored yet)",
+        },
+        "role": string(enum=["user", "assistant", "tool"]),
+        "content": string(),
+        "truncated": {
+            "const": True,
+            "description": "cut at MAX_MESSAGE_CHARS and marked (absent otherwise)",
+        },
+    },
+    required=("id", "role", "content"),
 )
+#: session.history pages: the default and the largest.
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 200
 SESSION_ONLY = obj({"session_id": SESSION_ID}, required=("session_id",))
 
 
@@ -207,3 +225,55 @@ async def session_interrupt(ctx: CallContext, params: dict[str, Any]) -> dict[st
     session_id = get_str(params, "session_id")
     host = await get_host()
     return {"interrupted": await host.router.call(ctx, Operation.INTERRUPT, session_id)}
+
+
+@method(
+    "session.history",
+    params=obj(
+        {
+            "session_id": SESSION_ID,
+            "before": integer(
+                "the id of the oldest message the client has (a message of session.resume, "
+                "or next_before): the page ends just before it; absent: the newest messages",
+                minimum=1,
+            ),
+            "limit": integer(
+                "messages in the page",
+                minimum=1,
+                maximum=HISTORY_MAX_LIMIT,
+                default=HISTORY_DEFAULT_LIMIT,
+            ),
+        },
+        required=("session_id",),
+    ),
+    result=obj(
+        {
+            "messages": array(MESSAGE, "stored transcript messages, oldest first"),
+            "has_more": {"type": "boolean", "description": "older messages exist"},
+            "next_before": {
+                "type": ["integer", "null"],
+                "description": "pass as before for the next (older) page; null on the first",
+            },
+        },
+        required=("messages", "has_more", "next_before"),
+    ),
+)
+async def session_history(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """
+    A page of the caller's session's older transcript messages, read from the database on
+    any worker (nothing is forwarded to the session's host, and the session is not started):
+    every message older than one a client holds is stored already.
+    """
+    session_id = get_str(params, "session_id")
+    before = get_int(params, "before", required=False, minimum=1)
+    limit = get_int(params, "limit", required=False, minimum=1, maximum=HISTORY_MAX_LIMIT)
+    limit = HISTORY_DEFAULT_LIMIT if limit is None else limit
+    if not SESSION_ID_PATTERN.match(session_id):
+        raise SessionNotFound()
+    host = await get_host()
+    page = await host.store.history(session_id, ctx.user_id, before, limit)
+    if page is None:
+        raise SessionNotFound()
+    messages = [wire_message(m, m["content"]) for m in page.messages]
+    next_before = messages[0]["id"] if page.has_more and messages else None
+    return {"messages": messages, "has_more": page.has_more, "next_before": next_before}

@@ -45,6 +45,7 @@ export class ChatApp {
     this.transcript = new TranscriptRenderer(this.ui.transcript, {
       approve: (sid, item, choice, label) => this.answer(sid, item, Method.APPROVAL_RESPOND, { choice }, label),
       clarify: (sid, item, answer) => this.answer(sid, item, Method.CLARIFY_RESPOND, { answer }, answer),
+      older: (sid, item) => this.loadOlder(sid, item),
     });
     this.rpc = new RpcClient({
       url: socketUrl(location, root.dataset.wsPath),
@@ -245,6 +246,22 @@ export class ChatApp {
     this.root.dataset.lastResume = state.resumeKind(plan.incremental, result);
     this.root.dataset.ready = "1";
     this.refreshList(); // the listing fetched on connect predates this attach
+  }
+
+  /** Show the page of older messages before the control `item` (session.history). */
+  async loadOlder(sid, item) {
+    const view = this.views.get(sid);
+    if (!view || item.pending) return;
+    this.setView(state.olderPending(view, item.key, true));
+    try {
+      const page = await this.rpc.history(sid, item.before);
+      const latest = this.views.get(sid);
+      if (latest) this.setView(state.olderLoaded(latest, item.key, page));
+    } catch (exc) {
+      const latest = this.views.get(sid);
+      if (latest) this.setView(state.olderPending(latest, item.key, false));
+      if (!isConnectionError(exc)) showError(this.ui, `could not load older messages: ${exc.message}`);
+    }
   }
 
   /// Questions ///

@@ -38,6 +38,8 @@ export const Method = Object.freeze({
   SESSION_CREATE: "session.create",
   SESSION_LIST: "session.list",
   SESSION_RESUME: "session.resume",
+  // Beyond PROTOCOL.md v1: older transcript messages, a page at a time.
+  SESSION_HISTORY: "session.history",
   SESSION_CLOSE: "session.close",
   SESSION_INTERRUPT: "session.interrupt",
   PROMPT_SUBMIT: "prompt.submit",

@@ -8,7 +8,7 @@ import DOMPurify from "../vendor/purify.es.mjs";
 import { markdownToHtml } from "./markdown.js";
 import { ApprovalChoice } from "./protocol.js";
 
-const LABELS = { user: "you", assistant: "hermes", tool: "tool", slash: "slash", system: "gateway" };
+const LABELS = { user: "you", assistant: "hermes", tool: "tool", slash: "slash", system: "gateway", older: "gateway" };
 // What a reply's Markdown may become; anything else (scripts, images, forms, styles, event
 // handlers, javascript: URLs) is dropped even if markdown.js let it through.
 const PURIFY_CONFIG = {
@@ -127,7 +127,8 @@ export function renderHeader(ui, text) {
 
 /**
  * Shows the transcript of one view. Questions call `handlers.approve(sessionId, item, choice,
- * label)` and `handlers.clarify(sessionId, item, answer)`.
+ * label)` and `handlers.clarify(sessionId, item, answer)`; the load-older control calls
+ * `handlers.older(sessionId, item)`.
  */
 export class TranscriptRenderer {
   constructor(container, handlers) {
@@ -189,6 +190,13 @@ export class TranscriptRenderer {
       node.dataset.requestId = item.requestId;
       entry.actions = element(this.doc, "div", { className: "msg-actions" });
       node.append(entry.actions);
+    } else if (item.kind === "older") {
+      entry.actions = element(this.doc, "div", { className: "msg-actions" });
+      const button = element(this.doc, "button", { type: "button", textContent: "load older" });
+      button.dataset.testid = "load-older";
+      button.addEventListener("click", () => this.handlers.older(entry.viewId, entry.item));
+      entry.actions.append(button);
+      node.append(entry.actions);
     }
     this.update(entry, item);
     return entry;
@@ -207,7 +215,8 @@ export class TranscriptRenderer {
     }
     if (item.state) entry.node.dataset.state = item.state;
     else delete entry.node.dataset.state;
-    if (entry.actions) this.updateActions(entry, item);
+    if (item.kind === "older") entry.actions.firstChild.disabled = Boolean(item.pending);
+    else if (entry.actions) this.updateActions(entry, item);
   }
 
   updateActions(entry, item) {

@@ -141,4 +141,9 @@ export class RpcClient {
   resume(sessionId, lastSeq) {
     return this.call(Method.SESSION_RESUME, resumeParams(sessionId, lastSeq));
   }
+
+  /** The page of the session's transcript before message id `before` (beyond v1). */
+  history(sessionId, before) {
+    return this.call(Method.SESSION_HISTORY, { session_id: sessionId, before });
+  }
 }

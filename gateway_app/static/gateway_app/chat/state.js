@@ -17,7 +17,7 @@ import { EventType, SessionStatus } from "./protocol.js";
 /**
  * @typedef {object} Item one transcript entry; replaced, never mutated, when it changes
  * @property {string} key stable across updates (the renderer keeps its node by it)
- * @property {string} kind user | assistant | tool | slash | system | question
+ * @property {string} kind user | assistant | tool | slash | system | question | older
  * @property {string} text
  * @property {string} [state] the entry's data-state (sending, failed, streaming, done, answered...)
  * @property {string} [testid] overrides the default `msg-<kind>`
@@ -31,6 +31,8 @@ import { EventType, SessionStatus } from "./protocol.js";
  * @property {boolean} [answered]
  * @property {boolean} [pending] an answer is on its way
  * @property {string} [shown] what the answer shows once accepted
+ * @property {number} [before] an `older` control: the session.history `before` of its next page
+ * @property {number} [left] an `older` control: how many older messages are not shown
  */
 
 /**
@@ -128,14 +130,12 @@ export function loadTranscript(view, result, { replayFollows }) {
     if (lastUser >= 0) messages = messages.filter((m, i) => i <= lastUser || m.role !== "tool");
   }
   let next = { ...view, items: [], closed: "", title: result.title || view.title };
-  if (result.omitted > 0) {
-    next = addItem(next, "system", `${result.omitted} older message(s) not shown (kept in the transcript)`).view;
+  const oldest = messages.length ? messages[0].id : null;
+  if (result.omitted > 0 && typeof oldest === "number") {
+    // Beyond PROTOCOL.md v1: session.history pages back from the oldest message shown.
+    next = addItem(next, "older", olderText(result.omitted), { before: oldest, left: result.omitted, pending: false }).view;
   }
-  for (const m of messages) {
-    if (m.role === "user") next = addItem(next, "user", m.content).view;
-    else if (m.role === "assistant") next = addItem(next, "assistant", m.content, { done: true, state: "done" }).view;
-    else next = addItem(next, "tool", m.content).view;
-  }
+  for (const m of messages) next = addItem(next, ...messageItem(m)).view;
   if (partial) {
     next = addItem(next, "assistant", partial.text || "", { turnId: partial.turn_id, done: false, state: "streaming" }).view;
     return { ...next, lastSeq: partial.seq || 0 };
@@ -143,6 +143,42 @@ export function loadTranscript(view, result, { replayFollows }) {
   // A fresh resume replays exactly the running turn's events (from its message.start),
   // then live ones: accept them all. Otherwise everything up to last_seq is in the transcript.
   return { ...next, lastSeq: running && replayFollows ? 0 : result.last_seq || 0 };
+}
+
+/** The (kind, text, extra) of the item showing a stored transcript message. */
+function messageItem(m) {
+  const cut = m.truncated ? { state: "truncated" } : {};
+  if (m.role === "user") return ["user", m.content, cut];
+  if (m.role === "assistant") return ["assistant", m.content, { done: true, state: "done", ...cut }];
+  return ["tool", m.content, cut];
+}
+
+function olderText(left) {
+  return `${left} older message(s) not shown`;
+}
+
+/** The `older` control of `key` while its page is (or is no longer) on its way. */
+export function olderPending(view, key, pending) {
+  return updateItem(view, key, { pending });
+}
+
+/**
+ * A session.history page arrived for the `older` control of `key`: its messages go right
+ * after the control (before everything shown), and the control pages on from next_before,
+ * or goes when the page reached the first message.
+ */
+export function olderLoaded(view, key, page) {
+  const index = view.items.findIndex((i) => i.key === key && i.kind === "older");
+  if (index < 0) return view;
+  const control = view.items[index];
+  let next = { ...view, items: [] };
+  for (const m of page.messages || []) next = addItem(next, ...messageItem(m)).view;
+  const older = next.items;
+  const left = Math.max(control.left - older.length, 0);
+  const keep = page.has_more && typeof page.next_before === "number" && left > 0;
+  const head = keep ? [{ ...control, text: olderText(left), left, before: page.next_before, pending: false }] : [];
+  const items = [...view.items.slice(0, index), ...head, ...older, ...view.items.slice(index + 1)];
+  return { ...next, items };
 }
 
 /** Apply a resume response to the view it was asked for; the view is loaded afterwards. */
