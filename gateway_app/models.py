@@ -58,7 +58,13 @@ class GatewaySession(models.Model):
         verbose_name = "gateway session"
         # session.list pages walk this index (keyset on last_activity, id, newest first).
         indexes = [
-            models.Index(fields=["user", "-last_activity", "-id"], name="gateway_session_list_page")
+            models.Index(
+                fields=["user", "-last_activity", "-id"], name="gateway_session_list_page"
+            ),
+            # gateway_cleanup walks closed sessions oldest first (keyset on last_activity, id).
+            models.Index(
+                fields=["status", "last_activity", "id"], name="gateway_session_retention"
+            ),
         ]
         permissions = [
             # Checked by the session's host, for the session's owner, at each terminal tool call.

@@ -79,6 +79,17 @@ POSITIVE_INT = Kind(
         ),
     ),
 )
+#: Counts where 0 means "no limit".
+NON_NEGATIVE_INT = Kind(
+    int,
+    (
+        Rule(
+            "an integer >= 0",
+            "gateway_app.E080",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        ),
+    ),
+)
 STRING = Kind(str, (IS_STRING,))
 FLAG = Kind(bool, (Rule("True or False", "gateway_app.E012", lambda v: isinstance(v, bool)),))
 MAPPING = Kind(

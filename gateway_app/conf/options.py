@@ -280,6 +280,24 @@ OPTIONS: tuple[Option, ...] = (
         "used idle detached session, and 4029 comes only when none is",
     ),
     Option(
+        "MAX_STORED_SESSIONS_PER_USER",
+        1000,
+        kinds.NON_NEGATIVE_INT,
+        "stored sessions kept per user: after each `session.create` (and in "
+        "`manage.py gateway_cleanup`) the user's closed sessions older than their newest this "
+        "many are deleted with their transcripts; sessions not closed are never deleted. "
+        "0: no quota",
+        env="HERMES_MAX_STORED_SESSIONS_PER_USER",
+    ),
+    Option(
+        "SESSION_RETENTION_DAYS",
+        0.0,
+        kinds.NON_NEGATIVE,
+        "`manage.py gateway_cleanup` deletes closed sessions (with their transcripts) idle "
+        "longer than this many days; 0 keeps them forever",
+        env="HERMES_SESSION_RETENTION_DAYS",
+    ),
+    Option(
         "MAX_CONNECTIONS_PER_USER",
         32,
         kinds.POSITIVE_INT,

@@ -100,6 +100,11 @@ class ColdStarter:
             # The new seq bound is stored before any event can use it: if this host crashed
             # first, the next cold start would issue these seqs again.
             await self.store.flush()
+            if not await self.store.hosted_by([session_id], host.channel_name):
+                # Deleted since it was read (the stored-history quota, gateway_cleanup): the
+                # revival wrote nothing, and nothing of it may live on.
+                await self._abandon(session)
+                raise SessionNotFound()
             host.index.upsert(
                 user_id, session_id, status=SessionStatus.DETACHED, host_channel=host.channel_name
             )
@@ -114,6 +119,14 @@ class ColdStarter:
                 session.detached_at = time.monotonic()
                 host.reaper.schedule(session)
         return session
+
+    async def _abandon(self, session: LiveSession) -> None:
+        """Undo a revival no row backs: the live entry, the claim; waiters start afresh."""
+        self.host.drop_live(session)
+        session.phase = Phase.CLOSED
+        session.closed.set()
+        await self.host.release_claim(session.id)
+        logger.info("session %s was deleted while it cold-started", session.id)
 
     async def claim(self, session_id: str, user_id: int) -> None:
         """

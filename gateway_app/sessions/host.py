@@ -256,6 +256,13 @@ class SessionHost:
         self.add_live(session)
         self.store.create(session.id, ctx.user_id, title, self.worker_name, self.channel_name, now)
         self.reserve_seq(session)  # merged into the queued INSERT
+        keep = setting("MAX_STORED_SESSIONS_PER_USER")
+        if keep:
+            # Called from the store's thread when rows went: the user's list is read afresh.
+            loop = asyncio.get_running_loop()
+            self.store.prune(
+                ctx.user_id, keep, lambda uid: loop.call_soon_threadsafe(self.index.forget, uid)
+            )
         self.index.upsert(
             ctx.user_id,
             session.id,

@@ -88,6 +88,12 @@ class SessionIndex:
         for user_id in [uid for uid, w in self._users.items() if w.loaded_at < horizon]:
             del self._users[user_id]
 
+    def forget(self, user_id: int) -> None:
+        """Drop the user's rows (some were deleted): the next page reads them again."""
+        window = self._users.get(user_id)
+        if window is not None:
+            window.loaded_at = float("-inf")
+
     def upsert(self, user_id: int, session_id: str, **fields: Any) -> None:
         """Apply a change this host made; a no-op for users not loaded yet."""
         if user_id in self._loading:

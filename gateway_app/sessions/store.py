@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..conf import setting
 from ..models import GatewaySession, Message, SessionStatus
 from .listing import Cursor, read_page
+from .retention import prune_user
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,25 @@ class MessageWrite:
 
 
 @dataclass(slots=True)
+class PruneWrite:
+    """A queued per-user quota check (``retention.prune_user``), after the user's new row;
+    ``pruned`` is called from the database thread with the user's id when rows went."""
+
+    user_id: int
+    keep: int
+    pruned: Callable[[int], None]
+
+    def __call__(self) -> None:
+        if prune_user(self.user_id, self.keep, limit=PRUNE_PER_CREATE).sessions:
+            self.pruned(self.user_id)
+
+
+#: Sessions one create may prune: a few more than it adds, so a backlog (the quota lowered)
+#: shrinks with use while each write batch stays small; gateway_cleanup takes the rest.
+PRUNE_PER_CREATE = 4
+
+
+@dataclass(slots=True)
 class StoredSession:
     id: str
     user_id: int
@@ -111,6 +131,8 @@ class SessionStore:
         self._queue: list[Write] = []
         #: The row writes in ``_queue``, by session, while they can still take changes.
         self._rows: dict[str, RowWrite] = {}
+        #: Users with a quota check in ``_queue``: one per user and batch is enough.
+        self._prunes: set[int] = set()
         self._wakeup = asyncio.Event()
         #: Set by ``flush()``: write now, without waiting for more writes to batch.
         self._urgent = asyncio.Event()
@@ -159,6 +181,7 @@ class SessionStore:
     def _take(self) -> list[Write]:
         batch, self._queue = self._queue, []
         self._rows = {}
+        self._prunes = set()
         return batch
 
     async def _drain_forever(self) -> None:
@@ -276,6 +299,13 @@ class SessionStore:
                 .update(status=SessionStatus.DETACHED, attached=0)
             )
         )
+
+    def prune(self, user_id: int, keep: int, pruned: Callable[[int], None]) -> None:
+        """Queue the deletion of the user's closed sessions beyond their newest ``keep``
+        (``MAX_STORED_SESSIONS_PER_USER``), after the writes queued before it."""
+        if user_id not in self._prunes:
+            self._prunes.add(user_id)
+            self.submit(PruneWrite(user_id, keep, pruned))
 
     def clear_messages(self, session_id: str) -> None:
         self.submit(lambda: Message.objects.filter(session_id=session_id).delete())
