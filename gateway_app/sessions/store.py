@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ class MessageWrite:
     row: Message
 
     def __call__(self) -> None:
-        self.row.save()
+        _insert_messages([self.row])
 
 
 @dataclass(slots=True)
@@ -251,7 +252,11 @@ class SessionStore:
         )
 
     def clear_messages(self, session_id: str) -> None:
-        self.submit(lambda: Message.objects.filter(session_id=session_id).delete())
+        def clear() -> None:
+            Message.objects.filter(session_id=session_id).delete()
+            GatewaySession.objects.filter(pk=session_id).update(message_count=0)
+
+        self.submit(clear)
 
     def finalize(self, session_id: str, reason: str, last_seq: int) -> None:
         self.update(session_id, **closed_fields(reason, last_seq))
@@ -328,7 +333,7 @@ def _write_grouped(batch: list[Write]) -> None:
     The batch, grouped: new session rows first in one INSERT and changed rows in one
     ``executemany`` per set of fields (a row appears once: its changes were merged, and no
     other write depends on a session row's fields), then the rest in order, each run of
-    transcript rows as one INSERT (after the sessions they belong to).
+    transcript rows as one INSERT (after the sessions they belong to) with their count.
     """
     creates: list[RowWrite] = []
     updates: dict[tuple[str, ...], list[RowWrite]] = {}
@@ -351,11 +356,28 @@ def _write_grouped(batch: list[Write]) -> None:
             messages.append(write.row)
             continue
         if messages:
-            Message.objects.bulk_create(messages)
+            _insert_messages(messages)
             messages = []
         write()
     if messages:
-        Message.objects.bulk_create(messages)
+        _insert_messages(messages)
+
+
+def _insert_messages(messages: list[Message]) -> None:
+    """Transcript rows in one ``INSERT``, and each session row's ``message_count`` raised by
+    its share in one ``executemany``: the admin reads the count instead of counting."""
+    Message.objects.bulk_create(messages)
+    added = Counter(message.session_id for message in messages)
+    meta = GatewaySession._meta
+    connection = connections[router.db_for_write(GatewaySession)]
+    quote = connection.ops.quote_name
+    column = quote(meta.get_field("message_count").column)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {column} = {column} + %s"
+        f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(count, session_id) for session_id, count in added.items()])
 
 
 def _insert_rows(writes: list[RowWrite]) -> None:
