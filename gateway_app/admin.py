@@ -10,9 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q
+from django.http import Http404, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,7 +24,8 @@ from django.utils.html import format_html
 
 from .auth.tokens import revoke_token_sync
 from .dashboard import views
-from .models import ApiToken, GatewaySession, Message, SessionStatus
+from .dashboard.transcript import TranscriptPage, transcript_page
+from .models import ApiToken, GatewaySession, SessionStatus
 from .sessions.control import request_teardown
 
 # The gateway's pages are linked from the app's own admin section
@@ -28,19 +33,39 @@ from .sessions.control import request_teardown
 # session changelist; the site's index template stays the host project's.
 
 
-def _may_use_terminal() -> ExpressionWrapper:
-    """The owner's ``has_perm("gateway_app.use_terminal")`` as a query expression."""
+def terminal_users(user_ids: set[int]) -> set[int]:
+    """Those of the users who hold ``gateway_app.use_terminal`` (``has_perm``: directly, by
+    group or as superuser, and active), in one query."""
     user_model = get_user_model()
     perm = {
         "permission__codename": "use_terminal",
         "permission__content_type__app_label": "gateway_app",
     }
-    direct = user_model.user_permissions.through.objects.filter(user=OuterRef("user_id"), **perm)
-    by_group = Group.permissions.through.objects.filter(group__user=OuterRef("user_id"), **perm)
-    allowed = Q(user__is_active=True) & (
-        Q(user__is_superuser=True) | Exists(direct) | Exists(by_group)
-    )
-    return ExpressionWrapper(allowed, output_field=BooleanField())
+    direct = user_model.user_permissions.through.objects.filter(user=OuterRef("pk"), **perm)
+    by_group = Group.permissions.through.objects.filter(group__user=OuterRef("pk"), **perm)
+    allowed = Q(is_active=True) & (Q(is_superuser=True) | Exists(direct) | Exists(by_group))
+    rows = user_model._default_manager.filter(allowed, pk__in=user_ids)
+    return set(rows.values_list("pk", flat=True))
+
+
+class SessionChangeList(ChangeList):
+    """The changelist, with each shown row's ``terminal_allowed`` looked up for the page
+    only: as an annotation, its joins would ride along into the paginator's COUNT."""
+
+    def get_results(self, request) -> None:
+        super().get_results(request)
+        allowed = terminal_users({row.user_id for row in self.result_list})
+        for row in self.result_list:
+            row.terminal_allowed = row.user_id in allowed
+
+
+def _message_id(value: str | None) -> int | None:
+    """A transcript cursor from the query string; ``ValueError`` unless a positive id."""
+    if value is None:
+        return None
+    if not value.isdigit() or not value.isascii():
+        raise ValueError(value)
+    return int(value)
 
 
 def short_datetime(value: datetime | None) -> str:
@@ -59,25 +84,14 @@ def short_datetime(value: datetime | None) -> str:
     )
 
 
-class MessageInline(admin.TabularInline):
-    """The session transcript, read-only."""
+class OwnerListFilter(admin.RelatedFieldListFilter):
+    """The users who own sessions, found with one index probe per user: Django's
+    ``RelatedOnlyFieldListFilter`` reads every session row for their distinct owners."""
 
-    model = Message
-    fields = ("created_at", "role", "content", "interrupted", "turn_id")
-    readonly_fields = fields
-    ordering = ("id",)
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        owns = Exists(GatewaySession.objects.filter(user=OuterRef("pk")))
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to=Q(owns))
 
 
 @admin.register(GatewaySession)
@@ -93,12 +107,20 @@ class GatewaySessionAdmin(admin.ModelAdmin):
         "display_activity",
         "message_count",
     )
-    list_filter = ("status", ("user", admin.RelatedOnlyFieldListFilter))
+    # Created-at as fixed ranges: a date_hierarchy drilldown reads every row's date.
+    list_filter = ("status", ("user", OwnerListFilter), ("created_at", admin.DateFieldListFilter))
+    # A search reads the session rows (title substring), never the transcripts.
     search_fields = ("title", "^id", "user__username")
     list_select_related = ("user",)
-    date_hierarchy = "created_at"
+    # Only orders an index walks (see GatewaySession.Meta.indexes): any other column would
+    # sort the whole table for each page.
+    sortable_by = ("display_created", "display_activity")
+    # "N total" beside a filtered count is a second COUNT over the whole table.
+    show_full_result_count = False
     actions = ("close_sessions", "reap_sessions")
-    inlines = (MessageInline,)
+    #: Messages on one transcript page (the change form shows the newest page).
+    transcript_page_size = 100
+    change_form_template = "admin/gateway_app/gatewaysession/change_form.html"
     fields = (
         "id",
         "user",
@@ -116,12 +138,8 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(message_count=Count("messages"), terminal_allowed=_may_use_terminal())
-        )
+    def get_changelist(self, request, **kwargs):
+        return SessionChangeList
 
     @admin.display(description="title", ordering="title")
     def display_title(self, obj: GatewaySession) -> str:
@@ -151,10 +169,6 @@ class GatewaySessionAdmin(admin.ModelAdmin):
         if obj.status == SessionStatus.CLOSED:
             return str(obj.last_seq)
         return f"below {obj.last_seq} (reserved ahead while live)"
-
-    @admin.display(description="messages", ordering="message_count")
-    def message_count(self, obj: GatewaySession) -> int:
-        return obj.message_count
 
     @admin.display(description="user", ordering="user__username")
     def display_user(self, obj: GatewaySession) -> str:
@@ -219,8 +233,56 @@ class GatewaySessionAdmin(admin.ModelAdmin):
                 name="{}_{}_live".format(*info),
             ),
             path("live.json", views.live_json, name="{}_{}_live_json".format(*info)),
+            path(
+                "<path:object_id>/transcript/",
+                self.admin_site.admin_view(self.transcript_view),
+                name="{}_{}_transcript".format(*info),
+            ),
             *super().get_urls(),
         ]
+
+    ### Transcripts, a keyset page at a time ###
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            page = transcript_page(obj.pk, limit=self.transcript_page_size)
+            context = {**context, **self._transcript_context(obj.pk, page)}
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def transcript_view(self, request, object_id: str):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        session = self.get_object(request, unquote(object_id))
+        if session is None or not self.has_view_permission(request, session):
+            raise Http404("No such session")
+        try:
+            before, after = (_message_id(request.GET.get(name)) for name in ("before", "after"))
+        except ValueError:
+            return HttpResponseBadRequest("before and after are message ids")
+        page = transcript_page(
+            session.pk, before=before, after=after, limit=self.transcript_page_size
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            **self._transcript_context(object_id, page),
+            "title": f"Transcript of {session}",
+            "opts": self.opts,
+            "original": session,
+            "change_url": reverse("admin:gateway_app_gatewaysession_change", args=[object_id]),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/gateway_app/gatewaysession/transcript.html", context
+        )
+
+    @staticmethod
+    def _transcript_context(object_id: str, page: TranscriptPage) -> dict[str, object]:
+        return {
+            "transcript": page,
+            "transcript_url": reverse(
+                "admin:gateway_app_gatewaysession_transcript", args=[object_id]
+            ),
+        }
 
     def live_view(self, request):
         context = {

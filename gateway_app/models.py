@@ -52,18 +52,26 @@ class GatewaySession(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_activity = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Kept by the session store in the batch that writes the transcript rows, so listing
+    # sessions never counts their messages.
+    message_count = models.PositiveIntegerField(
+        "messages", default=0, editable=False, help_text="transcript rows stored"
+    )
 
     class Meta:
         ordering = ["-last_activity"]
         verbose_name = "gateway session"
-        # session.list pages walk this index (keyset on last_activity, id, newest first).
         indexes = [
+            # session.list pages walk this index (keyset on last_activity, id, newest first).
             models.Index(
                 fields=["user", "-last_activity", "-id"], name="gateway_session_list_page"
             ),
-            # gateway_cleanup walks closed sessions oldest first (keyset on last_activity, id).
+            # The admin changelist's default order (its -pk tiebreak included), unfiltered
+            # and filtered by status; gateway_cleanup walks the closed rows of the second
+            # oldest first (a backward scan).
+            models.Index(fields=["-last_activity", "-id"], name="gateway_session_activity"),
             models.Index(
-                fields=["status", "last_activity", "id"], name="gateway_session_retention"
+                fields=["status", "-last_activity", "-id"], name="gateway_session_status_page"
             ),
         ]
         permissions = [
@@ -95,6 +103,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Transcript pages are keyset pages on id within one session.
+        indexes = [models.Index(fields=["session", "id"], name="gateway_message_session_page")]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"

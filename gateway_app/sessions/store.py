@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,7 +73,7 @@ class MessageWrite:
     entry: dict[str, Any] | None = None
 
     def __call__(self) -> None:
-        self.row.save()
+        _insert_messages([self.row])
 
     def written(self) -> None:
         """On the event loop, after the batch: the entry learns the row's id."""
@@ -308,7 +309,11 @@ class SessionStore:
             self.submit(PruneWrite(user_id, keep, pruned))
 
     def clear_messages(self, session_id: str) -> None:
-        self.submit(lambda: Message.objects.filter(session_id=session_id).delete())
+        def clear() -> None:
+            Message.objects.filter(session_id=session_id).delete()
+            GatewaySession.objects.filter(pk=session_id).update(message_count=0)
+
+        self.submit(clear)
 
     def finalize(self, session_id: str, reason: str, last_seq: int) -> None:
         self.update(session_id, **closed_fields(reason, last_seq))
@@ -397,7 +402,7 @@ def _write_grouped(batch: list[Write]) -> None:
     The batch, grouped: new session rows first in one INSERT and changed rows in one
     ``executemany`` per set of fields (a row appears once: its changes were merged, and no
     other write depends on a session row's fields), then the rest in order, each run of
-    transcript rows as one INSERT (after the sessions they belong to).
+    transcript rows as one INSERT (after the sessions they belong to) with their count.
     """
     creates: list[RowWrite] = []
     updates: dict[tuple[str, ...], list[RowWrite]] = {}
@@ -429,13 +434,25 @@ def _write_grouped(batch: list[Write]) -> None:
 
 def _insert_messages(rows: list[Message]) -> None:
     """Transcript rows in one INSERT where the backend gives their ids back (SQLite,
-    PostgreSQL): each row's id is the cursor ``session.history`` pages from."""
+    PostgreSQL: each row's id is the cursor ``session.history`` pages from), and each
+    session row's ``message_count`` raised by its share in one ``executemany``: the admin
+    reads the count instead of counting."""
     connection = connections[router.db_for_write(Message)]
     if connection.features.can_return_rows_from_bulk_insert:
         Message.objects.bulk_create(rows)
     else:
         for row in rows:
             row.save()
+    added = Counter(row.session_id for row in rows)
+    meta = GatewaySession._meta
+    quote = connection.ops.quote_name
+    column = quote(meta.get_field("message_count").column)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {column} = {column} + %s"
+        f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(count, session_id) for session_id, count in added.items()])
 
 
 def _written(batch: list[Write]) -> None:

@@ -233,3 +233,48 @@ def test_column_converters_agree_with_get_db_prep_save(data):
     }.get(field.get_internal_type(), st.one_of(st.none(), st.integers(0, 2**40), st.booleans()))
     value = data.draw(values)
     assert _converter(field, connection)(value) == field.get_db_prep_save(value, connection)
+
+
+async def test_each_batch_keeps_the_session_rows_message_count(alice):
+    """Tests that transcript rows written in a batch raise their session row's message_count
+    in the same batch, so the admin never counts a session's messages."""
+    store = SessionStore()
+    store.create("s1", alice.pk, "t", "w", "c")
+    store.create("s2", alice.pk, "t", "w", "c")
+    for content in ("a", "b", "c"):
+        store.add_message("s1", "user", content)
+    store.add_message("s2", "user", "d")
+    await store.flush()
+    store.add_message("s1", "assistant", "e")
+    await store.flush()
+    counts = {row.pk: row.message_count async for row in GatewaySession.objects.all()}
+    assert counts == {"s1": 4, "s2": 1}
+
+
+async def test_clearing_a_transcript_resets_its_message_count(alice):
+    """Tests that clear_messages leaves the row's message_count at zero with the rows gone."""
+    store = SessionStore()
+    store.create("s1", alice.pk, "t", "w", "c")
+    store.add_message("s1", "user", "a")
+    await store.flush()
+    store.clear_messages("s1")
+    store.add_message("s1", "user", "after the clear")
+    await store.flush()
+    assert (await GatewaySession.objects.aget(pk="s1")).message_count == 1
+
+
+async def test_messages_retried_one_by_one_still_count(alice):
+    """Tests that when a batch fails and its writes are retried one by one, the transcript
+    rows that land still raise their session's message_count."""
+    store = SessionStore()
+    store.create("s1", alice.pk, "t", "w", "c")
+    await store.flush()
+
+    def broken() -> None:
+        raise RuntimeError("a bad write")
+
+    store.add_message("s1", "user", "a")
+    store.submit(broken)
+    store.add_message("s1", "user", "b")
+    await store.flush()
+    assert (await GatewaySession.objects.aget(pk="s1")).message_count == 2
