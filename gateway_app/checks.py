@@ -360,3 +360,53 @@ def _signed(backend: str, config: dict[str, Any]) -> bool:
     default = inspect.signature(layer_class.__init__).parameters.get("serializer_format")
     fmt = config.get("serializer_format", default.default if default is not None else "msgpack")
     return fmt == SIGNED_FORMAT
+
+
+#: Backends the store's and the token lookup's raw SQL is tested on.
+TESTED_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresql")
+
+
+@checks.register()
+def check_database(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The default database (not tagged ``database``: that would need ``--database``)."""
+    return database_errors(settings.DATABASES.get("default", {}))
+
+
+def database_errors(database: dict[str, Any]) -> list[checks.CheckMessage]:
+    """The database is one the gateway is tested on, with what it needs installed: a
+    worker would otherwise fail only at its first query."""
+    engine = database.get("ENGINE", "")
+    if engine not in TESTED_ENGINES:
+        return [
+            checks.Error(
+                f"The default database's engine {engine!r} is not one the gateway runs on.",
+                hint="Use PostgreSQL or SQLite (DATABASE_URL, see the README).",
+                id="gateway_app.E060",
+            )
+        ]
+    pool = (database.get("OPTIONS") or {}).get("pool")
+    if engine != "django.db.backends.postgresql":
+        return []
+    errors: list[checks.CheckMessage] = []
+    try:
+        import psycopg  # noqa: F401
+
+        if pool:
+            import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        errors.append(
+            checks.Error(
+                f"PostgreSQL needs psycopg 3{' and psycopg_pool' if pool else ''}: {exc}.",
+                hint="pip install -r requirements.txt (psycopg[binary,pool]).",
+                id="gateway_app.E061",
+            )
+        )
+    if pool and database.get("CONN_MAX_AGE", 0) != 0:
+        errors.append(
+            checks.Error(
+                "The default database has a connection pool and CONN_MAX_AGE above 0.",
+                hint="Django refuses persistent connections beside its pool: set it to 0.",
+                id="gateway_app.E062",
+            )
+        )
+    return errors

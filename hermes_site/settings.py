@@ -15,6 +15,7 @@ from pathlib import Path
 # Configures nothing and loads no models: safe before Django is set up.
 from gateway_app.conf import options_from_environ, parse_env
 from hermes_site import secret_key
+from hermes_site.database import database_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -117,23 +118,9 @@ TEMPLATES = [
 WSGI_APPLICATION = "hermes_site.wsgi.application"
 ASGI_APPLICATION = "hermes_site.asgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DB_PATH,
-        # Several daphne workers may share one SQLite file; wait for the lock instead of
-        # failing. WAL lets readers run beside the writer and makes commits cheap.
-        "OPTIONS": {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
-        # database_sync_to_async runs ORM work on one thread: keep its connection open
-        # rather than reconnecting per call (it is still closed when broken or expired).
-        "CONN_MAX_AGE": 600,
-        "CONN_HEALTH_CHECKS": True,
-    }
-}
+# DATABASE_URL (postgres://user:password@host:port/name, sqlite:///file) or the SQLite file
+# at HERMES_DB_PATH; a URL that cannot be used stops every process here (database.py).
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"), DB_PATH)}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

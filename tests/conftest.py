@@ -3,6 +3,7 @@ limits, and headless chromium for live tests."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -16,8 +17,10 @@ from gateway_app.auth import logins, tokens
 from gateway_app.sessions.host import reset_host
 from gateway_app.slash import client as slash_client
 from gateway_app.transport.websocket import GatewayConsumer
+from tests.support.postgres import PostgresServer, binary
 from tests.support.procs import running
 from tests.support.rpc import RpcClient
+from tests.support.servers import Database
 
 CHROMIUM = os.environ.get("HERMES_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -144,3 +147,31 @@ def browser() -> Iterator[object]:
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(exist_ok=True)
     return OUTPUT_DIR
+
+
+### PostgreSQL (live tests): one server per run, a fresh migrated database per use ###
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on a free loopback port for the whole run; removed after it."""
+    if binary("postgres") is None:
+        pytest.skip("PostgreSQL is not installed (scripts/test installs postgresql)")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server, tmp_path_factory) -> Callable[..., str]:
+    """``postgres_url(**params)``: the URL of a new database, copied from one migrated once
+    (a copy takes a fraction of a migration); ``params`` go in its query (pool sizes)."""
+    template = postgres_server.create_database("hermes_template")
+    Database(tmp_path_factory.mktemp("pg-template"), url=template)
+    names = itertools.count()
+
+    def new(**params: object) -> str:
+        name = f"hermes_{next(names)}"
+        postgres_server.create_database(name, template="hermes_template")
+        return postgres_server.url(name, **params)
+
+    return new

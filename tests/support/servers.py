@@ -79,12 +79,16 @@ def slash_worker_pids(parent_pid: int | None = None) -> set[int]:
 
 
 class Database:
-    """A migrated SQLite file with users and tokens, shared by the server processes."""
+    """A migrated database with users and tokens, shared by the server processes: a SQLite
+    file in ``directory``, or the database ``url`` names (``DATABASE_URL``; ``migrate`` off
+    for one copied from a migrated template). The secret key file is in ``directory``."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, url: str | None = None, *, migrate: bool = True):
         self.path = directory / "gateway.sqlite3"
-        self.env = base_env(self.path)
-        self._manage("migrate", "-v0")
+        self.url = url
+        self.env = base_env(self.path, **({"DATABASE_URL": url} if url else {}))
+        if migrate:
+            self._manage("migrate", "-v0")
 
     def _manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -128,7 +132,7 @@ def base_env(db_path: Path, **extra: Any) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("HERMES_", "DJANGO_", "REDIS_URL", "OPENAI_"))
+        if not key.startswith(("HERMES_", "DJANGO_", "REDIS_URL", "OPENAI_", "DATABASE_URL"))
     }
     env.update(
         {

@@ -1,15 +1,18 @@
 """
 The gateway never leaks database connections: thousands of requests that reach the database
 (token lookups, session rows, transcripts, listings) through real daphne leave the server
-holding exactly the SQLite handles it held after its first few requests.
+holding exactly the SQLite handles it held after its first few requests, and on PostgreSQL
+never more server connections than its pool allows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import psutil
+import psycopg
 import pytest
 
 from tests.support.live import ws_rpc
@@ -68,3 +71,42 @@ async def test_many_database_backed_requests_leak_no_connection(database):
         assert after == warm
         async with ws_rpc(server.url, tokens[0]) as rpc:
             assert len((await rpc.call("session.list"))["sessions"]) == ROUNDS + 1
+
+
+POOL_MAX = 3
+PG_ROUNDS = 3
+#: Connections to the database other than the asking one.
+PEERS = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+
+
+async def test_postgresql_connections_stay_within_the_pool(postgres_server, postgres_url, tmp_path):
+    """Tests that on PostgreSQL the server holds at most its pool's size of connections
+    while 8 clients make ~120 database-backed calls at once, and as many after them."""
+    url = postgres_url(pool_max_size=POOL_MAX)
+    name = url.partition("?")[0].rpartition("/")[2]
+    database = Database(tmp_path, url=url, migrate=False)
+    tokens = [database.token(f"pg-user-{index}") for index in range(CONNECTIONS)]
+    options = {"LIST_CACHE_S": 0, "RATE_LIMIT_PER_S": 0, "TOKEN_RECHECK_S": 0.1}
+    with GatewayServer(database, env={"HERMES_GATEWAY_OPTIONS": json.dumps(options)}) as server:
+        peak = 0
+        stop = threading.Event()
+
+        def watch() -> None:
+            # One connection of its own (each login costs a SCRAM exchange), excluded.
+            nonlocal peak
+            with psycopg.connect(postgres_server.url(name), autocommit=True) as probe:
+                while not stop.wait(0.02):
+                    (count,) = probe.execute(PEERS, (name,)).fetchone()
+                    peak = max(peak, count)
+
+        watcher = asyncio.create_task(asyncio.to_thread(watch))
+        try:
+            for _ in range(PG_ROUNDS):
+                await asyncio.gather(*(database_round(server.url, token) for token in tokens))
+        finally:
+            stop.set()
+            await watcher
+        await asyncio.sleep(0.5)  # write-behind settles
+        after = postgres_server.connections(name)
+        assert 1 <= peak <= POOL_MAX
+        assert 1 <= after <= POOL_MAX

@@ -21,13 +21,21 @@ def redis_server():
         yield server
 
 
-@pytest.fixture
-def database(tmp_path):
+@pytest.fixture(params=["sqlite"])
+def database(request, tmp_path):
+    """SQLite, unless a test parametrizes it (indirect) with "postgresql" too: a database of
+    the run's PostgreSQL server."""
+    if request.param == "postgresql":
+        return Database(tmp_path, url=request.getfixturevalue("postgres_url")(), migrate=False)
     return Database(tmp_path)
 
 
+#: For the tests that also run on PostgreSQL (each run costs a cluster start).
+BOTH_DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def cluster(database, redis_server):
+def cluster(request, database, redis_server):
     """Workers A and B on one database and one Redis; yields (a, b, token)."""
     token = database.token("alice")
     env = {"REDIS_URL": redis_server.url, "HERMES_TUI_WS_ORPHAN_REAP_GRACE_S": 1}
@@ -35,12 +43,17 @@ def cluster(database, redis_server):
     b = GatewayServer(database, env={**env, "HERMES_WORKER_NAME": "B"}).start()
     try:
         yield a, b, token
+        if database.url:
+            # The workers really ran on PostgreSQL: B's pool holds a connection to it.
+            name = database.url.rpartition("/")[2]
+            assert request.getfixturevalue("postgres_server").connections(name) >= 1
     finally:
         a.stop()
         b.stop()
     assert_gone_sync([a.pid, b.pid], within=0)
 
 
+@BOTH_DATABASES
 async def test_create_on_a_resume_and_stream_on_b(cluster):
     """Tests that a session created on A is resumed and streamed from B."""
     a, b, token = cluster
@@ -137,6 +150,7 @@ async def test_disconnect_on_b_reaps_on_a_and_reconnect_cancels(cluster):
         assert len(a.slash_workers()) == 1
 
 
+@BOTH_DATABASES
 async def test_kill_9_of_the_host_then_resume_on_b_cold_starts(cluster):
     """Tests that after A dies, B resumes A's session from the transcript; A's workers exit."""
     a, b, token = cluster
