@@ -219,6 +219,11 @@ class GatewaySessionAdmin(admin.ModelAdmin):
                 name="{}_{}_live".format(*info),
             ),
             path("live.json", views.live_json, name="{}_{}_live_json".format(*info)),
+            path(
+                "live/samples.json",
+                views.live_samples_json,
+                name="{}_{}_live_samples_json".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -228,6 +233,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
             "title": "Live gateway",
             "opts": self.opts,
             "json_url": reverse("admin:gateway_app_gatewaysession_live_json"),
+            "samples_url": reverse("admin:gateway_app_gatewaysession_live_samples_json"),
             "changelist_url": reverse("admin:gateway_app_gatewaysession_changelist"),
         }
         request.current_app = self.admin_site.name

@@ -60,6 +60,8 @@ class TurnRunner(Turn):
         self._tools: dict[str, tuple[str, dict[str, Any]]] = {}
         self.tool_calls: list[dict[str, Any]] = []  # completed ones, for turn_finished
         self.task: asyncio.Task | None = None
+        #: When prompt.submit made the turn: its latency runs to message.complete.
+        self.submitted_at = time.monotonic()
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -167,6 +169,8 @@ class TurnRunner(Turn):
 
     async def _publish_complete(self) -> str:
         text = self.text_so_far
+        # Counted before it is published: whoever sees the message.complete finds it counted.
+        self.host.samples.turn_completed(time.monotonic() - self.submitted_at)
         await self.host.publish(
             self.session,
             "message.complete",
