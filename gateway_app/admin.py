@@ -238,6 +238,11 @@ class GatewaySessionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.transcript_view),
                 name="{}_{}_transcript".format(*info),
             ),
+            path(
+                "live/samples.json",
+                views.live_samples_json,
+                name="{}_{}_live_samples_json".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -290,6 +295,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
             "title": "Live gateway",
             "opts": self.opts,
             "json_url": reverse("admin:gateway_app_gatewaysession_live_json"),
+            "samples_url": reverse("admin:gateway_app_gatewaysession_live_samples_json"),
             "changelist_url": reverse("admin:gateway_app_gatewaysession_changelist"),
         }
         request.current_app = self.admin_site.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 from urllib.parse import urlparse
 
@@ -49,6 +50,7 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
     errors += _check_heartbeat(options)
+    errors += _check_live_samples(options)
     group_expiry = _layer_group_expiry()
     refresh = options["GROUP_REFRESH_S"]
     if is_number(refresh) and refresh >= group_expiry:
@@ -197,6 +199,39 @@ def _check_terminal(options: dict[str, Any]) -> list[checks.CheckMessage]:
             hint="Install the Debian package bubblewrap (and allow user namespaces), "
             "or set TERMINAL_SANDBOX = 'none' to run commands unsandboxed.",
             id="gateway_app.E010",
+        )
+    ]
+
+
+#: More samples than this per worker ring is a warning (W075): memory, and each live page poll.
+MAX_LIVE_SAMPLES = 20_000
+
+
+def _check_live_samples(options: dict[str, Any]) -> list[checks.CheckMessage]:
+    """The live page's ring holds LIVE_SAMPLE_WINDOW_S / LIVE_SAMPLE_INTERVAL_S samples: at
+    least two for a line, not so many that memory and every poll grow large."""
+    interval, window = options["LIVE_SAMPLE_INTERVAL_S"], options["LIVE_SAMPLE_WINDOW_S"]
+    if not (is_number(interval) and is_number(window) and interval > 0 and window > 0):
+        return []  # reported above (E004)
+    if window < interval:
+        return [
+            checks.Error(
+                f"HERMES_GATEWAY['LIVE_SAMPLE_WINDOW_S'] ({window}) is below "
+                f"HERMES_GATEWAY['LIVE_SAMPLE_INTERVAL_S'] ({interval}).",
+                hint="The live page's charts would hold a single sample: no line to draw.",
+                id="gateway_app.E075",
+            )
+        ]
+    samples = math.ceil(window / interval)
+    if samples <= MAX_LIVE_SAMPLES:
+        return []
+    return [
+        checks.Warning(
+            f"HERMES_GATEWAY['LIVE_SAMPLE_WINDOW_S'] / ['LIVE_SAMPLE_INTERVAL_S'] keeps "
+            f"{samples} samples per worker (more than {MAX_LIVE_SAMPLES}).",
+            hint="Each worker holds them in memory and sends them all to each live page "
+            "poll; sample less often.",
+            id="gateway_app.W075",
         )
     ]
 

@@ -1,4 +1,4 @@
-// Copies the browser builds of the chat page's libraries (marked, DOMPurify) and their
+// Copies the browser builds of the pages' libraries (marked, DOMPurify, uPlot) and their
 // licenses from node_modules into gateway_app/static/gateway_app/vendor/, so the page needs
 // no build step or npm. `node scripts/vendor_js.mjs` copies; `--check` only compares.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -16,6 +16,14 @@ export const VENDORED = [
     files: [
       ["dist/purify.es.mjs", "purify.es.mjs"],
       ["LICENSE", "dompurify.LICENSE"],
+    ],
+  },
+  {
+    name: "uplot",
+    files: [
+      ["dist/uPlot.iife.min.js", "uPlot.iife.min.js"],
+      ["dist/uPlot.min.css", "uPlot.min.css"],
+      ["LICENSE", "uplot.LICENSE"],
     ],
   },
 ];

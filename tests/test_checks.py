@@ -125,6 +125,8 @@ BAD_VALUES = {
     "TERMINAL_SCRATCH_DIR": "relative/dir",
     "REDIS_URL": "http://cache:6379/0",
     "WEBSOCKET_PATH": "/api/ws",
+    "LIVE_SAMPLE_INTERVAL_S": 0,
+    "LIVE_SAMPLE_WINDOW_S": -1,
 }
 
 
@@ -165,6 +167,30 @@ def test_a_heartbeat_of_exactly_half_the_dead_after_time_passes(settings):
         "HOST_DEAD_AFTER_S": 3,
     }
     assert check_gateway_settings(None) == []
+
+
+def test_a_sample_window_below_the_interval_is_an_error(settings):
+    """Tests that a live-page window shorter than one sample interval (a ring of one sample,
+    charts with no line) fails the check."""
+    settings.HERMES_GATEWAY = {
+        **settings.HERMES_GATEWAY,
+        "LIVE_SAMPLE_INTERVAL_S": 10,
+        "LIVE_SAMPLE_WINDOW_S": 5,
+    }
+    (error,) = check_gateway_settings(None)
+    assert error.id == "gateway_app.E075" and "LIVE_SAMPLE_WINDOW_S" in error.msg
+
+
+def test_a_sample_ring_of_over_20000_samples_is_a_warning(settings):
+    """Tests that an interval so short for its window that each worker would keep more than
+    20 000 samples (and send them all to each live page poll) is a warning."""
+    settings.HERMES_GATEWAY = {
+        **settings.HERMES_GATEWAY,
+        "LIVE_SAMPLE_INTERVAL_S": 0.01,
+        "LIVE_SAMPLE_WINDOW_S": 900,
+    }
+    (warning,) = check_gateway_settings(None)
+    assert warning.id == "gateway_app.W075" and "90000" in warning.msg
 
 
 @pytest.mark.parametrize("url", ["api.openai.com/v1", "ftp://x/v1", "http://[::1"])

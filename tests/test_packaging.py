@@ -58,6 +58,7 @@ def test_the_wheel_holds_every_file_of_the_apps_data_directories(names, director
         "gateway_app/static/gateway_app/chat/app.js",
         "gateway_app/static/gateway_app/vendor/marked.esm.js",
         "gateway_app/static/gateway_app/vendor/purify.es.mjs",
+        "gateway_app/static/gateway_app/vendor/uPlot.iife.min.js",
         "gateway_app/templates/gateway_app/chat.html",
         "gateway_app/templates/admin/gateway_app/app_index.html",
         "gateway_app/migrations/0001_initial.py",
@@ -101,4 +102,4 @@ def test_the_wheel_carries_the_licenses(names, metadata):
     """Tests that the BSD-3-Clause license and the vendored libraries' licenses ship."""
     assert "BSD-3-Clause" in metadata["License-Expression"]
     licenses = {name.rsplit("/", 1)[-1] for name in names if ".dist-info/licenses/" in name}
-    assert licenses == {"LICENSE", "marked.LICENSE", "dompurify.LICENSE"}
+    assert licenses == {"LICENSE", "marked.LICENSE", "dompurify.LICENSE", "uplot.LICENSE"}

@@ -411,6 +411,23 @@ OPTIONS: tuple[Option, ...] = (
         "With a shared Redis registry every list reads the database, so sessions of other "
         "workers show at once",
     ),
+    # The admin's live page.
+    Option(
+        "LIVE_SAMPLE_INTERVAL_S",
+        5.0,
+        kinds.POSITIVE,
+        "each worker samples its figures for the live page's charts this often",
+        env="HERMES_LIVE_SAMPLE_INTERVAL_S",
+    ),
+    Option(
+        "LIVE_SAMPLE_WINDOW_S",
+        900.0,
+        kinds.POSITIVE,
+        "the live page's charts span this much; each worker keeps that many seconds of "
+        "samples in memory (error E075 below `LIVE_SAMPLE_INTERVAL_S`, warning W075 beyond "
+        "20 000 samples)",
+        env="HERMES_LIVE_SAMPLE_WINDOW_S",
+    ),
     # Routing.
     Option(
         "WEBSOCKET_PATH",

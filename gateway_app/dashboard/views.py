@@ -211,3 +211,11 @@ async def live_state() -> dict[str, Any]:
 async def live_json(request: HttpRequest) -> JsonResponse:
     """The live page's data, polled every second or two."""
     return JsonResponse(await live_state())
+
+
+@staff_required_json
+async def live_samples_json(request: HttpRequest) -> JsonResponse:
+    """The charts' data: this worker's ring of samples, then every other worker's by name."""
+    host = await get_host()
+    others = sorted(await host.router.samples(), key=lambda ring: str(ring.get("worker")))
+    return JsonResponse({"workers": [host.samples.export(), *others]})

@@ -30,6 +30,7 @@ from .. import signals
 from ..agents import TurnUser, close_agent, get_agent
 from ..auth import tokens
 from ..conf import registry_redis_url, setting
+from ..dashboard.samples import Sampler
 from ..models import CloseReason, SessionStatus, new_session_id
 from ..rpc.context import CallContext
 from ..rpc.errors import (
@@ -139,6 +140,9 @@ class SessionHost:
         )
         self.groups = GroupRefresher(layer, self)
         self.settler = OrphanSettler(self.store, self.host_alive, shared)
+        self.samples = Sampler(
+            self, setting("LIVE_SAMPLE_INTERVAL_S"), setting("LIVE_SAMPLE_WINDOW_S")
+        )
 
     ### Startup and shutdown ###
 
@@ -157,6 +161,7 @@ class SessionHost:
         if self.registry.shared:
             await self.heartbeat.start()
         self.settler.start()
+        self.samples.start()
         logger.info("session host %s listening on %s", self.worker_name, self.channel_name)
 
     async def stop(self) -> None:
@@ -168,6 +173,7 @@ class SessionHost:
         await self.heartbeat.stop()
         await self.groups.stop()
         await self.settler.stop()
+        await self.samples.stop()
         await self.signals.stop()
         await self.store.stop()
         await self.terminal.stop()

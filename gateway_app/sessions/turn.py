@@ -75,6 +75,8 @@ class TurnRunner(Turn):
         self._tools: dict[str, tuple[str, dict[str, Any]]] = {}
         self.tool_calls: list[dict[str, Any]] = []  # completed ones, for turn_finished
         self.task: asyncio.Task | None = None
+        #: When prompt.submit made the turn: its latency runs to message.complete.
+        self.submitted_at = time.monotonic()
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -194,6 +196,8 @@ class TurnRunner(Turn):
         payload = {"turn_id": self.turn_id, "text": text, "interrupted": self.interrupted}
         if self.truncated:
             payload["truncated"] = True
+        # Counted before it is published: whoever sees the message.complete finds it counted.
+        self.host.samples.turn_completed(time.monotonic() - self.submitted_at)
         await self.host.publish(self.session, "message.complete", payload)
         self._completed = True
         return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -76,6 +77,52 @@ async def test_live_json_tells_rows_of_a_stopped_worker_from_running_ones(
     workers = (await async_client.get(reverse(LIVE_JSON))).json()["db"]["open_sessions_by_worker"]
     assert workers[host.worker_name]["running"] is True
     assert workers["gone:1"] == {"sessions": 1, "attached": 1, "running": False}
+
+
+LIVE_SAMPLES_JSON = "admin:gateway_app_gatewaysession_live_samples_json"
+
+
+async def test_live_samples_require_staff(fresh_host, async_client, alice):
+    """Tests that the charts' samples answer 403 to anonymous and non-staff users, and
+    carry no figures in that answer."""
+    url = reverse(LIVE_SAMPLES_JSON)
+    assert (await async_client.get(url)).json() == {"error": "staff only"}
+    assert (await async_client.get(url)).status_code == 403
+    await async_client.aforce_login(alice)
+    response = await async_client.get(url)
+    assert response.status_code == 403
+    assert response.json() == {"error": "staff only"}
+
+
+async def test_live_samples_give_this_workers_ring(
+    settings, connect, alice, admin_user, async_client
+):
+    """Tests that the charts get this worker's samples, oldest first, with the latency of a
+    finished turn (prompt.submit to message.complete), never cached."""
+    # Samples only when the test takes them.
+    settings.HERMES_GATEWAY = {
+        **settings.HERMES_GATEWAY,
+        "LIVE_SAMPLE_INTERVAL_S": 3600,
+        "LIVE_SAMPLE_WINDOW_S": 36000,
+    }
+    rpc = await connect(alice)
+    sid = (await rpc.call("session.create", {}))["session_id"]
+    await rpc.turn(sid, "hi there")
+    host = await get_host()
+    host.samples.sample(wall=1.0, now=time.monotonic())
+    host.samples.sample(wall=2.0, now=time.monotonic())
+    await async_client.aforce_login(admin_user)
+
+    response = await async_client.get(reverse(LIVE_SAMPLES_JSON))
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+    (worker,) = response.json()["workers"]
+    assert worker["worker"] == host.worker_name
+    first, second = worker["samples"][-2:]
+    assert (first["t"], second["t"]) == (1.0, 2.0)
+    assert first["turns"] == 1 and first["connections"] == 1 and first["live"] == 1
+    assert first["p50_ms"] is not None and first["p50_ms"] == first["p99_ms"] > 0
+    assert second["turns"] == 0
 
 
 ### Chat page and health ###

@@ -56,8 +56,11 @@ class Operation(enum.StrEnum):
     DETACH_ID = "detach_id"
 
 
-#: The host-level call that concerns no session or connection (the admin's live page).
+#: The host-level calls that concern no session or connection (the admin's live page):
+#: the host's figures now, and its ring of samples for the charts.
 SNAPSHOT = "snapshot"
+SAMPLES = "samples"
+HOST_QUERIES = (SNAPSHOT, SAMPLES)
 
 
 class ReapMessage(TypedDict):
@@ -156,7 +159,7 @@ def call(
 
 
 def host_query(reply_to: str, op: str) -> CallMessage:
-    """A host-level call (``SNAPSHOT``): no session, no connection."""
+    """A host-level call (one of ``HOST_QUERIES``): no session, no connection."""
     return {"type": HOST_CALL, "call_id": new_id(), "reply_to": reply_to, "op": op}
 
 

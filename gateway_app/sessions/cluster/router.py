@@ -113,10 +113,17 @@ class SessionRouter:
 
     async def snapshots(self) -> list[dict[str, Any]]:
         """The live state of every other worker's host (for the admin's live page)."""
+        return await self._ask_others(messages.SNAPSHOT)
+
+    async def samples(self) -> list[dict[str, Any]]:
+        """The ring of samples of every other worker's host (the live page's charts)."""
+        return await self._ask_others(messages.SAMPLES)
+
+    async def _ask_others(self, op: str) -> list[dict[str, Any]]:
+        """A host-level call to every other live host; those that fail or time out are left
+        out (the page shows the workers that answered)."""
         others = [h for h in await self.registry.hosts() if h != self.host.channel_name]
-        results = await asyncio.gather(
-            *(self._ask(h, messages.SNAPSHOT) for h in others), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._ask(h, op) for h in others), return_exceptions=True)
         return [r for r in results if isinstance(r, dict)]
 
     async def _ask(self, target: str, op: str) -> Any:
@@ -212,8 +219,12 @@ class SessionRouter:
         )
         reply = messages.reply(message.get("call_id", ""))
         try:
-            if name == messages.SNAPSHOT:
-                reply["result"] = self.host.snapshot()
+            if name in messages.HOST_QUERIES:
+                reply["result"] = (
+                    self.host.snapshot()
+                    if name == messages.SNAPSHOT
+                    else self.host.samples.export()
+                )
                 await self.host.layer.send(message["reply_to"], reply)
                 return
             try:

@@ -32,6 +32,7 @@ async def hosts(settings, registry):
         "HEARTBEAT_S": 3600,
         "SETTLE_INTERVAL_S": 0,
         "FORWARD_TIMEOUT_S": 10,
+        "LIVE_SAMPLE_INTERVAL_S": 3600,
     }
     layer = InMemoryChannelLayer()
     started = [SessionHost(layer, name, registry) for name in ("A", "B")]
@@ -57,6 +58,20 @@ async def session_on(host, user, title="t"):
 
 async def row(session_id):
     return await GatewaySession.objects.aget(pk=session_id)
+
+
+### The live page ###
+
+
+async def test_a_host_gets_the_sample_rings_of_the_others(hosts, alice):
+    """Tests that the live page's charts on A get B's ring over the channel layer, as B
+    holds it (the page shows every worker side by side)."""
+    a, b = hosts
+    await session_on(b, alice)
+    b.samples.sample(wall=5.0, now=0.0)
+    (other,) = await a.router.samples()
+    assert other["worker"] == "B"
+    assert [(s["t"], s["live"], s["connections"]) for s in other["samples"]] == [(5.0, 1, 1)]
 
 
 ### Forwarding ###
