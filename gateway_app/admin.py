@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from .auth.tokens import revoke_token_sync
 from .dashboard import views
 from .models import ApiToken, GatewaySession, Message, SessionStatus
-from .sessions.control import request_teardown
+from .sessions.control import request_drain, request_teardown
 
 # The gateway's pages are linked from the app's own admin section
 # (templates/admin/gateway_app/app_index.html, which Django picks for this app) and from the
@@ -97,7 +97,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     search_fields = ("title", "^id", "user__username")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
-    actions = ("close_sessions", "reap_sessions")
+    actions = ("close_sessions", "reap_sessions", "drain_workers")
     inlines = (MessageInline,)
     fields = (
         "id",
@@ -207,6 +207,20 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     @admin.action(description="Reap selected sessions now", permissions=["change"])
     def reap_sessions(self, request, queryset) -> None:
         self._teardown(request, queryset, "reaped", "Reap")
+
+    @admin.action(description="Drain the workers hosting selected sessions", permissions=["change"])
+    def drain_workers(self, request, queryset) -> None:
+        """A graceful restart of each named worker: its sessions move to the others."""
+        names = sorted({row.host_worker for row in queryset if row.host_worker})
+        asked = [name for name in names if request_drain(name)]
+        if asked:
+            self.message_user(
+                request, f"Drain requested for {', '.join(asked)}.", messages.SUCCESS
+            )
+        if len(asked) < len(names) or not names:
+            self.message_user(
+                request, "Some selected sessions have no live worker to drain.", messages.WARNING
+            )
 
     ### The live gateway page ###
 
