@@ -214,9 +214,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
         names = sorted({row.host_worker for row in queryset if row.host_worker})
         asked = [name for name in names if request_drain(name)]
         if asked:
-            self.message_user(
-                request, f"Drain requested for {', '.join(asked)}.", messages.SUCCESS
-            )
+            self.message_user(request, f"Drain requested for {', '.join(asked)}.", messages.SUCCESS)
         if len(asked) < len(names) or not names:
             self.message_user(
                 request, "Some selected sessions have no live worker to drain.", messages.WARNING
