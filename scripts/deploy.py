@@ -230,7 +230,10 @@ class Supervisor:
             if old.poll() is None:
                 old.terminate()
                 _wait_or_kill(old)
-            log(f"worker-{index} replaced (pid {old.pid} -> {self.workers[index].pid})")
+            log(
+                f"worker-{index} replaced (pid {old.pid} exited with {old.returncode},"
+                f" now pid {self.workers[index].pid})"
+            )
         log("rolling restart done")
 
     def run(self) -> None:

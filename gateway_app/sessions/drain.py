@@ -109,7 +109,7 @@ class WorkerDrain:
 
     async def _run(self) -> None:
         # Imported here: the host module imports this one (its refusals, its host channel).
-        from .host import current_host, reset_host
+        from .host import current_host
 
         logger.warning("draining this worker (DRAIN_TIMEOUT_S=%s)", setting("DRAIN_TIMEOUT_S"))
         try:
@@ -118,7 +118,9 @@ class WorkerDrain:
             host = current_host()
             if host is not None:
                 await drain_host(host, setting("DRAIN_TIMEOUT_S"))
-                await reset_host()
+                # Stopped but kept as this worker's host: a call still arriving on an open
+                # socket must meet its refusals, not start a fresh host in a dying process.
+                await host.stop()
         except Exception:
             logger.exception("draining failed; stopping anyway")
         finally:

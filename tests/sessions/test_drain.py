@@ -194,3 +194,14 @@ async def test_a_worker_drain_runs_once_and_calls_its_hooks(fresh_host):
     assert drain.request() is first and drain.draining
     await asyncio.wait_for(first, 5)
     assert calls == ["start", "done"]
+
+
+async def test_a_drained_worker_starts_no_new_host_for_a_late_call(fresh_host, alice):
+    """Tests that after the worker's drain a call still arriving gets the drained host, which
+    refuses new work, rather than a fresh host started in the stopping process."""
+    host = await host_module.get_host()
+    drain = WorkerDrain()
+    await asyncio.wait_for(drain.request(), 5)
+    assert await host_module.get_host() is host
+    with pytest.raises(WorkerDraining):
+        await host.create(await connect(host, alice), "late")
