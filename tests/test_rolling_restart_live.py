@@ -151,7 +151,8 @@ def stored_replies(db_path, session_ids) -> list[tuple[str, str]]:
 def test_a_rolling_restart_loses_and_repeats_nothing_and_resumes_at_once(deployment):
     """Tests that clients looping streamed turns and approvals across a rolling restart of
     both workers lose no completed message or approval, see none twice, are closed with
-    1012 and resume without waiting on the stopped host. The figures are printed (the issue's closing note)."""
+    1012 and resume without waiting on the stopped host. The figures are printed (the
+    issue's closing note)."""
     port, token, launcher, log_path, db_path = deployment
     url = f"ws://127.0.0.1:{port}/api/ws"
     stats = Stats()
