@@ -26,7 +26,7 @@ from .auth.tokens import revoke_token_sync
 from .dashboard import views
 from .dashboard.transcript import TranscriptPage, transcript_page
 from .models import ApiToken, GatewaySession, SessionStatus
-from .sessions.control import request_teardown
+from .sessions.control import request_drain, request_teardown
 
 # The gateway's pages are linked from the app's own admin section
 # (templates/admin/gateway_app/app_index.html, which Django picks for this app) and from the
@@ -117,7 +117,7 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     sortable_by = ("display_created", "display_activity")
     # "N total" beside a filtered count is a second COUNT over the whole table.
     show_full_result_count = False
-    actions = ("close_sessions", "reap_sessions")
+    actions = ("close_sessions", "reap_sessions", "drain_workers")
     #: Messages on one transcript page (the change form shows the newest page).
     transcript_page_size = 100
     change_form_template = "admin/gateway_app/gatewaysession/change_form.html"
@@ -221,6 +221,18 @@ class GatewaySessionAdmin(admin.ModelAdmin):
     @admin.action(description="Reap selected sessions now", permissions=["change"])
     def reap_sessions(self, request, queryset) -> None:
         self._teardown(request, queryset, "reaped", "Reap")
+
+    @admin.action(description="Drain the workers hosting selected sessions", permissions=["change"])
+    def drain_workers(self, request, queryset) -> None:
+        """A graceful restart of each named worker: its sessions move to the others."""
+        names = sorted({row.host_worker for row in queryset if row.host_worker})
+        asked = [name for name in names if request_drain(name)]
+        if asked:
+            self.message_user(request, f"Drain requested for {', '.join(asked)}.", messages.SUCCESS)
+        if len(asked) < len(names) or not names:
+            self.message_user(
+                request, "Some selected sessions have no live worker to drain.", messages.WARNING
+            )
 
     ### The live gateway page ###
 

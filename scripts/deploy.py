@@ -8,9 +8,12 @@ starts a local redis-server when ``--redis-url`` is not given (or points at a lo
 where nothing listens) requiring a password (generated unless the URL has one) that the
 workers get in their ``REDIS_URL``, migrates the database once, restarts a worker that dies
 (after a growing pause while it keeps dying), and stops everything on SIGINT/SIGTERM, or
-when a step of the start fails.
+when a step of the start fails. SIGHUP (or ``--rolling-restart --pidfile F`` from another
+shell) restarts the workers one at a time: a replacement starts on the shared socket first,
+then the old worker drains (SIGTERM: its clients reconnect to the others, close 1012).
 
-    python scripts/deploy.py --workers 2 --port 8000
+    python scripts/deploy.py --workers 2 --port 8000 --pidfile deploy.pid
+    python scripts/deploy.py --rolling-restart --pidfile deploy.pid
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -35,6 +39,11 @@ RESTART_DELAY_S = 0.5
 RESTART_DELAY_MAX_S = 30.0
 STABLE_AFTER_S = 60.0
 POLL_S = 0.1
+#: A stopping worker drains (DRAIN_TIMEOUT_S for its turns, 10 s by default) before it exits;
+#: past this it is killed.
+STOP_TIMEOUT_S = 30.0
+#: How long a replacement worker may take to start serving before the old one drains anyway.
+READY_TIMEOUT_S = 30.0
 
 
 def log(message: str) -> None:
@@ -161,12 +170,24 @@ class Supervisor:
         self.workers: dict[int, subprocess.Popen] = {}
         self.started: dict[int, float] = {}
         self.backoff: dict[int, Backoff] = {}
+        #: Read ends of the pipes starting workers say "serving" on.
+        self.ready: dict[int, int] = {}
         #: Dead workers waiting for their restart: index -> monotonic time to restart at.
         self.restart_at: dict[int, float] = {}
         self.stopping = False
+        self.restart_requested = False
+
+    def request_restart(self, *_: object) -> None:
+        """SIGHUP: a rolling restart, run by the supervising loop."""
+        self.restart_requested = True
 
     def spawn(self, index: int) -> None:
-        env = {**self.env, "HERMES_WORKER_NAME": f"worker-{index}"}
+        ready_read, ready_write = os.pipe()
+        env = {
+            **self.env,
+            "HERMES_WORKER_NAME": f"worker-{index}",
+            "HERMES_READY_FD": str(ready_write),
+        }
         command = [
             sys.executable,
             "-m",
@@ -175,17 +196,54 @@ class Supervisor:
             str(self.sock.fileno()),
             "hermes_site.asgi:application",
         ]
-        self.workers[index] = subprocess.Popen(
-            command, cwd=REPO, env=env, pass_fds=(self.sock.fileno(),)
-        )
+        try:
+            self.workers[index] = subprocess.Popen(
+                command, cwd=REPO, env=env, pass_fds=(self.sock.fileno(), ready_write)
+            )
+        finally:
+            os.close(ready_write)
+        self.ready[index] = ready_read
         self.started[index] = time.monotonic()
         log(f"worker-{index} started (pid {self.workers[index].pid})")
+
+    def wait_ready(self, index: int, timeout: float = READY_TIMEOUT_S) -> bool:
+        """Wait until the worker serves (it writes to its ready pipe) or exits."""
+        fd = self.ready.pop(index, None)
+        if fd is None:
+            return False
+        try:
+            readable, _, _ = select.select([fd], [], [], timeout)
+            return bool(readable) and os.read(fd, 1) == b"1"
+        finally:
+            os.close(fd)
+
+    def rolling_restart(self) -> None:
+        """Replace the workers one at a time: the new one serves before the old one drains."""
+        log("rolling restart")
+        for index in sorted(self.workers):
+            if self.stopping:
+                return
+            old = self.workers[index]
+            self.spawn(index)
+            if not self.wait_ready(index):
+                log(f"worker-{index}: the replacement is not serving; draining the old anyway")
+            if old.poll() is None:
+                old.terminate()
+                _wait_or_kill(old)
+            log(
+                f"worker-{index} replaced (pid {old.pid} exited with {old.returncode},"
+                f" now pid {self.workers[index].pid})"
+            )
+        log("rolling restart done")
 
     def run(self) -> None:
         for index in range(self.count):
             self.spawn(index)
         while not self.stopping:
             time.sleep(POLL_S)
+            if self.restart_requested:
+                self.restart_requested = False
+                self.rolling_restart()
             now = time.monotonic()
             for index, process in list(self.workers.items()):
                 if self.stopping:
@@ -209,11 +267,28 @@ class Supervisor:
             if process.poll() is None:
                 process.terminate()
         for process in self.workers.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _wait_or_kill(process)
+        for fd in self.ready.values():
+            os.close(fd)
+        self.ready.clear()
+
+
+def _wait_or_kill(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def send_rolling_restart(pidfile: str) -> None:
+    """``--rolling-restart``: SIGHUP to the launcher whose pid is in ``pidfile``."""
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"deploy: no launcher to restart ({pidfile}: {exc})") from None
+    log(f"asked the launcher (pid {pid}) for a rolling restart")
 
 
 def main() -> None:
@@ -226,7 +301,18 @@ def main() -> None:
         default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         help="started locally when nothing listens there (default: %(default)s)",
     )
+    parser.add_argument("--pidfile", help="the launcher writes its pid here (removed at exit)")
+    parser.add_argument(
+        "--rolling-restart",
+        action="store_true",
+        help="restart the workers of the launcher in --pidfile one at a time, then return",
+    )
     args = parser.parse_args()
+    if args.rolling_restart:
+        if not args.pidfile:
+            parser.error("--rolling-restart needs --pidfile")
+        send_rolling_restart(args.pidfile)
+        return
 
     # Until the workers run, a signal unwinds through the finally below like any failure.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -243,6 +329,9 @@ def main() -> None:
         supervisor = Supervisor(sock, args.workers, env)
         signal.signal(signal.SIGTERM, supervisor.stop)
         signal.signal(signal.SIGINT, supervisor.stop)
+        signal.signal(signal.SIGHUP, supervisor.request_restart)
+        if args.pidfile:
+            Path(args.pidfile).write_text(f"{os.getpid()}\n")
         log(
             f"{args.workers} workers on http://{args.host}:{args.port}/"
             f" with Redis {redact(redis_url)}"
@@ -253,6 +342,8 @@ def main() -> None:
             supervisor.stop()
         if sock is not None:
             sock.close()
+        if args.pidfile and sock is not None:
+            Path(args.pidfile).unlink(missing_ok=True)
         if redis_process is not None:
             redis_process.terminate()
             try:

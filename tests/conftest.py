@@ -14,6 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from gateway_app.auth import logins, tokens
+from gateway_app.sessions.drain import worker_drain
 from gateway_app.sessions.host import reset_host
 from gateway_app.slash import client as slash_client
 from gateway_app.transport.websocket import GatewayConsumer
@@ -49,6 +50,7 @@ async def fresh_host() -> AsyncIterator[None]:
     channel_layers.backends.clear()
     yield
     await reset_host()
+    worker_drain.reset()
     leftover = running(slash_client.live_worker_pids(), reaped=True)
     channel_layers.backends.clear()
     assert not leftover, f"slash workers left running: {leftover}"

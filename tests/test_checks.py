@@ -109,6 +109,7 @@ BAD_VALUES = {
     "GROUP_REFRESH_S": -1,
     "HOST_DEAD_AFTER_S": 0,
     "FORWARD_TIMEOUT_S": 0,
+    "DRAIN_TIMEOUT_S": -1,
     "STORE_BATCH_MS": -1,
     "LIST_CACHE_S": -1,
     "HISTORY_LIMIT": 0,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,24 @@ def transport_probe(transport: Any) -> BufferProbe | None:
     return transport_probe(inner) if inner is not transport else None
 
 
+### Readiness ###
+
+#: A launcher (scripts/deploy.py) passes the write end of a pipe here; "1" on it means serving.
+READY_FD_ENV = "HERMES_READY_FD"
+
+
+def notify_ready() -> None:
+    """Tell the launcher this worker serves, so a rolling restart may drain the old one."""
+    fd = os.environ.pop(READY_FD_ENV, "")
+    if not fd.isdigit():
+        return
+    try:
+        os.write(int(fd), b"1")
+        os.close(int(fd))
+    except OSError:
+        pass  # the launcher went away or does not wait
+
+
 ### The access log ###
 
 
@@ -88,19 +108,74 @@ def redacting(action_logger: ActionLogger) -> ActionLogger:
     return log_action
 
 
+#: Registered close codes an application may send beyond autobahn's 1000 and 3000-4999:
+#: 1012 (service restart) tells clients of a draining worker to reconnect at once.
+SERVER_CLOSE_CODES = frozenset({1012})
+
+
+@functools.cache
+def restartable_protocol_class() -> type:
+    """Daphne's WebSocket protocol, able to close with ``SERVER_CLOSE_CODES`` (autobahn's
+    ``sendClose`` refuses them; its ``sendCloseFrame``, which daphne uses for 1011, does not)."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    class RestartableWebSocketProtocol(WebSocketProtocol):
+        def serverClose(self, code: int | None = None) -> None:
+            if code in SERVER_CLOSE_CODES and self.state == self.STATE_OPEN:
+                self.sendCloseFrame(code=code)
+            else:
+                super().serverClose(code=code)
+
+    return RestartableWebSocketProtocol
+
+
 @functools.cache
 def redacting_server_class() -> type:
-    """Daphne's ``Server`` with its action logger wrapped by :func:`redacting`. Built on first
+    """Daphne's ``Server`` with its action logger wrapped by :func:`redacting`, WebSocket
+    closes with 1012, and a graceful drain on SIGTERM (``sessions.drain``). Built on first
     call, since importing ``daphne.server`` installs the Twisted reactor."""
     from daphne.server import Server
 
     class RedactingServer(Server):
-        """Daphne's server with its access log redacted."""
+        """Daphne's server with its access log redacted and a drain on SIGTERM."""
 
         def __init__(self, *args: Any, action_logger: ActionLogger | None = None, **kwargs: Any):
             if action_logger is not None:
                 action_logger = redacting(action_logger)
             super().__init__(*args, action_logger=action_logger, **kwargs)
+            self.ports: list[Any] = []
+
+        def run(self) -> None:
+            from twisted.internet import reactor
+
+            # After startup: Twisted installs its own signal handlers first, then runs these.
+            reactor.callWhenRunning(self.prepare_drain)
+            super().run()
+
+        def listen_success(self, port: Any) -> None:
+            self.ports.append(port)
+            super().listen_success(port)
+
+        def prepare_drain(self) -> None:
+            """Swap in the 1012-capable protocol and have SIGTERM drain instead of stop."""
+            from twisted.internet import reactor
+
+            from ..sessions.drain import worker_drain
+
+            self.ws_factory.protocol = restartable_protocol_class()
+            worker_drain.on_start.append(self.stop_listening)
+            worker_drain.on_done.append(self.stop)
+
+            def on_sigterm(signum: int, frame: Any) -> None:
+                reactor.callFromThread(worker_drain.request)
+
+            signal.signal(signal.SIGTERM, on_sigterm)
+            notify_ready()
+
+        def stop_listening(self) -> None:
+            """New connections go to the other workers sharing the socket (``--fd``)."""
+            for port in self.ports:
+                port.stopListening()
 
     return RedactingServer
 

@@ -29,6 +29,7 @@ from .connection import (
 )
 from .errors import (
     CLOSE_FORBIDDEN,
+    CLOSE_SERVICE_RESTART,
     AuthenticationFailed,
     ClientConnectionError,
     ConnectFailed,
@@ -498,7 +499,11 @@ class Gateway:
         if not self.reconnect:
             raise ConnectionLost(str(closed))
         lived = time.monotonic() - self._opened_at
-        self._quick_drops = self._quick_drops + 1 if lived < STABLE_AFTER_S else 0
+        if closed.code == CLOSE_SERVICE_RESTART and not self._quick_drops:
+            # The worker drains for a restart: the next connection lands on another, at once.
+            self._quick_drops = 0
+        else:
+            self._quick_drops = self._quick_drops + 1 if lived < STABLE_AFTER_S else 0
         self._events.put_nowait(Disconnected(reason=str(closed)))
         logger.debug("gateway link lost (%s); reconnecting", closed)
         link = await self._dial_retrying()

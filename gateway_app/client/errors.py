@@ -10,6 +10,7 @@ from typing import Any
 from ..rpc.codes import (  # noqa: F401 - the codes are part of this module's interface
     CLOSE_FORBIDDEN,
     CLOSE_SEND_QUEUE_FULL,
+    CLOSE_SERVICE_RESTART,
     CLOSE_TOO_LARGE,
     CLOSE_TOO_MANY_CONNECTIONS,
     INTERNAL_ERROR,

@@ -394,6 +394,13 @@ OPTIONS: tuple[Option, ...] = (
         "a call forwarded to another worker's host fails after this",
     ),
     Option(
+        "DRAIN_TIMEOUT_S",
+        10.0,
+        kinds.NON_NEGATIVE,
+        "a draining worker (SIGTERM, `gateway_drain`) lets running turns finish this long, "
+        "then interrupts them (their partial text is kept, marked interrupted)",
+    ),
+    Option(
         "STORE_BATCH_MS",
         50.0,
         kinds.NON_NEGATIVE,

@@ -32,6 +32,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
 
 from ..models import ApiToken, GatewaySession
+from ..sessions.drain import worker_drain
 from ..sessions.host import get_host
 from ..slash.client import live_worker_pids
 from ..transport.ws_urls import websocket_url
@@ -127,7 +128,12 @@ async def _probe(check: Callable[[], Awaitable[dict[str, Any]]], name: str) -> d
 
 @require_safe
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when a channel-layer round trip and a trivial query both succeed, else 503."""
+    """200 when a channel-layer round trip and a trivial query both succeed, else 503;
+    503 "draining" at once while this worker drains (balancers stop sending to it)."""
+    if worker_drain.draining:
+        response = JsonResponse({"status": "draining"}, status=503)
+        add_never_cache_headers(response)
+        return response
     layer, database = await asyncio.gather(
         _probe(_check_layer, "channel layer"), _probe(_check_database, "database")
     )

@@ -14,6 +14,8 @@ TOO_LARGE = 4013
 RATE_LIMITED = 4029
 
 #: WebSocket close codes (README "Beyond PROTOCOL.md v1").
+#: Service restart (RFC 6455 registry): the worker is draining; reconnect at once and resume.
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_FORBIDDEN = 4003
 CLOSE_SEND_QUEUE_FULL = 4008
 CLOSE_TOO_LARGE = 4013

@@ -66,6 +66,12 @@ class InternalError(RpcError):
     code = INTERNAL_ERROR
 
 
+class WorkerDraining(InternalError):
+    """This worker is restarting (draining): the client's next connection lands elsewhere."""
+
+    default_message = "This worker is restarting: reconnect and retry"
+
+
 class SessionNotFound(RpcError):
     """Unknown session, or one owned by another user: the two are indistinguishable."""
 

@@ -70,6 +70,7 @@ class ColdStarter:
         (as ``session.create``), once this host holds the registry's claim on it.
         """
         host = self.host
+        host.refuse_if_draining()
         user_id = ctx.user_id
         stored = await self.store.load(session_id, user_id, messages=setting("HISTORY_LIMIT"))
         if stored is None:

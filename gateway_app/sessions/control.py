@@ -33,6 +33,18 @@ def request_teardown(session: GatewaySession, reason: TeardownReason) -> bool:
     return True
 
 
+def request_drain(worker_name: str) -> list[str]:
+    """Ask every live host of the named worker to drain; returns the channels asked."""
+    host = current_host()
+    if host is not None and host.worker_name == worker_name:
+        channels = [host.channel_name]
+    else:
+        channels = SyncRegistry.from_settings().named(worker_name)
+    for channel in channels:
+        async_to_sync(get_channel_layer().send)(channel, messages.drain())
+    return channels
+
+
 def _host_alive(channel: str) -> bool:
     host = current_host()
     if host is not None:

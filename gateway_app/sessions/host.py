@@ -39,6 +39,7 @@ from ..rpc.errors import (
     LayerUnavailable,
     SessionBusy,
     SessionNotFound,
+    WorkerDraining,
 )
 from ..rpc.protocol import encode, event_message
 from ..slash.client import SlashClient, SlashError
@@ -49,6 +50,7 @@ from .cluster.registry import LocalRegistry, build_registry
 from .cluster.router import SessionRouter
 from .cluster.signing import CLOCK_SKEW_S
 from .coldstart import ColdStarter
+from .drain import DRAINED, worker_drain
 from .emitter import SignalEmitter
 from .groups import GroupRefresher
 from .hostchannel import HostChannel
@@ -111,6 +113,8 @@ class SessionHost:
         #: ``reaped_by_user`` of each open connection's user when it opened, by channel.
         self.reaped_at_open: dict[str, int] = {}
         self.tasks = TaskSet()
+        #: Set by a drain: no new session, turn or slash worker starts here any more.
+        self.draining = False
         self.signals = SignalEmitter(SessionHost)
         self.registry = registry or LocalRegistry()
         # One worker makes every change itself: its writes may wait to be batched and its
@@ -134,6 +138,7 @@ class SessionHost:
             # Ids of recent messages, kept as long as a signed message stays valid (older
             # ones fail the signature's window).
             seen=SeenIds(float(getattr(layer, "expiry", 60)) + CLOCK_SKEW_S),
+            drain=worker_drain.request,
         )
         self.heartbeat = Heartbeat(
             self, self.registry, self.store, self.router, self.tasks, self.counters
@@ -256,7 +261,13 @@ class SessionHost:
             if not self.live_by_user[session.user_id]:
                 del self.live_by_user[session.user_id]
 
+    def refuse_if_draining(self) -> None:
+        """New work goes to another worker while this one drains (its clients reconnect)."""
+        if self.draining:
+            raise WorkerDraining()
+
     async def create(self, ctx: CallContext, title: str) -> LiveSession:
+        self.refuse_if_draining()
         now = timezone.now()  # one timestamp: the result and the stored row must agree
         session = self.new_live(new_session_id(), ctx.user_id, title, now.isoformat())
         self.add_live(session)
@@ -433,11 +444,16 @@ class SessionHost:
         try:
             self.reaper.cancel(session)
             await self._end_work(session)
-            if session.attached:
+            if session.attached and reason != DRAINED:
                 # Only attached connections (local or on other workers) are in the group; a
                 # detached session's replay buffer goes with it, so nobody could see the event.
                 await self.publish(session, "session.closed", {"reason": reason})
             for channel in list(session.attached):
+                ctx = self.connections.get(channel)
+                if reason == DRAINED and ctx is not None and ctx.transport == "remote":
+                    # Drained, not closed: a connection of another worker stays in the group
+                    # and sees the events of whichever worker revives the session.
+                    continue
                 await self.leave_group(session.group, channel)
         except Exception:
             logger.exception("tearing down session %s failed; finalizing it anyway", session.id)
@@ -479,6 +495,9 @@ class SessionHost:
                 self.router.forget_proxy(ctx)
         session.attached.clear()
         self.drop_live(session)
+        if reason == DRAINED:
+            self.detach_row(session)
+            return
         self.finalize_row(
             session.id,
             session.user_id,
@@ -524,6 +543,32 @@ class SessionHost:
         level = logging.DEBUG if reason == CloseReason.EVICTED else logging.INFO
         suffix = f" {after}" if after else ""
         logger.log(level, "session %s %s%s (user %s)", session_id, reason, suffix, user_id)
+
+    def detach_row(self, session: LiveSession) -> None:
+        """
+        A drained session's row and index entry: detached, resumable, hosted nowhere, its
+        ``last_seq`` exactly the last seq issued (none follows here), so the worker that
+        revives it continues from there and a client that saw every event sees no gap.
+        """
+        self.store.update(
+            session.id,
+            status=SessionStatus.DETACHED,
+            attached=0,
+            host_channel="",
+            slash_pid=None,
+            last_seq=session.seq,
+        )
+        self.index.upsert(
+            session.user_id,
+            session.id,
+            title=session.title,
+            status=SessionStatus.DETACHED,
+            attached=False,
+            messages=session.message_count,
+            host_channel="",
+        )
+        self.counters[DRAINED] += 1
+        logger.info("session %s drained (user %s)", session.id, session.user_id)
 
     ### Taken over elsewhere ###
 
@@ -578,6 +623,7 @@ class SessionHost:
     ### Turns and questions ###
 
     async def submit(self, ctx: CallContext, session_id: str, text: str) -> str:
+        self.refuse_if_draining()
         session = await self.cold.get_or_cold_start(ctx, session_id)
         if session.turn is not None:
             raise SessionBusy()
@@ -660,6 +706,7 @@ class SessionHost:
     ### Slash commands ###
 
     async def slash(self, ctx: CallContext, session_id: str, command: str) -> str:
+        self.refuse_if_draining()
         session = await self.cold.get_or_cold_start(ctx, session_id)
         session.touch()
         if session.slash is None:

@@ -45,6 +45,7 @@ class HostChannel:
         tasks: TaskSet,
         counters: Counter,
         seen: SeenIds,
+        drain: Callable[[], object],
     ):
         self.layer = layer
         self.sessions = sessions
@@ -54,6 +55,7 @@ class HostChannel:
         self.tasks = tasks
         self.counters = counters
         self.seen = seen
+        self.drain = drain
         self.name = ""
         self.task: asyncio.Task | None = None
         # Built once: a message type without its handler fails here, not on first delivery.
@@ -138,6 +140,10 @@ class HostChannel:
 
     async def login_ended(self, message: dict[str, Any]) -> None:
         await logins.ended_elsewhere(str(message["session"]))
+
+    async def host_drain(self, message: dict[str, Any]) -> None:
+        logger.warning("drain requested over the host channel")
+        self.drain()
 
     async def login_changed(self, message: dict[str, Any]) -> None:
         # In a task: the re-check reads the database.

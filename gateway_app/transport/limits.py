@@ -381,6 +381,8 @@ class Outbox:
         self._queue: deque[str] = deque()
         self._bytes = 0
         self._wakeup = asyncio.Event()
+        #: Set after each frame the drain task writes (``flush`` waits on it).
+        self._flushed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._started = False
         self._writing = False
@@ -423,6 +425,18 @@ class Outbox:
             await self._write(text)
         finally:
             self._writing = False
+            self._flushed.set()
+        return True
+
+    async def flush(self, within: float) -> bool:
+        """Wait (at most ``within`` seconds) until every queued frame is written; True if so."""
+        try:
+            async with asyncio.timeout(within):
+                while self._queue or self._writing:
+                    self._flushed.clear()
+                    await self._flushed.wait()
+        except TimeoutError:
+            return False
         return True
 
     def put(self, text: str) -> bool:
@@ -469,3 +483,4 @@ class Outbox:
                 await self._write(text)
             finally:
                 self._writing = False
+                self._flushed.set()

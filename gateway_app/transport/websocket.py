@@ -20,16 +20,24 @@ from ..adapters.daphne import server_buffer_probe
 from ..auth import logins, tokens
 from ..auth.permissions import PERMISSION, may_connect
 from ..conf import setting
-from ..rpc.codes import CLOSE_FORBIDDEN, CLOSE_SEND_QUEUE_FULL, CLOSE_TOO_MANY_CONNECTIONS
+from ..rpc.codes import (
+    CLOSE_FORBIDDEN,
+    CLOSE_SEND_QUEUE_FULL,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_MANY_CONNECTIONS,
+)
 from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, encode, ready_message, utf8_length
+from ..sessions.drain import worker_drain
 from ..sessions.host import SessionHost, get_host
 from . import limits
 from .limits import InputGuard, Outbox, cap_response, user_buckets, user_connections
 
 logger = logging.getLogger(__name__)
 
+#: How long a restarting connection's queued frames may take to go out before its 1012.
+RESTART_FLUSH_S = 2.0
 
 #: Connection cleanups in progress. Held here, not only by their consumer: the server may
 #: cancel a consumer again while its cleanup runs, and the cleanup must still finish.
@@ -101,6 +109,11 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             transport="websocket",
             peer=f"{client[0]}:{client[1]}" if client[0] else "",
         )
+        if worker_drain.draining:
+            # This worker is restarting: the client reconnects at once, to another worker.
+            await self.accept()
+            await self.close(code=CLOSE_SERVICE_RESTART)
+            return
         # The host first: it is what hears of revocations for this worker.
         self.host = await get_host()
         if not self._watch_token(ctx) or not self._watch_login(ctx):
@@ -254,6 +267,14 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
             self.ctx.peer or "-",
         )
         await self._close(CLOSE_FORBIDDEN)
+
+    async def gateway_restart(self, message: dict[str, Any]) -> None:
+        """This worker drained what the connection held: its frames out, then close 1012."""
+        if self.ctx is None or self.closing:
+            return
+        if self.outbox is not None:
+            await self.outbox.flush(RESTART_FLUSH_S)
+        await self._close(CLOSE_SERVICE_RESTART)
 
     async def disconnect(self, code: int) -> None:
         await self._finish(code)

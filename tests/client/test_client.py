@@ -1,8 +1,12 @@
 """Pure parts of the Gateway client."""
 
+import asyncio
+
 from gateway_app.client.client import Gateway, reply_to
+from gateway_app.client.connection import LinkClosed
 from gateway_app.client.events import MessageComplete, parse_event
 from gateway_app.client.results import Message, Resumed
+from gateway_app.rpc.codes import CLOSE_SERVICE_RESTART
 
 
 def test_reply_to_finds_the_answer_to_the_prompt_not_the_last_message():
@@ -96,3 +100,58 @@ def test_message_complete_says_whether_the_reply_was_cut():
         {"type": "message.complete", "payload": {"turn_id": "t", "text": "x", "truncated": True}}
     )
     assert isinstance(event, MessageComplete) and event.truncated is True
+
+
+class _Link:
+    """A link that answers nothing and ends with ``close_code`` once ``drop()`` is called."""
+
+    ready = {"type": "gateway.ready", "payload": {"protocol": 1, "skin": {}}}
+
+    def __init__(self):
+        self.dropped = asyncio.Event()
+        self.close_code = None
+
+    def drop(self, code):
+        self.close_code = code
+        self.dropped.set()
+
+    async def send(self, text):
+        pass
+
+    async def recv(self):
+        await self.dropped.wait()
+        raise LinkClosed(f"closed with code {self.close_code}", self.close_code)
+
+    async def close(self):
+        pass
+
+
+async def redial_after(code):
+    """The quick drops a gateway counts after its young link closed with ``code``."""
+    links = [_Link(), _Link()]
+    dialed = asyncio.Event()
+
+    async def dial():
+        if len(links) == 1:
+            dialed.set()
+        return links.pop(0)
+
+    gateway = await Gateway(dial).open()
+    try:
+        first = gateway.link
+        first.drop(code)
+        await asyncio.wait_for(dialed.wait(), 5)
+        return gateway._quick_drops
+    finally:
+        await gateway.close()
+
+
+async def test_a_service_restart_close_redials_at_once_even_on_a_young_link():
+    """Tests that a link closed with 1012 (the worker drains) is redialled at once, with no
+    backoff, even when it had just opened."""
+    assert await redial_after(CLOSE_SERVICE_RESTART) == 0
+
+
+async def test_an_ordinary_drop_of_a_young_link_still_backs_off():
+    """Tests that a link dropping right after it opened (1006) counts as a quick drop."""
+    assert await redial_after(1006) == 1

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from gateway_app.dashboard import views
 from gateway_app.models import GatewaySession
+from gateway_app.sessions.drain import worker_drain
 from gateway_app.sessions.host import get_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -148,6 +149,15 @@ async def test_healthz_checks_layer_and_database(async_client):
     data = response.json()
     assert data["status"] == "ok"
     assert data["channel_layer"]["ok"] and data["database"]["ok"]
+
+
+async def test_healthz_is_503_draining_while_the_worker_drains(async_client, monkeypatch):
+    """Tests that /healthz answers 503 "draining" while this worker drains, so balancers
+    stop sending it new connections."""
+    monkeypatch.setattr(worker_drain, "draining", True)
+    response = await async_client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "draining"}
 
 
 async def test_healthz_is_503_when_the_database_fails(async_client, monkeypatch):

@@ -190,6 +190,18 @@ describe("reconnect", () => {
     assert.deepEqual(log.at(-1), ["down", { delay: BACKOFF_MIN_MS, failures: 0, code: 1006 }]);
   });
 
+  test("a service restart close of a ready socket reconnects at once", () => {
+    /** Tests that a 1012 (the worker drains for a restart) after gateway.ready redials with no delay, and the backoff is kept for the drop after it. */
+    client();
+    socket().ready();
+    socket().drop(CloseCode.SERVICE_RESTART);
+    assert.deepEqual(log.at(-1), ["down", { delay: 0, failures: 0, code: 1012 }]);
+    timers.fire((timer) => timer.ms === 0);
+    assert.equal(FakeSocket.instances.length, 2);
+    socket().drop(CloseCode.SERVICE_RESTART);
+    assert.deepEqual(log.at(-1), ["down", { delay: BACKOFF_MIN_MS, failures: 1, code: 1012 }]);
+  });
+
   test("frames of a replaced socket are ignored", () => {
     /** Tests that a late frame of the old socket does not reach the handlers after a reconnect. */
     client();

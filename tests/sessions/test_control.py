@@ -10,8 +10,8 @@ from gateway_app.models import GatewaySession
 from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.cluster import registry as registry_module
 from gateway_app.sessions.cluster.registry import SyncRegistry
-from gateway_app.sessions.control import request_teardown
-from gateway_app.sessions.host import current_host
+from gateway_app.sessions.control import request_drain, request_teardown
+from gateway_app.sessions.host import current_host, get_host
 from tests.sessions.cluster.fakes import FakeRegistry
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,3 +78,14 @@ def test_without_redis_no_other_process_host_counts_as_alive():
     """Tests that the sync registry, built without REDIS_URL, finds no host alive: none in
     another process is reachable."""
     assert SyncRegistry("").alive("specific.elsewhere!x") is False
+
+
+async def test_gateway_drain_names_a_worker_and_its_host_drains(fresh_host, monkeypatch):
+    """Tests that request_drain for this worker's name sends host.drain to its host channel,
+    which requests the worker's drain, and that an unknown name reaches nobody."""
+    host = await get_host()
+    requested = asyncio.Event()
+    host.host_channel.drain = requested.set
+    assert await sync_to_async(request_drain)(host.worker_name) == [host.channel_name]
+    await asyncio.wait_for(requested.wait(), 5)
+    assert await sync_to_async(request_drain)("no-such-worker") == []

@@ -8,7 +8,9 @@ import logging
 import pytest
 
 from gateway_app.rpc import dispatch as dispatch_module
+from gateway_app.rpc.codes import CLOSE_SERVICE_RESTART
 from gateway_app.rpc.dispatch import method
+from gateway_app.sessions.drain import RESTART_MESSAGE, worker_drain
 from gateway_app.sessions.host import current_host
 from gateway_app.transport import websocket
 from gateway_app.transport.limits import user_connections
@@ -179,3 +181,33 @@ async def test_json_hooks_keep_the_base_class_contract():
     consumer = websocket.GatewayConsumer()
     assert await consumer.decode_json('{"a": [1, "é"]}') == {"a": [1, "é"]}
     assert json.loads(await consumer.encode_json({"a": [1, "é"]})) == {"a": [1, "é"]}
+
+
+async def test_a_restart_message_closes_the_socket_with_1012_after_its_frames(connect, alice):
+    """Tests that a drained connection gets the frames queued before it, then close 1012
+    (service restart), so its client reconnects at once."""
+    rpc = await connect(alice)
+    communicator = rpc.connection.communicator
+    host = current_host()
+    (ctx,) = host.connections.values()
+    await host.layer.send(ctx.channel_name, {"type": "session.event", "frame": "last"})
+    await host.layer.send(ctx.channel_name, {"type": RESTART_MESSAGE})
+    assert await communicator.receive_from(timeout=5) == "last"
+    assert await communicator.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": CLOSE_SERVICE_RESTART,
+    }
+
+
+async def test_a_connection_opened_while_draining_is_closed_with_1012(fresh_host, alice):
+    """Tests that a worker draining refuses new sockets with 1012: the client reconnects at
+    once, to another worker."""
+    worker_drain.draining = True
+    connection = Connection(alice)
+    connected, _ = await connection.communicator.connect(timeout=5)
+    assert connected
+    assert await connection.communicator.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": CLOSE_SERVICE_RESTART,
+    }
+    assert current_host() is None

@@ -28,6 +28,7 @@ class BeatingHost(Protocol):
     """What the heartbeat needs of its host: its sessions, and the two changes it asks for."""
 
     channel_name: str
+    worker_name: str
     sessions: dict[str, LiveSession]
 
     def give_up(self, session: LiveSession) -> None: ...
@@ -91,6 +92,7 @@ class Heartbeat:
                 host.channel_name,
                 setting("HOST_DEAD_AFTER_S"),
                 {session_id: session.user_id for session_id, session in hosted.items()},
+                name=host.worker_name,
             )
         except Exception:
             # Whatever Redis kept through the outage is suspect: re-register once it is back.

@@ -27,6 +27,8 @@ TOKEN_REVOKED = "token.revoked"
 LOGIN_ENDED = "login.ended"
 #: A user's password, activity or existence changed: re-check that user's logins.
 LOGIN_CHANGED = "login.changed"
+#: An operator asked this worker to drain (``gateway_drain``, the admin): a graceful stop.
+HOST_DRAIN = "host.drain"
 
 #: Every type a host channel serves.
 HOST_MESSAGE_TYPES = (
@@ -37,6 +39,7 @@ HOST_MESSAGE_TYPES = (
     TOKEN_REVOKED,
     LOGIN_ENDED,
     LOGIN_CHANGED,
+    HOST_DRAIN,
 )
 
 #: The reasons an operator may tear a session down for.
@@ -126,6 +129,11 @@ class LoginEndedMessage(TypedDict):
     session: str
 
 
+class DrainMessage(TypedDict):
+    type: str
+    id: str
+
+
 class LoginChangedMessage(TypedDict):
     type: str
     id: NotRequired[str]
@@ -178,6 +186,10 @@ def login_ended(digest: str) -> LoginEndedMessage:
 
 def login_changed(user_id: int) -> LoginChangedMessage:
     return {"type": LOGIN_CHANGED, "id": new_id(), "user_id": user_id}
+
+
+def drain() -> DrainMessage:
+    return {"type": HOST_DRAIN, "id": new_id()}
 
 
 def message_id(message: dict[str, Any]) -> str:

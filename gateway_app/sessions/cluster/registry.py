@@ -39,15 +39,16 @@ end
 return 0
 """
 
-# A host's beat (KEYS: its liveness key, then its sessions' keys; ARGV: host, ttl ms, then
-# the user of each session). Per session: 1 still its own (expiry renewed); 2 the key had
+# A host's beat (KEYS: its liveness key, then its sessions' keys; ARGV: host, ttl ms, its
+# worker name (the liveness key's value, for ``gateway_drain <worker>``), then the user of
+# each session). Per session: 1 still its own (expiry renewed); 2 the key had
 # expired and is its own again; 3 the key is gone and so was the host's liveness (a stall
 # past HOST_DEAD_AFTER_S, or Redis lost its data): another host may have taken the session
 # over and closed it meanwhile, so the host must check before taking it back; 0 another host
 # holds it (it was taken over).
 _RENEW = """
 local alive = redis.call('EXISTS', KEYS[1]) == 1
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 local owned = {}
 for i = 2, #KEYS do
     local current = redis.call('HGET', KEYS[i], 'host')
@@ -55,7 +56,7 @@ for i = 2, #KEYS do
         redis.call('PEXPIRE', KEYS[i], ARGV[2])
         owned[i - 1] = 1
     elseif current == false and alive then
-        redis.call('HSET', KEYS[i], 'host', ARGV[1], 'user', ARGV[1 + i])
+        redis.call('HSET', KEYS[i], 'host', ARGV[1], 'user', ARGV[2 + i])
         redis.call('PEXPIRE', KEYS[i], ARGV[2])
         owned[i - 1] = 2
     elseif current == false then
@@ -112,18 +113,28 @@ class LocalRegistry:
     async def claim(self, session_id: str, dead_host: str, host: str, user_id: int) -> bool:
         return True
 
-    async def heartbeat(self, host: str, ttl_s: float, sessions: dict[str, int]) -> Beat:
+    async def heartbeat(
+        self, host: str, ttl_s: float, sessions: dict[str, int], name: str = ""
+    ) -> Beat:
         """
-        Refresh this host's liveness and the entries of its ``sessions`` (id -> user) for
-        ``ttl_s``; reports which of them another host holds now.
+        Refresh this host's liveness (as worker ``name``) and the entries of its ``sessions``
+        (id -> user) for ``ttl_s``; reports which of them another host holds now.
         """
         return Beat("local")
+
+    async def withdraw(self, host: str) -> None:
+        """Drop the host's liveness at once (a drain): its sessions are nobody's from now."""
+        return None
 
     async def alive(self, host: str) -> bool:
         return True
 
     async def hosts(self) -> list[str]:
         """Channels of every live host (other workers included)."""
+        return []
+
+    async def named(self, name: str) -> list[str]:
+        """Channels of the live hosts of worker ``name``."""
         return []
 
     async def close(self) -> None:
@@ -169,7 +180,9 @@ class RedisRegistry(LocalRegistry):
         )
         return bool(claimed)
 
-    async def heartbeat(self, host: str, ttl_s: float, sessions: dict[str, int]) -> Beat:
+    async def heartbeat(
+        self, host: str, ttl_s: float, sessions: dict[str, int], name: str = ""
+    ) -> Beat:
         """
         One round trip: the liveness key and the hosted sessions' keys (one script), and
         Redis' run id (a restart changes it).
@@ -178,7 +191,7 @@ class RedisRegistry(LocalRegistry):
 
         ids = list(sessions)
         keys = [HOST_KEY.format(host), *(SESSION_KEY.format(session_id) for session_id in ids)]
-        args = [host, int(ttl_s * 1000), *sessions.values()]
+        args = [host, int(ttl_s * 1000), name, *sessions.values()]
         async with self.redis.pipeline(transaction=False) as pipe:
             # EVALSHA itself: a pipeline holding a Script checks it with an extra SCRIPT
             # EXISTS round trip on every execute.
@@ -199,6 +212,9 @@ class RedisRegistry(LocalRegistry):
             unsure=tuple(i for i, code in codes.items() if code == 3),
         )
 
+    async def withdraw(self, host: str) -> None:
+        await self.redis.delete(HOST_KEY.format(host))
+
     async def alive(self, host: str) -> bool:
         return bool(await self.redis.exists(HOST_KEY.format(host)))
 
@@ -208,6 +224,12 @@ class RedisRegistry(LocalRegistry):
             key.decode().removeprefix(prefix)
             async for key in self.redis.scan_iter(match=prefix + "*", count=100)
         ]
+
+    async def named(self, name: str) -> list[str]:
+        channels = await self.hosts()
+        values = await self.redis.mget([HOST_KEY.format(c) for c in channels]) if channels else []
+        wanted = name.encode()
+        return [c for c, value in zip(channels, values, strict=True) if value == wanted]
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -250,6 +272,17 @@ class SyncRegistry:
 
     def alive(self, host: str) -> bool:
         return async_to_sync(self._alive)(host)
+
+    def named(self, name: str) -> list[str]:
+        """Channels of the live hosts of worker ``name`` (none without Redis)."""
+        return async_to_sync(self._named)(name)
+
+    async def _named(self, name: str) -> list[str]:
+        registry = build_registry(self.redis_url)
+        try:
+            return await registry.named(name)
+        finally:
+            await registry.close()
 
     async def _alive(self, host: str) -> bool:
         registry = build_registry(self.redis_url)

@@ -17,6 +17,8 @@ class FakeRegistry(LocalRegistry):
         self.entries: dict[str, HostEntry] = {}
         self.live_hosts: set[str] = set()
         self.data_id = "fake-1"
+        #: Worker name of each live host, as its last beat gave it.
+        self.names: dict[str, str] = {}
         #: Entries ``lookup`` answers once instead of the real one (a lookup that raced a claim).
         self.stale: dict[str, HostEntry | None] = {}
 
@@ -57,9 +59,12 @@ class FakeRegistry(LocalRegistry):
             return True
         return False
 
-    async def heartbeat(self, host: str, ttl_s: float, sessions: dict[str, int]) -> Beat:
+    async def heartbeat(
+        self, host: str, ttl_s: float, sessions: dict[str, int], name: str = ""
+    ) -> Beat:
         alive = host in self.live_hosts
         self.live_hosts.add(host)
+        self.names[host] = name
         lost, restored, unsure = [], [], []
         for session_id, user_id in sessions.items():
             current = self.entries.get(session_id)
@@ -74,8 +79,14 @@ class FakeRegistry(LocalRegistry):
                 lost.append(session_id)
         return Beat(self.data_id, tuple(lost), tuple(restored), tuple(unsure))
 
+    async def withdraw(self, host: str) -> None:
+        self.live_hosts.discard(host)
+
     async def alive(self, host: str) -> bool:
         return host in self.live_hosts
+
+    async def named(self, name: str) -> list[str]:
+        return sorted(h for h in self.live_hosts if self.names.get(h) == name)
 
     async def hosts(self) -> list[str]:
         return sorted(self.live_hosts)

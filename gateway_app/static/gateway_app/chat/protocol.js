@@ -19,6 +19,7 @@ export const ErrorCode = Object.freeze({
 /** WebSocket close codes the gateway closes with. */
 export const CloseCode = Object.freeze({
   FRAME_TOO_LARGE: 1009,
+  SERVICE_RESTART: 1012,
   FORBIDDEN: 4003,
   SEND_QUEUE_FULL: 4008,
   MESSAGE_TOO_LARGE: 4013,

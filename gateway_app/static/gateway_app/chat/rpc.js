@@ -1,7 +1,7 @@
 // The page's JSON-RPC client over /api/ws: one socket at a time, calls matched to answers by
 // id, events handed on, and a reconnect with jittered backoff whenever the socket closes.
 
-import { ClientErrorCode, EventType, JSONRPC, Method, RpcError } from "./protocol.js";
+import { ClientErrorCode, CloseCode, EventType, JSONRPC, Method, RpcError } from "./protocol.js";
 
 export const BACKOFF_MIN_MS = 500;
 export const BACKOFF_MAX_MS = 15000;
@@ -72,6 +72,9 @@ export class RpcClient {
   }
 
   onClose(code) {
+    // A worker draining for a restart (1012) closes a working socket: the next one lands on
+    // another worker, so it opens at once; a socket that never got ready backs off as usual.
+    const restart = code === CloseCode.SERVICE_RESTART && this.ready;
     if (!this.ready) this.failures += 1;
     this.ws = null;
     this.ready = false;
@@ -80,8 +83,9 @@ export class RpcClient {
       reject(new RpcError(ClientErrorCode.CONNECTION_LOST, "connection lost"));
     }
     this.calls.clear();
-    const { delay, backoff } = nextBackoff(this.backoff, this.random);
-    this.backoff = backoff;
+    const next = nextBackoff(this.backoff, this.random);
+    const delay = restart ? 0 : next.delay;
+    if (!restart) this.backoff = next.backoff;
     this.onDown({ delay, failures: this.failures, code });
     this.timers.setTimeout(() => this.connect(), delay);
   }
