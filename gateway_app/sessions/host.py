@@ -723,13 +723,18 @@ class SessionHost:
             # Encoded on the event loop: only for the commands that read it.
             context["messages"] = session.history[-SLASH_TRANSCRIPT_MESSAGES:]
         pid_before = session.slash.pid
+        session.slash_calls += 1
         try:
             result = await session.slash.execute(command, context)
         except SlashError as exc:
             if session.phase is not Phase.ACTIVE:
-                # Closed (or reaped) while the command ran: the worker went with it.
+                # Closed while the command ran: the worker went with it.
                 raise SessionNotFound("Session closed while the slash command ran") from exc
             raise InternalError(f"slash command failed: {exc}") from exc
+        finally:
+            session.slash_calls -= 1
+            # A reap that came due meanwhile was put off: arm what is left of the grace.
+            self.reaper.rearm(session)
         effects = result.get("effects") or {}
         updates: dict[str, Any] = {}
         if isinstance(effects.get("title"), str):

@@ -60,6 +60,8 @@ class LiveSession:
     #: (tool, description) pairs the user approved for the rest of the session.
     approved_tools: set[tuple[str, str]] = field(default_factory=set)
     slash: SlashClient | None = None
+    #: Slash commands running now: the session is busy (not reaped) until they end.
+    slash_calls: int = 0
     reap_timer: asyncio.TimerHandle | None = None
     skin: str = "default"
     #: The newest messages of the transcript, at most ``HISTORY_LIMIT`` and about
@@ -103,8 +105,9 @@ class LiveSession:
 
     @property
     def busy(self) -> bool:
-        """Running a turn or waiting on the user: never reaped in this state."""
-        return self.turn is not None or bool(self.pending)
+        """Running a turn or a slash command, or waiting on the user: never reaped in this
+        state."""
+        return self.turn is not None or bool(self.pending) or self.slash_calls > 0
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()

@@ -13,6 +13,7 @@ from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.host import current_host, get_host
 from gateway_app.sessions.reaper import EVICTION_WARN_INTERVAL_S, ThrottledCount
 from gateway_app.sessions.state import Phase
+from gateway_app.slash.client import SlashClient
 from tests.support.poll import eventually
 from tests.support.procs import assert_gone
 
@@ -327,8 +328,22 @@ async def test_lru_eviction_counts_a_touch_while_detached_as_use(connect, alice,
     assert second not in current_host().sessions
 
 
+def held_slash_commands(monkeypatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold every slash command at its start: (started, release)."""
+    started, release = asyncio.Event(), asyncio.Event()
+    execute = SlashClient.execute
+
+    async def held(self, command, context):
+        started.set()
+        await release.wait()
+        return await execute(self, command, context)
+
+    monkeypatch.setattr(SlashClient, "execute", held)
+    return started, release
+
+
 async def test_session_cold_started_without_attach_is_reaped_after_the_grace(
-    connect, alice, gateway_options
+    connect, alice, gateway_options, monkeypatch
 ):
     """Tests that a reaped session woken by a slash command from a connection that never
     attaches it is reaped again after the grace, slash worker included (no leak until TTL)."""
@@ -336,12 +351,36 @@ async def test_session_cold_started_without_attach_is_reaped_after_the_grace(
     sid = await create_detached(connect, alice)
     host = current_host()
     await eventually(lambda: sid not in host.sessions)
+    started, release = held_slash_commands(monkeypatch)
     rpc = await connect(alice)
-    await rpc.call("slash.exec", {"session_id": sid, "command": "/status"})
-    pid = host.sessions[sid].slash.pid
+    call = asyncio.ensure_future(rpc.call("slash.exec", {"session_id": sid, "command": "/status"}))
+    await asyncio.wait_for(started.wait(), 10)
     assert not host.sessions[sid].attached
+    release.set()
+    await call
+    pid = host.sessions[sid].slash.pid if sid in host.sessions else None
     await eventually(lambda: sid not in host.sessions)
-    await assert_gone([pid])
+    await assert_gone([pid] if pid else [])
+
+
+async def test_a_reap_due_while_a_slash_command_runs_waits_for_it(
+    connect, alice, gateway_options, monkeypatch
+):
+    """Tests that a detached session is not reaped under its running slash command (the
+    caller would get "closed while the slash command ran"), and is reaped once it ends."""
+    gateway_options(REAP_GRACE_S=0.3)
+    sid = await create_detached(connect, alice)
+    host = current_host()
+    started, release = held_slash_commands(monkeypatch)
+    rpc = await connect(alice)
+    call = asyncio.ensure_future(rpc.call("slash.exec", {"session_id": sid, "command": "/status"}))
+    await asyncio.wait_for(started.wait(), 10)
+    session = host.sessions[sid]
+    await host.reaper.handle(messages.reap(sid, session.epoch))
+    assert sid in host.sessions
+    release.set()
+    assert "output" in await call
+    await eventually(lambda: sid not in host.sessions)
 
 
 async def test_cold_starts_evict_beyond_the_live_session_cap(connect, alice, gateway_options):
