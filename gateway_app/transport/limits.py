@@ -420,13 +420,17 @@ class Outbox:
             or self.probe() + len(text) > DIRECT_WRITE_MAX
         ):
             return self.put(text)
+        await self._write_one(text)
+        return True
+
+    async def _write_one(self, text: str) -> None:
+        """Write one frame, marked in flight so ``flush()`` waits for it."""
         self._writing = True
         try:
             await self._write(text)
         finally:
             self._writing = False
             self._flushed.set()
-        return True
 
     async def flush(self, within: float) -> bool:
         """Wait (at most ``within`` seconds) until every queued frame is written; True if so."""
@@ -478,9 +482,4 @@ class Outbox:
             pause = 0.005
             text = self._queue.popleft()
             self._bytes -= len(text)
-            self._writing = True
-            try:
-                await self._write(text)
-            finally:
-                self._writing = False
-                self._flushed.set()
+            await self._write_one(text)
