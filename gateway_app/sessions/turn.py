@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..agents import Agent, AgentError, Turn, TurnUser
 from ..agents.base import ApprovalChoice
 from ..agents.tools import Tool, ToolContext
+from ..metrics import families
 from .state import LiveSession, PendingQuestion
 
 if TYPE_CHECKING:
@@ -60,8 +61,12 @@ class TurnRunner(Turn):
         self._tools: dict[str, tuple[str, dict[str, Any]]] = {}
         self.tool_calls: list[dict[str, Any]] = []  # completed ones, for turn_finished
         self.task: asyncio.Task | None = None
+        #: When the prompt was accepted, for the latency histograms; None: not started.
+        self._started_at: float | None = None
+        self._first_delta = True
 
     def start(self) -> None:
+        self._started_at = time.perf_counter()
         self.task = asyncio.get_running_loop().create_task(
             self._run_to_end(), name=f"turn-{self.session.id}"
         )
@@ -90,12 +95,22 @@ class TurnRunner(Turn):
 
     async def _run_to_end(self) -> None:
         """Run the turn; however it ends, the session is free for the next one afterwards."""
+        outcome = "completed"
         try:
             await self._run()
+        except asyncio.CancelledError:
+            outcome = "interrupted"  # torn down (session closed, reaped, host stopping)
+            raise
         except Exception as exc:
+            outcome = "crashed"
             logger.exception("turn %s of session %s crashed", self.turn_id, self.session.id)
             await self._crashed(exc)
         finally:
+            if outcome == "completed" and self.interrupted:
+                outcome = "interrupted"
+            if self._started_at is not None:
+                elapsed = time.perf_counter() - self._started_at
+                families.TURN_SECONDS.labels(outcome).observe(elapsed)
             self.host.turn_finished(self.session, self)
 
     async def _crashed(self, exc: Exception) -> None:
@@ -212,6 +227,9 @@ class TurnRunner(Turn):
         await self.host.publish(
             self.session, "message.delta", {"turn_id": self.turn_id, "text": text}, numbered=sent
         )
+        if self._first_delta and self._started_at is not None:
+            self._first_delta = False
+            families.TURN_FIRST_DELTA_SECONDS.observe(time.perf_counter() - self._started_at)
 
     async def tool_start(self, name: str, args: dict[str, Any]) -> str:
         await self._flush()
