@@ -17,7 +17,7 @@ from .agents.loading import resolve_agent
 from .agents.openai import OpenAIAgent
 from .agents.tools import load_tools
 from .conf import BY_NAME, OPTIONS, gateway_settings, setting
-from .conf.kinds import is_number
+from .conf.kinds import is_number, parse_networks
 from .conf.layers import default_layer, is_redis_layer, layer_redis_url
 from .rpc.dispatch import registry as method_registry
 from .sessions.cluster.signing import SIGNED_FORMAT
@@ -66,6 +66,7 @@ def check_gateway_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     errors += _check_extensions(options)
     errors += _check_terminal(options)
     errors += _check_message_budgets(options)
+    errors += _check_metrics_allow(options)
     return errors
 
 
@@ -103,6 +104,26 @@ def _check_message_budgets(options: dict[str, Any]) -> list[checks.CheckMessage]
             )
         )
     return errors
+
+
+def _check_metrics_allow(options: dict[str, Any]) -> list[checks.CheckMessage]:
+    """W070: a METRICS_ALLOW network of every address publishes the metrics to anyone."""
+    value = options["METRICS_ALLOW"]
+    try:
+        networks = parse_networks(value) if isinstance(value, str) else ()
+    except ValueError:
+        return []  # E070, from the option's kind
+    everyone = [str(network) for network in networks if network.prefixlen == 0]
+    if not everyone:
+        return []
+    return [
+        checks.Warning(
+            f"HERMES_GATEWAY['METRICS_ALLOW'] admits every address ({', '.join(everyone)}).",
+            hint="Anyone who reaches the server reads /metrics without logging in; allow "
+            "the scraper's network only, or leave it empty and scrape with an API token.",
+            id="gateway_app.W070",
+        )
+    ]
 
 
 def _check_extensions(options: dict[str, Any]) -> list[checks.CheckMessage]:

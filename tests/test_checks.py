@@ -35,6 +35,27 @@ def test_an_unknown_option_is_a_warning(settings):
     assert ids(check_gateway_settings(None)) == ["gateway_app.W001"]
 
 
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "localhost", "127.0.0.1,nope"])
+def test_a_metrics_allow_that_is_not_a_list_of_networks_is_an_error(settings, value):
+    """Tests that METRICS_ALLOW must be comma-separated CIDR networks (E070)."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "METRICS_ALLOW": value}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.E070"]
+
+
+@pytest.mark.parametrize("value", ["", "10.0.0.0/8, ::1", "192.0.2.5"])
+def test_a_metrics_allow_of_networks_passes(settings, value):
+    """Tests that networks, bare addresses and the empty list are accepted."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "METRICS_ALLOW": value}
+    assert check_gateway_settings(None) == []
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0/0", "127.0.0.1,::/0"])
+def test_a_metrics_allow_of_every_address_is_a_warning(settings, value):
+    """Tests that an allow-list admitting the whole internet is flagged (W070)."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "METRICS_ALLOW": value}
+    assert ids(check_gateway_settings(None)) == ["gateway_app.W070"]
+
+
 def test_a_negative_duration_is_an_error(settings):
     """Tests that a duration below zero fails the check, naming the option."""
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "REAP_GRACE_S": -1}
@@ -128,6 +149,7 @@ BAD_VALUES = {
     "WEBSOCKET_PATH": "/api/ws",
     "LIVE_SAMPLE_INTERVAL_S": 0,
     "LIVE_SAMPLE_WINDOW_S": -1,
+    "METRICS_ALLOW": "10.0.0.0/33",
 }
 
 

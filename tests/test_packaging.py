@@ -87,7 +87,15 @@ def test_the_wheel_declares_the_runtime_dependencies_and_extras(metadata):
     extras bring the optional parts."""
     requires = metadata.get_all("Requires-Dist")
     core = {r.split("<")[0].split(">")[0].split("[")[0] for r in requires if "extra ==" not in r}
-    assert {"django", "channels", "daphne", "orjson", "channels-redis", "msgpack"} <= core
+    assert {
+        "django",
+        "channels",
+        "daphne",
+        "orjson",
+        "channels-redis",
+        "msgpack",
+        "prometheus-client",
+    } <= core
     assert not core & {"whitenoise", "django-axes", "psutil", "httpx", "websockets", "pytest"}
     assert set(metadata.get_all("Provides-Extra")) == {
         "redis",

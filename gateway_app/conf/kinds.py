@@ -6,6 +6,7 @@ the definitions before Django is set up.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -170,4 +171,31 @@ def _module_paths(value: Any) -> bool:
 MODULE_LIST = Kind(
     tuple,
     (Rule("a list of dotted module paths", "gateway_app.E055", _module_paths),),
+)
+
+
+def parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of a comma-separated list (a bare address is one host); ValueError
+    names the first that is not one."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in value.split(",")
+        if part.strip()
+    )
+
+
+def _networks(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_networks(value)
+    except ValueError:
+        return False
+    return True
+
+
+#: Comma-separated IP networks (CIDR; a bare address is one host); empty for none.
+NETWORKS = Kind(
+    str,
+    (IS_STRING, Rule("comma-separated IP networks (CIDR)", "gateway_app.E070", _networks)),
 )

@@ -442,6 +442,18 @@ OPTIONS: tuple[Option, ...] = (
         kinds.URL_PATH,
         "path of the WebSocket endpoint the route and the chat page use (no leading slash)",
     ),
+    # Operations.
+    Option(
+        "METRICS_ALLOW",
+        "127.0.0.0/8,::1/128",
+        kinds.NETWORKS,
+        "comma-separated networks (CIDR) whose direct requests may read `GET /metrics` "
+        "without logging in; a request that passed a proxy (`X-Forwarded-For`, `Forwarded`, "
+        "`X-Real-IP`) never counts as from its address. Empty: only staff and holders of "
+        "`gateway_app.view_gatewaysession`, by login or API token (see [Metrics](#metrics))",
+        env="HERMES_METRICS_ALLOW",
+        shown="loopback",
+    ),
 )
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..conf import setting
+from ..metrics import families
 from .context import CallContext
 from .errors import InternalError, MethodNotFound, ParseError, RpcError
 from .protocol import Frame, Rejected, Request, error_message, result_message
@@ -165,6 +166,7 @@ async def dispatch(ctx: CallContext, item: Request | Rejected) -> dict[str, Any]
         if item.notification:
             logger.debug("notification dropped (user=%s): %s", ctx.caller.username, item.error)
             return None
+        families.count_error(item.error.code)
         return error_message(item.id, item.error)
     try:
         entry = registry().methods.get(item.method)
@@ -179,7 +181,11 @@ async def dispatch(ctx: CallContext, item: Request | Rejected) -> dict[str, Any]
         response = error_message(item.id, InternalError(f"Internal error in {item.method}"))
     else:
         response = result_message(item.id, result)
-    return None if item.notification else response
+    if item.notification:
+        return None
+    if "error" in response:
+        families.count_error(response["error"]["code"])
+    return response
 
 
 async def dispatch_frame(ctx: CallContext, frame: Frame) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..conf import setting
+from ..metrics import families
 from ..models import CloseReason
 from ..rpc.context import CallContext
 from ..rpc.errors import RateLimited
@@ -59,6 +60,7 @@ def check_session_quota(ctx: CallContext, live: int) -> None:
         live,
         limit,
     )
+    families.count_limit("sessions_per_user")
     ctx.count("limit_hits")
     ctx.count("limit_sessions_per_user")
     raise RateLimited(

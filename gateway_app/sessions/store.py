@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..conf import setting
+from ..metrics import families
 from ..models import GatewaySession, Message, SessionStatus
 from .listing import Cursor, read_page
 from .retention import prune_user
@@ -195,10 +197,12 @@ class SessionStore:
             # that merged into them, instead of whatever arrived while the last one ran.
             await self._gather()
             batch = self._take()
+            started = time.perf_counter()
             try:
                 await self._apply(batch)
                 _written(batch)
             except Exception:
+                families.STORE_RETRIES.inc()
                 # Not the writes (_run_batch handles those): the hop to the database
                 # thread failed. Keep the batch, in order, and try again.
                 logger.exception("session store could not write; retrying in %.1fs", backoff)
@@ -208,6 +212,8 @@ class SessionStore:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if batch:
+                families.STORE_BATCH_SECONDS.observe(time.perf_counter() - started)
             backoff = 0.1
             if self._queue:
                 self._wakeup.set()

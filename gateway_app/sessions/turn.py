@@ -17,6 +17,7 @@ from ..agents import Agent, AgentError, Turn, TurnUser
 from ..agents.base import ApprovalChoice
 from ..agents.tools import Tool, ToolContext
 from ..conf import setting
+from ..metrics import families
 from .state import LiveSession, PendingQuestion
 
 if TYPE_CHECKING:
@@ -75,8 +76,10 @@ class TurnRunner(Turn):
         self._tools: dict[str, tuple[str, dict[str, Any]]] = {}
         self.tool_calls: list[dict[str, Any]] = []  # completed ones, for turn_finished
         self.task: asyncio.Task | None = None
-        #: When prompt.submit made the turn: its latency runs to message.complete.
+        #: When prompt.submit made the turn: its latency (the live page, the histograms)
+        #: runs from here.
         self.submitted_at = time.monotonic()
+        self._first_delta = True
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -107,12 +110,21 @@ class TurnRunner(Turn):
 
     async def _run_to_end(self) -> None:
         """Run the turn; however it ends, the session is free for the next one afterwards."""
+        outcome = "completed"
         try:
             await self._run()
+        except asyncio.CancelledError:
+            outcome = "interrupted"  # torn down (session closed, reaped, host stopping)
+            raise
         except Exception as exc:
+            outcome = "crashed"
             logger.exception("turn %s of session %s crashed", self.turn_id, self.session.id)
             await self._crashed(exc)
         finally:
+            if outcome == "completed" and self.interrupted:
+                outcome = "interrupted"
+            elapsed = time.monotonic() - self.submitted_at
+            families.TURN_SECONDS.labels(outcome).observe(elapsed)
             self.host.turn_finished(self.session, self)
 
     async def _crashed(self, exc: Exception) -> None:
@@ -250,6 +262,9 @@ class TurnRunner(Turn):
         await self.host.publish(
             self.session, "message.delta", {"turn_id": self.turn_id, "text": text}, numbered=sent
         )
+        if self._first_delta:
+            self._first_delta = False
+            families.TURN_FIRST_DELTA_SECONDS.observe(time.monotonic() - self.submitted_at)
 
     async def tool_start(self, name: str, args: dict[str, Any]) -> str:
         await self._flush()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..conf import setting
+from ..metrics import families
 from ..rpc.codes import CLOSE_TOO_LARGE
 from ..rpc.context import CallContext
 from ..rpc.errors import RateLimited, TooLarge
@@ -110,6 +111,7 @@ class LimitLog:
         self._suppressed: dict[str, int] = {}
 
     def hit(self, kind: str, detail: str) -> None:
+        families.count_limit(kind)
         self.ctx.count("limit_hits")
         self.ctx.count(f"limit_{kind}")
         now = time.monotonic()

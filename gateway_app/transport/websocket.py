@@ -20,6 +20,7 @@ from ..adapters.daphne import server_buffer_probe
 from ..auth import logins, tokens
 from ..auth.permissions import PERMISSION, may_connect
 from ..conf import setting
+from ..metrics import families
 from ..rpc.codes import (
     CLOSE_FORBIDDEN,
     CLOSE_SEND_QUEUE_FULL,
@@ -178,6 +179,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         if self.ctx is None or self.closing:
             return
+        families.FRAMES_RECEIVED.inc()
         if text_data is None:
             # Binary frames are not part of the protocol; decode them as text anyway so the
             # client still gets a JSON-RPC answer rather than a dropped connection.
@@ -224,6 +226,7 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     async def _write(self, text: str) -> None:
         try:
             await self.send(text_data=text)
+            families.FRAMES_SENT.inc()
         except Exception:
             if self.ctx is not None:
                 self.ctx.count("send_failures")

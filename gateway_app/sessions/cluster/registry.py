@@ -14,12 +14,16 @@ it lost), so the keys of a dead host's sessions do not outlive it. The database 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
 from ...conf import registry_redis_url, setting
+from ...metrics import families
 from ...models import GatewaySession, SessionStatus
 
 logger = logging.getLogger(__name__)
@@ -141,6 +145,35 @@ class LocalRegistry:
         return None
 
 
+T = TypeVar("T")
+
+
+def _is_redis_error(exc: BaseException) -> bool:
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, RedisError | OSError)
+
+
+def _counted(
+    operation: str,
+) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """Count a Redis call's failures (``hermes_redis_errors_total``); they still raise."""
+
+    def decorate(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @wraps(method)
+        async def counted(*args: Any, **kwargs: Any) -> T:
+            try:
+                return await method(*args, **kwargs)
+            except Exception as exc:
+                if _is_redis_error(exc):
+                    families.count_redis_error(operation)
+                raise
+
+        return counted
+
+    return decorate
+
+
 class RedisRegistry(LocalRegistry):
     """Hot fields in Redis, shared by every worker."""
 
@@ -156,6 +189,7 @@ class RedisRegistry(LocalRegistry):
         self._release = self.redis.register_script(_RELEASE)
         self._renew = self.redis.register_script(_RENEW)
 
+    @_counted("register")
     async def register(self, session_id: str, user_id: int, host: str) -> None:
         """Record a new session (its id is fresh: nobody else can hold it)."""
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -163,9 +197,11 @@ class RedisRegistry(LocalRegistry):
             pipe.pexpire(SESSION_KEY.format(session_id), _ttl_ms())
             await pipe.execute()
 
+    @_counted("release")
     async def release(self, session_id: str, host: str) -> None:
         await self._release(keys=[SESSION_KEY.format(session_id)], args=[host])
 
+    @_counted("lookup")
     async def lookup(self, session_id: str) -> HostEntry | None:
         values = await self.redis.hmget(SESSION_KEY.format(session_id), ["host", "user"])
         if values[0] is not None:
@@ -174,12 +210,14 @@ class RedisRegistry(LocalRegistry):
         row = await database_sync_to_async(_stored_host)(session_id)
         return row
 
+    @_counted("claim")
     async def claim(self, session_id: str, dead_host: str, host: str, user_id: int) -> bool:
         claimed = await self._claim(
             keys=[SESSION_KEY.format(session_id)], args=[dead_host, host, user_id, _ttl_ms()]
         )
         return bool(claimed)
 
+    @_counted("heartbeat")
     async def heartbeat(
         self, host: str, ttl_s: float, sessions: dict[str, int], name: str = ""
     ) -> Beat:
@@ -215,9 +253,11 @@ class RedisRegistry(LocalRegistry):
     async def withdraw(self, host: str) -> None:
         await self.redis.delete(HOST_KEY.format(host))
 
+    @_counted("alive")
     async def alive(self, host: str) -> bool:
         return bool(await self.redis.exists(HOST_KEY.format(host)))
 
+    @_counted("hosts")
     async def hosts(self) -> list[str]:
         prefix = HOST_KEY.format("")
         return [

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ...conf import setting
+from ...metrics import families
 from ...rpc.context import CallContext, Caller
 from ...rpc.errors import InternalError, RpcError, SessionNotFound
 from ..state import group_name
@@ -181,6 +183,8 @@ class SessionRouter:
         newly = op in ATTACHING and session_id not in ctx.attached
         if newly:
             ctx.attached.add(session_id)
+        started = time.perf_counter()
+        outcome = "failed"  # the layer refused the send, or the caller was cancelled
         try:
             try:
                 await self.host.layer.send(target, message)
@@ -190,10 +194,14 @@ class SessionRouter:
                 raise
             async with asyncio.timeout(setting("FORWARD_TIMEOUT_S")):
                 reply = await future
+            outcome = "moved" if reply.get("moved") else "error" if "error" in reply else "ok"
         except TimeoutError:
+            outcome = "timeout"
             raise HostUnavailable() from None
         finally:
             self._pending.pop(call_id, None)
+            families.FORWARD_SECONDS.labels(op.value).observe(time.perf_counter() - started)
+            families.FORWARDED_CALLS.labels(op.value, outcome).inc()
         self.host.counters["forwarded"] += 1
         if "error" in reply or reply.get("moved"):
             if newly:
