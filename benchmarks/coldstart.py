@@ -43,8 +43,9 @@ def fill(db_path: Path, sessions: int, messages: int, chars: int) -> list[str]:
         conn.executemany(
             "INSERT INTO gateway_app_gatewaysession (id, user_id, title, status, close_reason,"
             " attached, host_worker, host_channel, last_seq, created_at, last_activity,"
-            " closed_at) VALUES (?, ?, 'long', 'closed', 'closed', 0, '', '', 0, ?, ?, ?)",
-            [(sid, user_id, at, at, at) for sid in ids],
+            " closed_at, message_count)"
+            " VALUES (?, ?, 'long', 'closed', 'closed', 0, '', '', 0, ?, ?, ?, ?)",
+            [(sid, user_id, at, at, at, messages) for sid in ids],
         )
         for sid in ids:
             conn.executemany(

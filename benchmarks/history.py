@@ -46,7 +46,9 @@ def fill(db_path: Path, count: int, username: str = USER) -> None:
         for i in range(count):
             at = (base + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
             title = f"session {i} {'needle' if i % 10 == 0 else 'hay'}"
-            rows.append((f"{i:032x}", user_id, title, "closed", "closed", 0, "", "", 0, at, at, at))
+            rows.append(
+                (f"{i:032x}", user_id, title, "closed", "closed", 0, "", "", 0, at, at, at, 0)
+            )
         conn.executemany(
             "INSERT INTO gateway_app_gatewaysession (id, user_id, title, status, close_reason,"
             " attached, host_worker, host_channel, last_seq, created_at, last_activity,"

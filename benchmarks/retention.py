@@ -48,14 +48,14 @@ def fill(db_path: Path, sessions: int, messages: int, users: int) -> None:
             at = (base - timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
             sid = f"{i:032x}"
             user_id = ids[i % len(ids)]
-            rows.append((sid, user_id, "t", "closed", "closed", 0, "", "", 0, at, at, at))
+            rows.append((sid, user_id, "t", "closed", "closed", 0, "", "", 0, at, at, at, messages))
             transcript.extend(
                 (sid, "user", f"message {m}", "", "{}", 0, at) for m in range(messages)
             )
         conn.executemany(
             "INSERT INTO gateway_app_gatewaysession (id, user_id, title, status, close_reason,"
             " attached, host_worker, host_channel, last_seq, created_at, last_activity,"
-            " closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " closed_at, message_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         conn.executemany(

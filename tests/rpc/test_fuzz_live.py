@@ -350,7 +350,7 @@ async def test_ten_thousand_fuzzed_frames_leave_the_server_answering(database):
             assert await rpc.call("gateway.ping") == {"pong": True}
         for token in tokens.values():
             async with ws_rpc(server.url, token) as rpc:
-                for session in (await rpc.call("session.list"))["sessions"]:
+                for session in await rpc.all_sessions():
                     if session["status"] != "closed":
                         await rpc.call("session.close", {"session_id": session["session_id"]})
         for _ in range(50):

@@ -136,9 +136,9 @@ def record_store_loads(monkeypatch, host, values) -> list[tuple[str, int]]:
     real = host.store.load
     alice_ids = {values["approving"], values["clarifying"], values["closed"]}
 
-    async def load(session_id, user_id):
+    async def load(session_id, user_id, **options):
         loads.append((UNKNOWN if session_id in alice_ids else session_id, user_id))
-        return await real(session_id, user_id)
+        return await real(session_id, user_id, **options)
 
     monkeypatch.setattr(host.store, "load", load)
     return loads

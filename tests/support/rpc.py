@@ -100,6 +100,17 @@ class RpcClient:
             stored.append(session_id)
         return stored
 
+    async def all_sessions(self) -> list[dict[str, Any]]:
+        """Every page of ``session.list``, following ``next_cursor``."""
+        sessions: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 200}
+        while True:
+            page = await self.call("session.list", params)
+            sessions += page["sessions"]
+            if not page.get("next_cursor"):
+                return sessions
+            params = {"limit": 200, "cursor": page["next_cursor"]}
+
     def deltas(self, turn_id: str) -> list[str]:
         return [
             e["payload"]["text"]

@@ -87,6 +87,7 @@ class SessionRouter:
 
     async def call(self, ctx: CallContext, op: Operation, session_id: str, **args: Any) -> Any:
         """Run ``op`` for the caller wherever the session lives."""
+        op = Operation(op)
         host = self.host
         for _ in range(MAX_MOVES):
             if host.sessions.get(session_id) is None and self.registry.shared:
