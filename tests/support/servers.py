@@ -6,10 +6,12 @@ manager that stops its process (and checks it is gone) on exit.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -87,7 +89,9 @@ class Database:
         self.path = directory / "gateway.sqlite3"
         self.url = url
         self.env = base_env(self.path, **({"DATABASE_URL": url} if url else {}))
-        if migrate:
+        if migrate and url is None:
+            copy_sqlite(migrated_template(), self.path)
+        elif migrate:
             self._manage("migrate", "-v0")
 
     def _manage(self, *args: str) -> str:
@@ -126,6 +130,37 @@ class Database:
             capture_output=True,
             timeout=60,
         )
+
+
+_template: Path | None = None
+
+
+def migrated_template() -> Path:
+    """A SQLite file migrated once per process: copying it is what a new database costs,
+    instead of a ``manage.py migrate`` each."""
+    global _template
+    if _template is None:
+        directory = Path(tempfile.mkdtemp(prefix="hermes-db-template-"))
+        atexit.register(shutil.rmtree, directory, True)
+        path = directory / "gateway.sqlite3"
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "-v0"],
+            cwd=REPO,
+            env=base_env(path),
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        _template = path
+    return _template
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database through its backup API (whatever is still in its WAL too)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
 
 
 def base_env(db_path: Path, **extra: Any) -> dict[str, str]:
