@@ -12,8 +12,15 @@ when a step of the start fails. SIGHUP (or ``--rolling-restart --pidfile F`` fro
 shell) restarts the workers one at a time: a replacement starts on the shared socket first,
 then the old worker drains (SIGTERM: its clients reconnect to the others, close 1012).
 
+``--metrics-port BASE`` gives worker i a scrape address of its own, BASE+i on
+``--metrics-host``: a socket the launcher opens too, so a worker's replacement serves on it
+as soon as it starts and the port is never closed or bound twice. ``--proxy-headers`` (only
+behind a proxy that sets ``X-Forwarded-For``) has the workers take each client's address
+from it.
+
     python scripts/deploy.py --workers 2 --port 8000 --pidfile deploy.pid
     python scripts/deploy.py --rolling-restart --pidfile deploy.pid
+    python scripts/deploy.py --workers 2 --proxy-headers --metrics-port 9100
 """
 
 from __future__ import annotations
@@ -129,6 +136,27 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def worker_command(
+    listen_fd: int, *, metrics_fd: int | None = None, proxy_headers: bool = False
+) -> list[str]:
+    """
+    One worker's command line: daphne on the shared socket ``listen_fd``, plus its own
+    metrics socket ``metrics_fd`` (an IPv4 one: daphne's ``fd:`` endpoint string adopts it as
+    AF_INET), taking the client's address from ``X-Forwarded-For`` with ``proxy_headers``.
+    """
+    command = [sys.executable, "-m", "hermes_site.serving", "--fd", str(listen_fd)]
+    if metrics_fd is not None:
+        command += ["--endpoint", f"fd:fileno={metrics_fd}"]
+    if proxy_headers:
+        command.append("--proxy-headers")
+    return [*command, "hermes_site.asgi:application"]
+
+
+def metrics_ports(base: int, workers: int) -> list[int]:
+    """The scrape port of each worker: ``base`` + its index."""
+    return [base + index for index in range(workers)]
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     """Run one ``manage.py`` command; its failure stops the launch."""
     try:
@@ -161,12 +189,23 @@ class Backoff:
 
 
 class Supervisor:
-    """Keeps N daphne workers running on one inherited socket."""
+    """Keeps N daphne workers running on one inherited socket (and, with metrics, worker i
+    on its own ``metrics[i]`` too)."""
 
-    def __init__(self, sock: socket.socket, workers: int, env: dict[str, str]):
+    def __init__(
+        self,
+        sock: socket.socket,
+        workers: int,
+        env: dict[str, str],
+        *,
+        metrics: list[socket.socket] | None = None,
+        proxy_headers: bool = False,
+    ):
         self.sock = sock
         self.count = workers
         self.env = env
+        self.metrics = metrics or []
+        self.proxy_headers = proxy_headers
         self.workers: dict[int, subprocess.Popen] = {}
         self.started: dict[int, float] = {}
         self.backoff: dict[int, Backoff] = {}
@@ -188,18 +227,15 @@ class Supervisor:
             "HERMES_WORKER_NAME": f"worker-{index}",
             "HERMES_READY_FD": str(ready_write),
         }
-        command = [
-            sys.executable,
-            "-m",
-            "hermes_site.serving",
-            "--fd",
-            str(self.sock.fileno()),
-            "hermes_site.asgi:application",
-        ]
+        # A replacement gets the same metrics socket as the worker it replaces: both accept
+        # on it until the old one drains (it stops listening on every endpoint at once).
+        metrics_fd = self.metrics[index].fileno() if self.metrics else None
+        command = worker_command(
+            self.sock.fileno(), metrics_fd=metrics_fd, proxy_headers=self.proxy_headers
+        )
+        fds = (self.sock.fileno(), ready_write, *([metrics_fd] if metrics_fd is not None else []))
         try:
-            self.workers[index] = subprocess.Popen(
-                command, cwd=REPO, env=env, pass_fds=(self.sock.fileno(), ready_write)
-            )
+            self.workers[index] = subprocess.Popen(command, cwd=REPO, env=env, pass_fds=fds)
         finally:
             os.close(ready_write)
         self.ready[index] = ready_read
@@ -301,6 +337,23 @@ def main() -> None:
         default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         help="started locally when nothing listens there (default: %(default)s)",
     )
+    parser.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="take each client's address from X-Forwarded-For (and the scheme from"
+        " X-Forwarded-Proto): only behind a proxy that sets them, on a port nothing else reaches",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="BASE",
+        help="worker i also serves (for /metrics) on BASE+i of --metrics-host",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="the IPv4 address the metrics ports listen on (default: %(default)s)",
+    )
     parser.add_argument("--pidfile", help="the launcher writes its pid here (removed at exit)")
     parser.add_argument(
         "--rolling-restart",
@@ -308,6 +361,8 @@ def main() -> None:
         help="restart the workers of the launcher in --pidfile one at a time, then return",
     )
     args = parser.parse_args()
+    if args.metrics_port is not None:
+        check_metrics_ports(parser, args)
     if args.rolling_restart:
         if not args.pidfile:
             parser.error("--rolling-restart needs --pidfile")
@@ -319,6 +374,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, _exit_on_signal)
     redis_process: subprocess.Popen | None = None
     sock: socket.socket | None = None
+    metrics: list[socket.socket] = []
     supervisor: Supervisor | None = None
     try:
         redis_process, redis_url = start_redis(args.redis_url)
@@ -326,7 +382,12 @@ def main() -> None:
         manage("migrate", "--noinput", "-v0", env=env)
         manage("gateway_admin", env=env)
         sock = listen(args.host, args.port)
-        supervisor = Supervisor(sock, args.workers, env)
+        if args.metrics_port is not None:
+            for port in metrics_ports(args.metrics_port, args.workers):
+                metrics.append(listen(args.metrics_host, port))
+        supervisor = Supervisor(
+            sock, args.workers, env, metrics=metrics, proxy_headers=args.proxy_headers
+        )
         signal.signal(signal.SIGTERM, supervisor.stop)
         signal.signal(signal.SIGINT, supervisor.stop)
         signal.signal(signal.SIGHUP, supervisor.request_restart)
@@ -335,11 +396,17 @@ def main() -> None:
         log(
             f"{args.workers} workers on http://{args.host}:{args.port}/"
             f" with Redis {redact(redis_url)}"
+            + (", client addresses from X-Forwarded-For" if args.proxy_headers else "")
         )
+        for index, metrics_sock in enumerate(metrics):
+            target = f"{args.metrics_host}:{metrics_sock.getsockname()[1]}"
+            log(f"worker-{index} metrics on http://{target}/metrics")
         supervisor.run()
     finally:
         if supervisor is not None:
             supervisor.stop()
+        for metrics_sock in metrics:
+            metrics_sock.close()
         if sock is not None:
             sock.close()
         if args.pidfile and sock is not None:
@@ -352,6 +419,17 @@ def main() -> None:
                 redis_process.kill()
                 redis_process.wait()
         log("stopped")
+
+
+def check_metrics_ports(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse metrics ports out of range, on the shared port, or on an IPv6 address."""
+    ports = metrics_ports(args.metrics_port, args.workers)
+    if ports[0] < 1 or ports[-1] > 65535:
+        parser.error(f"--metrics-port: {ports[0]}..{ports[-1]} is not a port range")
+    if args.port in ports:
+        parser.error(f"--metrics-port: {ports[0]}..{ports[-1]} includes --port {args.port}")
+    if ":" in args.metrics_host:
+        parser.error("--metrics-host: an IPv4 address (daphne adopts the socket as AF_INET)")
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

@@ -1,9 +1,11 @@
-"""The nginx recipe of deploy/nginx/ in front of real daphne: WebSockets pass through it,
-half-open requests stay at nginx, and a client cannot pose as HTTPS."""
+"""The nginx recipe of deploy/nginx/ in front of real daphne (with --proxy-headers, as
+scripts/deploy.py --proxy-headers runs it): WebSockets pass through it, half-open requests
+stay at nginx, and a client can pose neither as HTTPS nor as another address."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from tests.support.poll import eventually_sync
 from tests.support.procs import assert_gone_sync
 from tests.support.servers import REPO, Database, GatewayServer, free_port, wait_for_port
 
@@ -57,15 +60,16 @@ http {{
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory) -> Iterator[tuple[GatewayServer, str, str]]:
-    """daphne (HTTPS settings, trusting X-Forwarded-Proto) behind nginx on a loopback port;
-    yields (daphne, nginx's http URL, a token)."""
+    """daphne (HTTPS settings, trusting X-Forwarded-Proto, client addresses from
+    X-Forwarded-For) behind nginx on a loopback port; yields (daphne, nginx's http URL, a
+    token)."""
     if not Path(NGINX).exists():
         pytest.skip("nginx is not installed")
     prefix = tmp_path_factory.mktemp("nginx")
     database = Database(prefix)
     token = database.token("alice")
     env = {"HERMES_HTTPS": 1, "HERMES_PROXY_SSL_HEADER": "X-Forwarded-Proto"}
-    with GatewayServer(database, env=env) as daphne:
+    with GatewayServer(database, env=env, daphne_args=("--proxy-headers",)) as daphne:
         port = free_port()
         (prefix / "nginx.conf").write_text(nginx_conf(prefix, port, daphne.port))
         log = open(prefix / "error.log", "wb")  # noqa: SIM115
@@ -160,3 +164,19 @@ def test_a_client_cannot_pose_as_https_through_nginx(proxied):
         response = httpx.get(f"{http_url}/chat/", headers={header: "https"}, timeout=5)
         assert response.status_code == 301, header
         assert response.headers["Location"].startswith("https://"), header
+
+
+def test_a_client_cannot_pose_as_another_address_through_nginx(proxied):
+    """Tests that nginx replaces a client's own X-Forwarded-For and X-Forwarded-Port with
+    the client's address and port, which daphne --proxy-headers then gives the gateway (as
+    daphne's access log shows: "ADDRESS:PORT - - [date] "GET ...")."""
+    daphne, http_url, _ = proxied
+    forged = {"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Port": "1"}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3")) as client:
+        client.get(f"{http_url}/chat/?as-another-address", headers=forged, timeout=5)
+    line = eventually_sync(
+        lambda: re.search(r"^(\S+) .*as-another-address", daphne.log(), re.MULTILINE), within=10
+    )
+    address, port = line.group(1).rsplit(":", 1)
+    assert address == "127.0.0.3"
+    assert port != "1"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..transport.access_log import redact_path
+from ..transport.proxy import trust_address_header
 
 if TYPE_CHECKING:
     from ..transport.limits import BufferProbe
@@ -144,6 +145,9 @@ def redacting_server_class() -> type:
                 action_logger = redacting(action_logger)
             super().__init__(*args, action_logger=action_logger, **kwargs)
             self.ports: list[Any] = []
+            if self.proxy_forwarded_address_header:
+                # --proxy-headers: scope["client"] is then whatever this header claims.
+                trust_address_header(self.proxy_forwarded_address_header)
 
         def run(self) -> None:
             from twisted.internet import reactor

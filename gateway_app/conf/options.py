@@ -449,7 +449,8 @@ OPTIONS: tuple[Option, ...] = (
         kinds.NETWORKS,
         "comma-separated networks (CIDR) whose direct requests may read `GET /metrics` "
         "without logging in; a request that passed a proxy (`X-Forwarded-For`, `Forwarded`, "
-        "`X-Real-IP`) never counts as from its address. Empty: only staff and holders of "
+        "`X-Real-IP`, daphne's `--proxy-headers-host`) never counts as from its address. "
+        "Empty: only staff and holders of "
         "`gateway_app.view_gatewaysession`, by login or API token (see [Metrics](#metrics))",
         env="HERMES_METRICS_ALLOW",
         shown="loopback",

@@ -3,7 +3,8 @@ Who may scrape ``/metrics``: a direct connection from an address in ``METRICS_AL
 (loopback by default), or a request authenticated as a user allowed to read them (a staff
 user, or any user holding ``gateway_app.view_gatewaysession``), by the login session cookie
 or by an API token (``Authorization: Bearer``). The address rule ignores requests that
-passed a proxy: behind one on the same machine every client would come from loopback.
+passed a proxy (``transport.proxy``): behind one on the same machine every client would come
+from loopback, and with daphne ``--proxy-headers`` the address is what the header claims.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ from ..auth.middleware import MAX_TOKEN_LENGTH
 from ..conf import setting
 from ..conf.kinds import parse_networks
 from ..models import hash_token
+from ..transport.proxy import forwarded
 
 logger = logging.getLogger(__name__)
 
 #: The permission that lets a non-staff user (a scraper's account) read the metrics.
 PERMISSION = "gateway_app.view_gatewaysession"
-
-#: Headers a reverse proxy adds: their presence means REMOTE_ADDR is the proxy's address.
-FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -40,7 +39,7 @@ def _networks(value: str) -> tuple[Network, ...]:
 
 def address_allowed(request: HttpRequest) -> bool:
     """Whether the request came straight (no proxy) from an address in ``METRICS_ALLOW``."""
-    if any(header in request.META for header in FORWARDING_HEADERS):
+    if forwarded(request.META):
         return False
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")

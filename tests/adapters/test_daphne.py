@@ -15,6 +15,7 @@ from gateway_app.adapters.daphne import (
     run_command_line,
     server_buffer_probe,
 )
+from gateway_app.transport import proxy
 
 ENDPOINTS = ["tcp:port=0:interface=127.0.0.1"]
 
@@ -153,3 +154,14 @@ def test_daphnes_command_line_serves_with_the_redacting_server(monkeypatch, caps
     servers[0].log_action("websocket", "connected", details)
     out = capsys.readouterr().out
     assert "WSCONNECT /api/ws?token=[redacted]" in out and "hgw_secret" not in out
+
+
+def test_daphnes_proxy_headers_option_marks_its_header_as_forwarded(monkeypatch):
+    """Tests that a server built from daphne's --proxy-headers --proxy-headers-host records
+    that header, so that address-based access refuses requests carrying it."""
+    monkeypatch.setattr(proxy, "trusted_address_headers", set())
+    monkeypatch.setattr(redacting_server_class(), "run", lambda server: None)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    argv = ["--proxy-headers", "--proxy-headers-host", "X-Client-Ip", "-b", "127.0.0.1", "-p", "0"]
+    run_command_line([*argv, f"{__name__}:application"])
+    assert proxy.forwarded({"HTTP_X_CLIENT_IP": "127.0.0.1"})

@@ -10,8 +10,10 @@ from django.test import AsyncClient
 from django.urls import reverse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from gateway_app.adapters.daphne import redacting_server_class
 from gateway_app.models import ApiToken
 from gateway_app.sessions.host import get_host
+from gateway_app.transport import proxy
 from tests.support.metrics import value
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,3 +155,19 @@ async def test_post_is_not_allowed(fresh_host, async_client):
     async_client.address = ["127.0.0.1", 1]
     response = await async_client.post(url())
     assert response.status_code == 405
+
+
+async def test_a_loopback_address_taken_from_the_servers_own_proxy_header_is_refused(
+    fresh_host, async_client, monkeypatch
+):
+    """Tests that when the server takes the client's address from a header of its own
+    choosing (daphne --proxy-headers-host X-Client-Ip), a request carrying that header,
+    whose address is then the client's claim (here loopback), does not count as loopback."""
+    monkeypatch.setattr(proxy, "trusted_address_headers", set())
+    server_class = redacting_server_class()
+    server_class(
+        application=None, endpoints=["tcp:port=0"], proxy_forwarded_address_header="X-Client-Ip"
+    )
+    forged = ["127.0.0.1", 0]
+    assert (await scrape(async_client, forged, **{"X-Client-Ip": "127.0.0.1"})).status_code == 403
+    assert (await scrape(async_client, forged)).status_code == 200

@@ -192,10 +192,12 @@ class GatewayServer:
         env: dict[str, Any] | None = None,
         port: int | None = None,
         log_path: Path | None = None,
+        daphne_args: tuple[str, ...] = (),
     ):
         self.database = database
         self.server = server
         self.app = app
+        self.daphne_args = list(daphne_args)
         self.port = port or free_port()
         self.env = {**database.env, **{k: str(v) for k, v in (env or {}).items()}}
         self.log_path = log_path
@@ -220,6 +222,7 @@ class GatewayServer:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                *self.daphne_args,
                 self.app,
             ]
         if self.server == "uvicorn":
