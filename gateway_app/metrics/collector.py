@@ -8,7 +8,7 @@ event loop that owns the host, so it reads the host's real state without locks.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -20,6 +20,7 @@ from .families import EVENTS
 
 if TYPE_CHECKING:
     from ..sessions.host import SessionHost
+    from ..sessions.state import LiveSession
 
 WORKER = "worker"
 
@@ -59,6 +60,27 @@ def _gauge(name: str, doc: str, worker: str, value: float) -> GaugeMetricFamily:
     return family
 
 
+#: Gauges summed over the live sessions: (name, help, the count one session adds).
+SESSION_GAUGES: tuple[tuple[str, str, Callable[[LiveSession], int]], ...] = (
+    ("hermes_running_turns", "Agent turns running on this worker.", lambda s: s.turn is not None),
+    (
+        "hermes_pending_questions",
+        "Approval and clarify requests waiting for an answer.",
+        lambda s: len(s.pending),
+    ),
+    (
+        "hermes_pending_reaps",
+        "Detached sessions whose reap is scheduled.",
+        lambda s: s.reap_timer is not None,
+    ),
+    (
+        "hermes_slash_workers_alive",
+        "Slash-command worker processes alive for this worker's sessions.",
+        lambda s: s.slash is not None and s.slash.alive,
+    ),
+)
+
+
 def _state(host: SessionHost, worker: str) -> Iterable[Metric]:
     sessions = list(host.sessions.values())
     connections = GaugeMetricFamily(
@@ -79,30 +101,8 @@ def _state(host: SessionHost, worker: str) -> Iterable[Metric]:
     for status in sorted({"live", "running", "detached", *statuses}):
         by_status.add_metric([worker, str(status)], statuses[status])
     yield by_status
-    yield _gauge(
-        "hermes_running_turns",
-        "Agent turns running on this worker.",
-        worker,
-        sum(1 for s in sessions if s.turn is not None),
-    )
-    yield _gauge(
-        "hermes_pending_questions",
-        "Approval and clarify requests waiting for an answer.",
-        worker,
-        sum(len(s.pending) for s in sessions),
-    )
-    yield _gauge(
-        "hermes_pending_reaps",
-        "Detached sessions whose reap is scheduled.",
-        worker,
-        sum(1 for s in sessions if s.reap_timer is not None),
-    )
-    yield _gauge(
-        "hermes_slash_workers_alive",
-        "Slash-command worker processes alive for this worker's sessions.",
-        worker,
-        sum(1 for s in sessions if s.slash is not None and s.slash.alive),
-    )
+    for name, doc, count in SESSION_GAUGES:
+        yield _gauge(name, doc, worker, sum(count(s) for s in sessions))
 
 
 def _counter(name: str, doc: str, worker: str, value: float) -> CounterMetricFamily:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
@@ -31,35 +32,27 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 Teardown = Callable[[LiveSession, str], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class HostChannel:
     """Receives the host channel's messages, drops replays and runs each one's handler."""
 
-    def __init__(
-        self,
-        layer: BaseChannelLayer,
-        *,
-        sessions: dict[str, LiveSession],
-        teardown: Teardown,
-        reaper: Reaper,
-        router: SessionRouter,
-        tasks: TaskSet,
-        counters: Counter,
-        seen: SeenIds,
-        drain: Callable[[], object],
-    ):
-        self.layer = layer
-        self.sessions = sessions
-        self.teardown = teardown
-        self.reaper = reaper
-        self.router = router
-        self.tasks = tasks
-        self.counters = counters
-        self.seen = seen
-        self.drain = drain
-        self.name = ""
-        self.task: asyncio.Task | None = None
+    layer: BaseChannelLayer
+    _: KW_ONLY
+    sessions: dict[str, LiveSession]
+    teardown: Teardown
+    reaper: Reaper
+    router: SessionRouter
+    tasks: TaskSet
+    counters: Counter
+    seen: SeenIds
+    drain: Callable[[], object]
+    name: str = field(default="", init=False)
+    task: asyncio.Task | None = field(default=None, init=False)
+    handlers: dict[str, Handler] = field(init=False)
+
+    def __post_init__(self) -> None:
         # Built once: a message type without its handler fails here, not on first delivery.
-        self.handlers: dict[str, Handler] = {
+        self.handlers = {
             kind: getattr(self, get_handler_name({"type": kind}))
             for kind in messages.HOST_MESSAGE_TYPES
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ...conf import setting
@@ -36,29 +37,21 @@ class BeatingHost(Protocol):
     async def refresh_groups(self) -> int: ...
 
 
+@dataclass(eq=False)
 class Heartbeat:
     """Beats every ``HEARTBEAT_S``; ``beat()`` is one beat."""
 
-    def __init__(
-        self,
-        host: BeatingHost,
-        registry: LocalRegistry,
-        store: SessionStore,
-        router: SessionRouter,
-        tasks: TaskSet,
-        counters: Counter,
-    ):
-        self.host = host
-        self.registry = registry
-        self.store = store
-        self.router = router
-        self.tasks = tasks
-        self.counters = counters
-        self.task: asyncio.Task | None = None
-        #: Redis run id seen by the last beat (None before the first; "" after a failure).
-        self.data_id: str | None = None
-        #: Sessions whose registry keys went while this host counted as dead, being checked.
-        self.rechecking: set[str] = set()
+    host: BeatingHost
+    registry: LocalRegistry
+    store: SessionStore
+    router: SessionRouter
+    tasks: TaskSet
+    counters: Counter
+    task: asyncio.Task | None = field(default=None, init=False)
+    #: Redis run id seen by the last beat (None before the first; "" after a failure).
+    data_id: str | None = field(default=None, init=False)
+    #: Sessions whose registry keys went while this host counted as dead, being checked.
+    rechecking: set[str] = field(default_factory=set, init=False)
 
     async def start(self) -> None:
         """The first beat, at once (the host is alive from now on), then the loop."""
