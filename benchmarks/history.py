@@ -52,7 +52,7 @@ def fill(db_path: Path, count: int, username: str = USER) -> None:
         conn.executemany(
             "INSERT INTO gateway_app_gatewaysession (id, user_id, title, status, close_reason,"
             " attached, host_worker, host_channel, last_seq, created_at, last_activity,"
-            " closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " closed_at, message_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         conn.execute("ANALYZE")
