@@ -107,6 +107,8 @@ class SessionHost:
         #: Live sessions per user on this host (the MAX_SESSIONS_PER_USER quota).
         self.live_by_user: Counter = Counter()
         self.connections: dict[str, CallContext] = {}
+        #: Set each time a connection closed (a drain waits for its connections to go).
+        self.connection_gone = asyncio.Event()
         self.counters: Counter = Counter()
         #: Sessions of each user reaped/evicted/expired, for connection close lines.
         self.reaped_by_user: Counter = Counter()
@@ -198,6 +200,7 @@ class SessionHost:
     async def connection_closed(self, ctx: CallContext) -> None:
         """Detach every session the connection was attached to (each may then be reaped)."""
         self.connections.pop(ctx.channel_name, None)
+        self.connection_gone.set()
         # Every local session is detached before the first await: a failing channel layer
         # or a cancelled disconnect must not leave some attached to a dead channel for good.
         groups: list[str] = []

@@ -14,7 +14,12 @@ from gateway_app.rpc.errors import WorkerDraining
 from gateway_app.sessions import host as host_module
 from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.cluster.messages import Operation
-from gateway_app.sessions.drain import RESTART_MESSAGE, WorkerDrain, drain_host
+from gateway_app.sessions.drain import (
+    RESTART_MESSAGE,
+    WorkerDrain,
+    connections_closed,
+    drain_host,
+)
 from gateway_app.sessions.host import SessionHost
 from tests.sessions.cluster.fakes import FakeRegistry
 
@@ -274,3 +279,17 @@ async def test_a_cold_start_under_way_when_the_drain_begins_is_refused(
         await asyncio.wait_for(resume, 5)
     await asyncio.wait_for(draining, 5)
     assert session.id not in a.sessions and session.id not in registry.entries
+
+
+async def test_a_drained_host_waits_for_its_restarted_connections_to_close(hosts, alice):
+    """Tests that the drain waits for the connections it told to restart to close before the
+    worker stops: a process exiting first drops their sockets unclosed (no 1012 reaches the
+    client, which then backs off as after a failure)."""
+    a, _ = hosts
+    ctx = await connect(a, alice)
+    await asyncio.wait_for(drain_host(a, turn_timeout=0), 5)
+    closed = asyncio.create_task(connections_closed(a, within=3600))
+    await asyncio.sleep(0)
+    assert not closed.done()
+    await a.connection_closed(ctx)
+    assert await asyncio.wait_for(closed, 5) is True
