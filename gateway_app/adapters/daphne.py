@@ -7,8 +7,10 @@ where a server is built: importing ``daphne.server`` installs its Twisted reacto
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..transport.access_log import redact_path
 from ..transport.proxy import trust_address_header
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..transport.limits import BufferProbe
@@ -80,6 +84,22 @@ def transport_probe(transport: Any) -> BufferProbe | None:
 
 #: A launcher (scripts/deploy.py) passes the write end of a pipe here; "1" on it means serving.
 READY_FD_ENV = "HERMES_READY_FD"
+
+
+async def start_host_then_notify_ready() -> None:
+    """
+    Start this worker's session host, then tell the launcher it serves: the first resume a
+    rolling restart sends here finds the host running (its channel, heartbeat, database
+    connection) instead of starting it while the client waits.
+    """
+    from ..sessions.host import get_host
+
+    try:
+        await get_host()
+    except Exception:
+        # Started again on first use, as without this; the launcher must not wait for it.
+        logger.exception("could not start the session host before serving")
+    notify_ready()
 
 
 def notify_ready() -> None:
@@ -148,6 +168,7 @@ def redacting_server_class() -> type:
             if self.proxy_forwarded_address_header:
                 # --proxy-headers: scope["client"] is then whatever this header claims.
                 trust_address_header(self.proxy_forwarded_address_header)
+            self.host_start: asyncio.Task | None = None
 
         def run(self) -> None:
             from twisted.internet import reactor
@@ -174,7 +195,12 @@ def redacting_server_class() -> type:
                 reactor.callFromThread(worker_drain.request)
 
             signal.signal(signal.SIGTERM, on_sigterm)
-            notify_ready()
+            # On the next turn of the reactor: callWhenRunning callbacks run before its
+            # asyncio loop does, and the host starts on that loop.
+            reactor.callLater(0, self.start_host)
+
+        def start_host(self) -> None:
+            self.host_start = asyncio.get_running_loop().create_task(start_host_then_notify_ready())
 
         def stop_listening(self) -> None:
             """New connections go to the other workers sharing the socket (``--fd``)."""

@@ -80,6 +80,9 @@ class ColdStarter:
             # No await from its last check to add_live: concurrent cold starts cannot overrun
             # the quota. An idle detached session of the caller's may be evicted for it.
             await make_room(ctx, host)
+            # A drain that began while the row was read has already taken its list of
+            # sessions: one added now would live on here, hosted by a withdrawn host.
+            host.refuse_if_draining()
         except BaseException:
             await host.release_claim(session_id)
             raise

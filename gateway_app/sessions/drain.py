@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 DRAINED = "drained"
 #: The channel-layer message that has a connection's consumer close with 1012.
 RESTART_MESSAGE = "gateway.restart"
+#: How long a drained worker waits for the connections it restarted to close before it
+#: stops: a consumer gives its queued frames 2 s (``RESTART_FLUSH_S``), then closes.
+CLOSE_WAIT_S = 3.0
 
 
 async def drain_host(host: SessionHost, turn_timeout: float) -> None:
@@ -69,6 +72,23 @@ async def _drain_session(host: SessionHost, session: LiveSession, deadline: floa
         ctx = host.connections.get(channel)
         if ctx is not None and ctx.transport != "remote" and not _holds_live(host, channel):
             await restart_connection(host, channel)
+
+
+async def connections_closed(host: SessionHost, within: float) -> bool:
+    """
+    Wait until every WebSocket connection of ``host`` closed (a drain told each to), for
+    ``within`` seconds at most; whether they all did. The worker stops after this: a process that
+    exits first drops their sockets without the 1012 that tells clients to reconnect at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while _local_channels(host):
+        host.connection_gone.clear()
+        try:
+            await asyncio.wait_for(host.connection_gone.wait(), deadline - loop.time())
+        except TimeoutError:
+            return False
+    return True
 
 
 def _local_channels(host: SessionHost) -> list[str]:
@@ -118,6 +138,8 @@ class WorkerDrain:
             host = current_host()
             if host is not None:
                 await drain_host(host, setting("DRAIN_TIMEOUT_S"))
+                if not await connections_closed(host, CLOSE_WAIT_S):
+                    logger.warning("connections still open %ss after the drain", CLOSE_WAIT_S)
                 # Stopped but kept as this worker's host: a call still arriving on an open
                 # socket must meet its refusals, not start a fresh host in a dying process.
                 await host.stop()

@@ -107,6 +107,8 @@ class SessionHost:
         #: Live sessions per user on this host (the MAX_SESSIONS_PER_USER quota).
         self.live_by_user: Counter = Counter()
         self.connections: dict[str, CallContext] = {}
+        #: Set each time a connection closed (a drain waits for its connections to go).
+        self.connection_gone = asyncio.Event()
         self.counters: Counter = Counter()
         #: Sessions of each user reaped/evicted/expired, for connection close lines.
         self.reaped_by_user: Counter = Counter()
@@ -198,6 +200,7 @@ class SessionHost:
     async def connection_closed(self, ctx: CallContext) -> None:
         """Detach every session the connection was attached to (each may then be reaped)."""
         self.connections.pop(ctx.channel_name, None)
+        self.connection_gone.set()
         # Every local session is detached before the first await: a failing channel layer
         # or a cancelled disconnect must not leave some attached to a dead channel for good.
         groups: list[str] = []
@@ -763,16 +766,19 @@ class SessionHost:
     ) -> Published:
         """
         Give the event the next ``seq``, buffer it for replay and send it to the group.
-        ``numbered`` gets the seq under the session lock, so a resume sees it with the event.
+        ``numbered`` gets the seq under the session lock before the frame goes out, so a
+        resume sees what it records with the event, and a send cancelled half way (the
+        frame may have reached clients) still leaves it recorded.
         """
         async with session.lock:
-            published = await self._publish(session, event_type, payload)
-            if numbered is not None and published.frame:
-                numbered(published.seq)
-            return published
+            return await self._publish(session, event_type, payload, numbered)
 
     async def _publish(
-        self, session: LiveSession, event_type: str, payload: dict[str, Any]
+        self,
+        session: LiveSession,
+        event_type: str,
+        payload: dict[str, Any],
+        numbered: Callable[[int], None] | None = None,
     ) -> Published:
         if session.phase is Phase.CLOSED:
             # Given up to another host (or done): its seqs and group are not ours to use.
@@ -786,6 +792,8 @@ class SessionHost:
         # Kept in the replay buffer: if the send fails, clients catch up with
         # session.resume + last_seq.
         session.buffer.append(session.seq, frame)
+        if numbered is not None:
+            numbered(session.seq)
         await self.send_frame(session.id, event_type, frame)
         return Published(session.seq, frame)
 

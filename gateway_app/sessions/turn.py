@@ -186,33 +186,48 @@ class TurnRunner(Turn):
             await self._finish()
 
     async def _finish(self) -> None:
-        session = self.session
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         await self._flush()
-        text = await self._publish_complete()
-        entry = session.remember("assistant", text, truncated=self.truncated)
-        if not session.given_up:  # the transcript is the new host's
-            self.host.store.add_message(
-                session.id,
-                "assistant",
-                text,
-                turn_id=self.turn_id,
-                interrupted=self.interrupted,
-                data=_marked(self.truncated),
-                entry=entry,
-            )
+        await self._publish_complete(store=True)
 
-    async def _publish_complete(self) -> str:
+    async def _publish_complete(self, *, store: bool = False) -> None:
+        """Publish ``message.complete``; with ``store``, the reply is remembered and its
+        transcript row queued before the event goes out: a teardown cancelling the turn
+        mid-send cannot leave a reply a client received missing from the database."""
+        session = self.session
         text = self.text_so_far
         payload = {"turn_id": self.turn_id, "text": text, "interrupted": self.interrupted}
         if self.truncated:
             payload["truncated"] = True
+
+        failed: list[Exception] = []
+
+        def remember(seq: int) -> None:
+            self._completed = True
+            if not store:
+                return
+            entry = session.remember("assistant", text, truncated=self.truncated)
+            if session.given_up:
+                return  # the transcript is the new host's
+            try:
+                self.host.store.add_message(
+                    session.id,
+                    "assistant",
+                    text,
+                    turn_id=self.turn_id,
+                    interrupted=self.interrupted,
+                    data=_marked(self.truncated),
+                    entry=entry,
+                )
+            except Exception as exc:
+                failed.append(exc)  # the event is buffered: it goes out, then the turn fails
+
         # Counted before it is published: whoever sees the message.complete finds it counted.
         self.host.samples.turn_completed(time.monotonic() - self.submitted_at)
-        await self.host.publish(self.session, "message.complete", payload)
-        self._completed = True
-        return text
+        await self.host.publish(session, "message.complete", payload, numbered=remember)
+        if failed:
+            raise failed[0]
 
     ### Turn interface for agent backends ###
 

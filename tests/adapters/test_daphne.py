@@ -3,18 +3,23 @@ Server class, checked against the real daphne, channels and Twisted classes so t
 of shape in any of them fails here."""
 
 import functools
+import os
 import sys
 
+import pytest
 from channels.sessions import InstanceSessionWrapper
 from daphne.server import Server
 from twisted.internet.abstract import FileDescriptor
 
 from gateway_app.adapters.daphne import (
+    READY_FD_ENV,
     redacting,
     redacting_server_class,
     run_command_line,
     server_buffer_probe,
+    start_host_then_notify_ready,
 )
+from gateway_app.sessions.host import current_host
 from gateway_app.transport import proxy
 
 ENDPOINTS = ["tcp:port=0:interface=127.0.0.1"]
@@ -165,3 +170,17 @@ def test_daphnes_proxy_headers_option_marks_its_header_as_forwarded(monkeypatch)
     argv = ["--proxy-headers", "--proxy-headers-host", "X-Client-Ip", "-b", "127.0.0.1", "-p", "0"]
     run_command_line([*argv, f"{__name__}:application"])
     assert proxy.forwarded({"HTTP_X_CLIENT_IP": "127.0.0.1"})
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_worker_says_it_serves_only_once_its_session_host_runs(fresh_host, monkeypatch):
+    """Tests that the launcher hears "serving" from a worker after its session host started,
+    so the first resume a rolling restart sends there does not wait for the host."""
+    read_end, write_end = os.pipe()
+    monkeypatch.setenv(READY_FD_ENV, str(write_end))
+    try:
+        await start_host_then_notify_ready()
+        assert current_host() is not None
+        assert os.read(read_end, 1) == b"1"
+    finally:
+        os.close(read_end)

@@ -8,13 +8,18 @@ import pytest
 from channels.layers import InMemoryChannelLayer
 
 from gateway_app.agents import Agent
-from gateway_app.models import GatewaySession, Message
+from gateway_app.models import CloseReason, GatewaySession, Message
 from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.errors import WorkerDraining
 from gateway_app.sessions import host as host_module
 from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.cluster.messages import Operation
-from gateway_app.sessions.drain import RESTART_MESSAGE, WorkerDrain, drain_host
+from gateway_app.sessions.drain import (
+    RESTART_MESSAGE,
+    WorkerDrain,
+    connections_closed,
+    drain_host,
+)
 from gateway_app.sessions.host import SessionHost
 from tests.sessions.cluster.fakes import FakeRegistry
 
@@ -205,3 +210,86 @@ async def test_a_drained_worker_starts_no_new_host_for_a_late_call(fresh_host, a
     assert await host_module.get_host() is host
     with pytest.raises(WorkerDraining):
         await host.create(await connect(host, alice), "late")
+
+
+class SlowAckLayer(InMemoryChannelLayer):
+    """Delivers a ``message.complete`` at once, then waits for an acknowledgement that never
+    comes (as a Redis reply still on its way when the sending task is cancelled)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.complete_sent = asyncio.Event()
+
+    async def group_send(self, group, message):
+        await super().group_send(group, message)
+        if '"message.complete"' in message.get("frame", ""):
+            self.complete_sent.set()
+            await asyncio.Event().wait()
+
+
+async def test_a_complete_sent_while_its_turn_is_cancelled_is_in_the_transcript(
+    settings, registry, alice, agent
+):
+    """Tests that a message.complete already on its way to the clients when the session's
+    teardown cancels its turn (the drained host stopping, a close) is in the transcript:
+    what a client received is never missing from the database."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "HEARTBEAT_S": 3600}
+    host = SessionHost(SlowAckLayer(), "A", registry)
+    await host.start()
+    try:
+        _, session = await running_session(host, alice, agent)
+        agent.gate.set()
+        await asyncio.wait_for(host.layer.complete_sent.wait(), 5)
+        await asyncio.wait_for(host.teardown(session, CloseReason.CLOSED), 5)
+        await host.store.flush()
+        assert await assistant_messages(session.id) == [("partial done", False)]
+    finally:
+        await host.stop()
+
+
+async def test_a_cold_start_under_way_when_the_drain_begins_is_refused(
+    hosts, alice, registry, monkeypatch
+):
+    """Tests that a resume whose cold start was reading the store when its host began to
+    drain is refused (the client resumes on another worker) and leaves no live copy and no
+    registry entry on the drained host: else the session would live on there, hosted by a
+    host the registry no longer knows, beside the copy another worker revives."""
+    a, b = hosts
+    on_b = await connect(b, alice)
+    session = await b.create(on_b, "t")
+    await asyncio.wait_for(drain_host(b, turn_timeout=0), 5)
+    reading, release = asyncio.Event(), asyncio.Event()
+    load = a.store.load
+
+    async def slow_load(*args, **kwargs):
+        reading.set()
+        await release.wait()
+        return await load(*args, **kwargs)
+
+    monkeypatch.setattr(a.store, "load", slow_load)
+    on_a = await connect(a, alice)
+    resume = asyncio.create_task(
+        a.router.call(on_a, Operation.RESUME, session.id, last_seq=session.seq)
+    )
+    await asyncio.wait_for(reading.wait(), 5)
+    draining = asyncio.create_task(drain_host(a, turn_timeout=0))
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(WorkerDraining):
+        await asyncio.wait_for(resume, 5)
+    await asyncio.wait_for(draining, 5)
+    assert session.id not in a.sessions and session.id not in registry.entries
+
+
+async def test_a_drained_host_waits_for_its_restarted_connections_to_close(hosts, alice):
+    """Tests that the drain waits for the connections it told to restart to close before the
+    worker stops: a process exiting first drops their sockets unclosed (no 1012 reaches the
+    client, which then backs off as after a failure)."""
+    a, _ = hosts
+    ctx = await connect(a, alice)
+    await asyncio.wait_for(drain_host(a, turn_timeout=0), 5)
+    closed = asyncio.create_task(connections_closed(a, within=3600))
+    await asyncio.sleep(0)
+    assert not closed.done()
+    await a.connection_closed(ctx)
+    assert await asyncio.wait_for(closed, 5) is True

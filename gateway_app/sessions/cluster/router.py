@@ -194,7 +194,7 @@ class SessionRouter:
                     ctx.attached.discard(session_id)  # the host never got it
                 raise
             async with asyncio.timeout(setting("FORWARD_TIMEOUT_S")):
-                reply = await future
+                reply = await self._reply_while_alive(target, future)
             outcome = "moved" if reply.get("moved") else "error" if "error" in reply else "ok"
         except TimeoutError:
             outcome = "timeout"
@@ -214,6 +214,25 @@ class SessionRouter:
         if op in (Operation.CLOSE, Operation.DETACH_ID):
             ctx.attached.discard(session_id)
         return reply["result"]
+
+    async def _reply_while_alive(self, target: str, future: asyncio.Future) -> dict[str, Any]:
+        """
+        The reply to a call forwarded to ``target``, checking each ``HEARTBEAT_S`` that the
+        host still lives: a killed host never answers, and once it counts as dead its
+        sessions are taken over, so the call fails over then (``TimeoutError``), not at
+        ``FORWARD_TIMEOUT_S``.
+        """
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=setting("HEARTBEAT_S"))
+            if done:
+                return future.result()
+            try:
+                alive = await self.registry.alive(target)
+            except Exception as exc:
+                logger.debug("could not check that %s lives: %r", target, exc)
+                continue  # FORWARD_TIMEOUT_S still bounds the wait
+            if not alive:
+                raise TimeoutError(f"host {target} died before it answered")
 
     def handle_reply(self, message: dict[str, Any]) -> None:
         future = self._pending.get(message.get("call_id", ""))

@@ -2,6 +2,8 @@
 in one process. Forwarding, moved sessions, takeover after a host died, and what each
 heartbeat does about sessions whose registry entries changed."""
 
+import asyncio
+
 import pytest
 from channels.layers import InMemoryChannelLayer
 
@@ -12,6 +14,7 @@ from gateway_app.sessions.cluster.registry import HostEntry
 from gateway_app.sessions.cluster.router import RemoteError
 from gateway_app.sessions.host import SessionHost
 from tests.sessions.cluster.fakes import FakeRegistry
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,6 +156,27 @@ async def test_a_session_whose_host_died_is_cold_started_here(hosts, alice, regi
     assert registry.entries[session.id].host == b.channel_name
     await b.store.flush()
     assert (await row(session.id)).host_channel == b.channel_name
+
+
+async def test_a_call_forwarded_to_a_host_that_died_is_served_here_once_it_counts_dead(
+    hosts, alice, registry, settings
+):
+    """Tests that a resume forwarded to a host killed before it answered stops waiting as
+    soon as that host counts as dead (HOST_DEAD_AFTER_S after its last beat), not after
+    FORWARD_TIMEOUT_S, and cold-starts the session here."""
+    a, b = hosts
+    session = await session_on(a, alice)
+    # Killed: nothing answers on its channel any more, nothing beats.
+    await a.host_channel.stop()
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "HEARTBEAT_S": 0.01}
+    resume = asyncio.create_task(
+        b.router.call(await connect(b, alice), Operation.RESUME, session.id, last_seq=None)
+    )
+    await eventually(lambda: bool(b.router._pending), within=5)
+    registry.stall(a.channel_name)
+    # Well within FORWARD_TIMEOUT_S (10 s here): a guard against a hang, not a bound.
+    await asyncio.wait_for(resume, 5)
+    assert b.counters["takeovers"] == 1 and session.id in b.sessions
 
 
 async def test_the_heartbeat_gives_up_a_session_another_host_took(hosts, alice, registry):
