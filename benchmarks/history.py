@@ -31,7 +31,8 @@ if str(REPO) not in sys.path:
 from tests.support.rawws import RawWebSocket  # noqa: E402
 from tests.support.servers import Database, GatewayServer  # noqa: E402
 
-KINDS = ("first page", "next page", "status=closed", "query")
+#: "first 10" is a page of the same size at every history size (the smallest holds 10).
+KINDS = ("first page", "first 10", "next page", "status=closed", "query")
 USER = "history"
 
 
@@ -79,6 +80,7 @@ def measure(count: int, calls: int) -> dict[str, Any]:
                 cursor = ws.call("session.list")["next_cursor"]
                 params = {
                     "first page": None,
+                    "first 10": {"limit": 10},
                     "next page": {"cursor": cursor} if cursor else None,
                     "status=closed": {"status": "closed"},
                     "query": {"query": "needle"},

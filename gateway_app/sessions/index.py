@@ -52,6 +52,10 @@ class SessionIndex:
     async def page(self, user_id: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Copies of the user's newest ``limit`` rows (at most ``size``), newest activity
         first, and whether more follow."""
+        if self.ttl_s <= 0:
+            # Nothing is kept (beside other workers, or LIST_CACHE_S = 0): read just the page
+            # asked for, not a whole window of ``size`` rows each call.
+            return await self.store.list_page(user_id, min(limit, self.size))
         window = self._users.get(user_id)
         if window is None or time.monotonic() - window.loaded_at > self.ttl_s:
             # One read per user at a time; concurrent callers share it.

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Q
 
-from ..models import GatewaySession, Message, SessionStatus
+from ..models import GatewaySession, SessionStatus
 from ..rpc.errors import InvalidParams
 
 #: Largest page a caller may ask for; also how many rows per user the one-worker index holds.
@@ -90,17 +90,19 @@ def read_page(
         rows = rows.filter(status__in=STORED_FOR_STATUS[status])
     if query:
         rows = rows.filter(title__icontains=query)
-    fields = ("id", "title", "status", "attached", "created_at", "last_activity", "host_channel")
+    fields = (
+        "id",
+        "title",
+        "status",
+        "attached",
+        "created_at",
+        "last_activity",
+        "host_channel",
+        "message_count",
+    )
     page = list(rows.order_by("-last_activity", "-id").values_list(*fields)[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
-    # Counted for this page only, through the message table's session index.
-    counts = dict(
-        Message.objects.filter(session_id__in=[row[0] for row in page])
-        .values("session_id")
-        .annotate(n=Count("id"))
-        .values_list("session_id", "n")
-    )
     return [
         {
             "session_id": sid,
@@ -109,8 +111,17 @@ def read_page(
             "attached": attached > 0,
             "created_at": created_at.isoformat(),
             "last_activity": last_activity.isoformat(),
-            "messages": counts.get(sid, 0),
+            "messages": messages,
             "host_channel": host_channel,
         }
-        for sid, title, stored_status, attached, created_at, last_activity, host_channel in page
+        for (
+            sid,
+            title,
+            stored_status,
+            attached,
+            created_at,
+            last_activity,
+            host_channel,
+            messages,
+        ) in page
     ], more

@@ -12,10 +12,12 @@ class FakeStore:
     def __init__(self, rows):
         self.rows = rows
         self.reads = 0
+        self.limits: list[int] = []
         self.gate: asyncio.Event | None = None
 
     async def list_page(self, user_id, limit):
         self.reads += 1
+        self.limits.append(limit)
         snapshot = [dict(row) for row in self.rows]
         if self.gate is not None:
             await self.gate.wait()
@@ -53,6 +55,16 @@ async def test_rows_are_read_from_the_store_once_per_user():
     for _ in range(5):
         assert [r["session_id"] for r in await index.rows(1)] == ["a"]
     assert store.reads == 1
+
+
+async def test_without_a_cache_time_each_page_reads_only_its_own_rows():
+    """Tests that with LIST_CACHE_S = 0 (beside other workers) a page of 10 reads 10 rows
+    (and one to tell whether more follow), not a whole window of 200 each call."""
+    store = FakeStore([row(f"s{i}") for i in range(30)])
+    index = SessionIndex(store, ttl_s=0)
+    rows, more = await index.page(1, 10)
+    assert len(rows) == 10 and more
+    assert store.limits == [10]
 
 
 async def test_changes_made_by_this_host_show_without_a_read():
