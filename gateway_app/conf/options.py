@@ -266,8 +266,9 @@ OPTIONS: tuple[Option, ...] = (
         400.0,
         kinds.NON_NEGATIVE,
         "per user and worker, a token bucket all of the user's connections share (checked "
-        "besides the connection's); beyond it 4029 (a notification: dropped, logged); "
-        "0 disables",
+        "besides the connection's); a message spends 1, and `session.create`, "
+        "`session.resume`, `session.close`, `prompt.submit` and `slash.exec` 10 each (they "
+        "start real work); beyond it 4029 (a notification: dropped, logged); 0 disables",
     ),
     Option(
         "USER_RATE_LIMIT_BURST", 800, kinds.POSITIVE_INT, "per user and worker, the bucket's size"

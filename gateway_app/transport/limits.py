@@ -160,6 +160,18 @@ class InputLimits:
         )
 
 
+#: What a message of these methods spends from the user's bucket (any other: 1): each starts
+#: work (a stored row, a cold start, a turn, a slash process) costing many pings, so one
+#: account looping them cannot take the worker from other users.
+USER_RATE_COSTS: dict[str, float] = {
+    "session.create": 10,
+    "session.resume": 10,
+    "session.close": 10,
+    "prompt.submit": 10,
+    "slash.exec": 10,
+}
+
+
 class InputGuard:
     """
     Applies one connection's input limits to its frames before dispatch. Over-limit lines
@@ -175,11 +187,13 @@ class InputGuard:
         self.user_bucket: TokenBucket | None = None
         self.log = LimitLog(ctx)
 
-    def over_rate(self) -> str:
-        """Spend a line's tokens: "" when within both rates, else the limit it is over."""
+    def over_rate(self, cost: float = 1.0) -> str:
+        """Spend a line's tokens (``cost`` of the user's): "" when within both rates, else
+        the limit it is over."""
         if not self.bucket.take():
             return "rate"
-        if self.user_bucket is not None and not self.user_bucket.take():
+        user = self.user_bucket
+        if user is not None and not user.take(min(cost, user.burst)):
             return "rate_per_user"
         return ""
 
@@ -215,21 +229,27 @@ class InputGuard:
                 {"limit": "lines_per_frame", "max": max_lines, "lines": len(lines)},
             )
             return Frame([Rejected(error)])
-        return Frame([self.line(line, rate_limited=self.over_rate()) for line in lines])
+        return Frame([self.line(line, rated=True) for line in lines])
 
-    def line(self, line: str, *, rate_limited: str = "") -> Request | Rejected:
+    def line(self, line: str, *, rated: bool = False) -> Request | Rejected:
         """
-        One message under the size limit; ``rate_limited`` (the limit it is over: "rate" or
-        "rate_per_user") answers 4029 with its id, or drops it unanswered (logged all the
-        same) when it is a notification.
+        One message under the size limit; ``rated``: it spends rate tokens (per connection
+        one, of the user's its method's ``USER_RATE_COSTS``), and over a rate it is answered
+        4029 with its id, or dropped unanswered (logged all the same) as a notification.
         """
         limit = self.limits.message_bytes
         if limit and len(line) > limit // 4 and (size := utf8_length(line)) > limit:
+            if rated:
+                self.over_rate()
             self.log.hit("message_bytes", f"message of {size} bytes > {limit}")
             return Rejected(self.too_large_message())
         item = parse_line(line)
+        rate_limited, cost = "", 1.0
+        if rated:
+            cost = USER_RATE_COSTS.get(item.method, 1) if isinstance(item, Request) else 1
+            rate_limited = self.over_rate(cost)
         if rate_limited == "rate_per_user" and self.user_bucket is not None:
-            error = self._over_user_rate(self.user_bucket)
+            error = self._over_user_rate(self.user_bucket, cost)
             return Rejected(error, item.id, notification=item.notification)
         if rate_limited:
             retry = round(self.bucket.delay(), 3)
@@ -245,8 +265,8 @@ class InputGuard:
             return Rejected(error, item.id, notification=item.notification)
         return item
 
-    def _over_user_rate(self, bucket: TokenBucket) -> RateLimited:
-        retry = round(bucket.delay(), 3)
+    def _over_user_rate(self, bucket: TokenBucket, cost: float = 1.0) -> RateLimited:
+        retry = round(bucket.delay(min(cost, bucket.burst)), 3)
         rate, burst = self.limits.user_rate_per_s, self.limits.user_burst
         self.log.hit(
             "rate_per_user",

@@ -246,6 +246,22 @@ async def test_connections_of_one_user_share_the_per_user_bucket(connect, alice,
     assert await other.call("gateway.ping") == {"pong": True}
 
 
+async def test_a_session_create_spends_more_of_the_users_bucket_than_a_ping(
+    connect, alice, limits
+):
+    """Tests that the methods that start work (here session.create) spend their
+    USER_RATE_COSTS from the user's bucket: with a burst of 15, one create and five pings
+    fit, the next create does not, and its retry_after_s covers the create's whole cost."""
+    limits(RATE_LIMIT_PER_S=1000, USER_RATE_LIMIT_PER_S=1, USER_RATE_LIMIT_BURST=15)
+    rpc = await connect(alice)
+    await rpc.call("session.create")
+    for _ in range(5):
+        await rpc.call("gateway.ping")
+    error = (await rpc.request("session.create"))["error"]
+    assert error["code"] == 4029 and error["data"]["limit"] == "rate_per_user"
+    assert error["data"]["retry_after_s"] > 9
+
+
 async def test_notification_over_the_per_user_rate_is_dropped_but_logged(
     connect, alice, limits, caplog
 ):
