@@ -246,9 +246,7 @@ async def test_connections_of_one_user_share_the_per_user_bucket(connect, alice,
     assert await other.call("gateway.ping") == {"pong": True}
 
 
-async def test_a_session_create_spends_more_of_the_users_bucket_than_a_ping(
-    connect, alice, limits
-):
+async def test_a_session_create_spends_more_of_the_users_bucket_than_a_ping(connect, alice, limits):
     """Tests that the methods that start work (here session.create) spend their
     USER_RATE_COSTS from the user's bucket: with a burst of 15, one create and five pings
     fit, the next create does not, and its retry_after_s covers the create's whole cost."""
