@@ -132,6 +132,8 @@ def redacting(action_logger: ActionLogger) -> ActionLogger:
 #: Registered close codes an application may send beyond autobahn's 1000 and 3000-4999:
 #: 1012 (service restart) tells clients of a draining worker to reconnect at once.
 SERVER_CLOSE_CODES = frozenset({1012})
+#: How long a drained worker waits for the HTTP requests it accepted before it stops.
+HTTP_FINISH_S = 2.0
 
 
 @functools.cache
@@ -189,7 +191,7 @@ def redacting_server_class() -> type:
 
             self.ws_factory.protocol = restartable_protocol_class()
             worker_drain.on_start.append(self.stop_listening)
-            worker_drain.on_done.append(self.stop)
+            worker_drain.on_done.append(self.stop_after_requests)
 
             def on_sigterm(signum: int, frame: Any) -> None:
                 reactor.callFromThread(worker_drain.request)
@@ -206,6 +208,25 @@ def redacting_server_class() -> type:
             """New connections go to the other workers sharing the socket (``--fd``)."""
             for port in self.ports:
                 port.stopListening()
+
+        def requests_in_flight(self) -> bool:
+            """Whether an HTTP request this worker accepted is still unanswered."""
+            from daphne.http_protocol import WebRequest
+
+            return any(
+                isinstance(protocol, WebRequest) and "disconnected" not in details
+                for protocol, details in self.connections.items()
+            )
+
+        def stop_after_requests(self, within: float = HTTP_FINISH_S) -> None:
+            """Stop once the HTTP requests accepted before the listening stopped (a scrape, a
+            health check) are answered, or ``within`` seconds have passed."""
+            from twisted.internet import reactor
+
+            if within > 0 and self.requests_in_flight():
+                reactor.callLater(0.05, self.stop_after_requests, within - 0.05)
+            else:
+                self.stop()
 
     return RedactingServer
 

@@ -161,6 +161,38 @@ def test_daphnes_command_line_serves_with_the_redacting_server(monkeypatch, caps
     assert "WSCONNECT /api/ws?token=[redacted]" in out and "hgw_secret" not in out
 
 
+def test_a_drained_server_stops_only_after_its_unanswered_http_requests(monkeypatch):
+    """Tests that the server waits for an HTTP request accepted before it stopped listening
+    (a scrape racing a rolling restart lost its answer), and stops once it is answered."""
+    from daphne.http_protocol import WebRequest
+    from twisted.internet import reactor
+
+    server = redacting_server_class()(application=None, endpoints=ENDPOINTS)
+    later, stopped = [], []
+    monkeypatch.setattr(reactor, "callLater", lambda delay, f, *args: later.append((f, args)))
+    monkeypatch.setattr(server, "stop", lambda: stopped.append(True))
+    request = WebRequest.__new__(WebRequest)
+    server.connections = {request: {"connected": 0.0}}
+    server.stop_after_requests()
+    assert stopped == [] and len(later) == 1
+    server.connections[request]["disconnected"] = 1.0
+    f, args = later.pop()
+    f(*args)
+    assert stopped == [True]
+
+
+def test_a_drained_server_stops_anyway_when_a_request_outlasts_the_wait(monkeypatch):
+    """Tests that an HTTP request still unanswered after the wait does not keep the worker."""
+    from daphne.http_protocol import WebRequest
+
+    server = redacting_server_class()(application=None, endpoints=ENDPOINTS)
+    stopped = []
+    monkeypatch.setattr(server, "stop", lambda: stopped.append(True))
+    server.connections = {WebRequest.__new__(WebRequest): {"connected": 0.0}}
+    server.stop_after_requests(within=0)
+    assert stopped == [True]
+
+
 def test_daphnes_proxy_headers_option_marks_its_header_as_forwarded(monkeypatch):
     """Tests that a server built from daphne's --proxy-headers --proxy-headers-host records
     that header, so that address-based access refuses requests carrying it."""

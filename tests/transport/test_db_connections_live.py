@@ -21,7 +21,7 @@ from tests.support.servers import Database, GatewayServer
 pytestmark = pytest.mark.live
 
 CONNECTIONS = 8
-ROUNDS = 30  # per connection; each round is a reconnect and five database-backed calls
+ROUNDS = 20  # per connection; each round is a reconnect and five database-backed calls
 
 
 def sqlite_handles(pid: int, db_path) -> int:
@@ -52,7 +52,7 @@ def database(tmp_path_factory):
 
 
 async def test_many_database_backed_requests_leak_no_connection(database):
-    """Tests that after 240 connections and ~1200 database-backed calls the daphne process
+    """Tests that after 160 connections and ~800 database-backed calls the daphne process
     has no more SQLite handles open than after its first round (no connection per request,
     per thread or per socket is left behind)."""
     tokens = [database.token(f"db-user-{index}") for index in range(CONNECTIONS)]
@@ -74,14 +74,14 @@ async def test_many_database_backed_requests_leak_no_connection(database):
 
 
 POOL_MAX = 3
-PG_ROUNDS = 3
+PG_ROUNDS = 2
 #: Connections to the database other than the asking one.
 PEERS = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 
 
 async def test_postgresql_connections_stay_within_the_pool(postgres_server, postgres_url, tmp_path):
     """Tests that on PostgreSQL the server holds at most its pool's size of connections
-    while 8 clients make ~120 database-backed calls at once, and as many after them."""
+    while 8 clients make ~80 database-backed calls at once, and as many after them."""
     url = postgres_url(pool_max_size=POOL_MAX)
     name = url.partition("?")[0].rpartition("/")[2]
     database = Database(tmp_path, url=url, migrate=False)
