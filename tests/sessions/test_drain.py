@@ -9,7 +9,6 @@ from channels.layers import InMemoryChannelLayer
 
 from gateway_app.agents import Agent
 from gateway_app.models import CloseReason, GatewaySession, Message
-from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.rpc.errors import WorkerDraining
 from gateway_app.sessions import host as host_module
 from gateway_app.sessions.cluster import messages
@@ -21,7 +20,7 @@ from gateway_app.sessions.drain import (
     drain_host,
 )
 from gateway_app.sessions.host import SessionHost
-from tests.sessions.cluster.fakes import FakeRegistry
+from tests.sessions.cluster.fakes import FakeRegistry, connect, running_hosts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,19 +62,8 @@ async def hosts(settings, registry):
         "SETTLE_INTERVAL_S": 0,
         "DELTA_COALESCE_MS": 0,
     }
-    layer = InMemoryChannelLayer()
-    started = [SessionHost(layer, name, registry) for name in ("A", "B")]
-    for host in started:
-        await host.start()
-    yield started
-    for host in started:
-        await host.stop()
-
-
-async def connect(host, user, transport="websocket"):
-    ctx = CallContext(Caller(user.pk, user.username), await host.layer.new_channel(), transport)
-    host.connection_opened(ctx)
-    return ctx
+    async with running_hosts(registry) as started:
+        yield started
 
 
 async def running_session(host, user, agent):

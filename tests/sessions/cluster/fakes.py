@@ -1,11 +1,18 @@
 """An in-memory registry shared by several SessionHosts in one process: the RedisRegistry's
-behaviour (claims, beats, expiry with the host's liveness) without Redis."""
+behaviour (claims, beats, expiry with the host's liveness) without Redis; hosts on it, and
+connections registered as a consumer would."""
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
+import contextlib
+from collections.abc import AsyncIterator
 
+from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer
+
+from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster.registry import Beat, HostEntry, LocalRegistry, _stored_host
+from gateway_app.sessions.host import SessionHost
 
 
 class FakeRegistry(LocalRegistry):
@@ -90,3 +97,24 @@ class FakeRegistry(LocalRegistry):
 
     async def hosts(self) -> list[str]:
         return sorted(self.live_hosts)
+
+
+@contextlib.asynccontextmanager
+async def running_hosts(registry: LocalRegistry) -> AsyncIterator[list[SessionHost]]:
+    """Hosts A and B on one in-memory layer and ``registry``, started, stopped after."""
+    layer = InMemoryChannelLayer()
+    started = [SessionHost(layer, name, registry) for name in ("A", "B")]
+    for host in started:
+        await host.start()
+    try:
+        yield started
+    finally:
+        for host in started:
+            await host.stop()
+
+
+async def connect(host: SessionHost, user, transport: str = "websocket") -> CallContext:
+    """A connection on ``host``'s worker, as its consumer would register it."""
+    ctx = CallContext(Caller(user.pk, user.username), await host.layer.new_channel(), transport)
+    host.connection_opened(ctx)
+    return ctx

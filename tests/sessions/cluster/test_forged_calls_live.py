@@ -12,13 +12,13 @@ import msgpack
 import pytest
 import redis.asyncio as redis
 
-from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster import messages
 from gateway_app.sessions.cluster.layers import ResilientRedisChannelLayer
 from gateway_app.sessions.cluster.registry import SESSION_KEY, RedisRegistry
 from gateway_app.sessions.cluster.router import RemoteError
 from gateway_app.sessions.cluster.signing import SignedMessageSerializer
 from gateway_app.sessions.host import SessionHost
+from tests.sessions.cluster.fakes import connect
 from tests.support.live import ws_rpc
 from tests.support.poll import eventually
 from tests.support.servers import Database, GatewayServer, RedisServer
@@ -202,12 +202,6 @@ async def hosts(redis_server, settings):
     for host in started:
         await host.stop()
         await host.layer.close_pools()
-
-
-async def connect(host, user):
-    ctx = CallContext(Caller(user.pk, user.username), await host.layer.new_channel())
-    host.connection_opened(ctx)
-    return ctx
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,12 +8,12 @@ import pytest
 import redis.asyncio as redis
 
 from gateway_app.models import GatewaySession, Message
-from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster.layers import ResilientRedisChannelLayer
 from gateway_app.sessions.cluster.registry import SESSION_KEY, RedisRegistry
 from gateway_app.sessions.cluster.router import HostUnavailable
 from gateway_app.sessions.host import SessionHost
 from gateway_app.slash import client as slash_client
+from tests.sessions.cluster.fakes import connect
 from tests.support.poll import eventually
 from tests.support.procs import assert_gone, running
 from tests.support.servers import RedisServer
@@ -57,13 +57,6 @@ async def hosts(redis_server, settings):
         await host.layer.close_pools()
     leftover = running(slash_client.live_worker_pids(), reaped=True)
     assert not leftover, f"slash workers left running: {leftover}"
-
-
-async def connect(host, user):
-    """A connection on ``host``'s worker, as its consumer would register it."""
-    ctx = CallContext(Caller(user.pk, user.username), await host.layer.new_channel())
-    host.connection_opened(ctx)
-    return ctx
 
 
 async def stored_session(user):

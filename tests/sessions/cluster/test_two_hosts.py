@@ -5,15 +5,13 @@ heartbeat does about sessions whose registry entries changed."""
 import asyncio
 
 import pytest
-from channels.layers import InMemoryChannelLayer
 
 from gateway_app.models import GatewaySession
-from gateway_app.rpc.context import CallContext, Caller
 from gateway_app.sessions.cluster.messages import Operation
 from gateway_app.sessions.cluster.registry import HostEntry
 from gateway_app.sessions.cluster.router import RemoteError
 from gateway_app.sessions.host import SessionHost
-from tests.sessions.cluster.fakes import FakeRegistry
+from tests.sessions.cluster.fakes import FakeRegistry, connect, running_hosts
 from tests.support.poll import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,19 +35,8 @@ async def hosts(settings, registry):
         "FORWARD_TIMEOUT_S": 10,
         "LIVE_SAMPLE_INTERVAL_S": 3600,
     }
-    layer = InMemoryChannelLayer()
-    started = [SessionHost(layer, name, registry) for name in ("A", "B")]
-    for host in started:
-        await host.start()
-    yield started
-    for host in started:
-        await host.stop()
-
-
-async def connect(host, user):
-    ctx = CallContext(Caller(user.pk, user.username), await host.layer.new_channel())
-    host.connection_opened(ctx)
-    return ctx
+    async with running_hosts(registry) as started:
+        yield started
 
 
 async def session_on(host, user, title="t"):
