@@ -17,6 +17,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from tests.support.live import sync_call
 from tests.support.poll import eventually_sync
 from tests.support.procs import assert_gone_sync
 from tests.support.servers import REPO, Database, GatewayServer, free_port, wait_for_port
@@ -88,16 +89,6 @@ def proxied(tmp_path_factory) -> Iterator[tuple[GatewayServer, str, str]]:
         assert_gone_sync([nginx.pid], within=0)
 
 
-def call(ws, request_id: int, method: str, params: dict) -> dict:
-    """One JSON-RPC call over a sync socket; events before its answer are kept aside."""
-    request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-    ws.send(json.dumps(request))
-    while True:
-        message = json.loads(ws.recv(timeout=10))
-        if message.get("id") == request_id:
-            return message["result"]
-
-
 def test_a_websocket_session_streams_through_nginx(proxied):
     """Tests that a token client reaches the gateway's WebSocket through nginx (Upgrade
     passed on) and gets a turn streamed to its message.complete."""
@@ -107,8 +98,8 @@ def test_a_websocket_session_streams_through_nginx(proxied):
     with ws_connect(url, additional_headers=headers, open_timeout=10) as ws:
         ready = json.loads(ws.recv(timeout=10))
         assert ready["params"]["type"] == "gateway.ready"
-        session_id = call(ws, 1, "session.create", {})["session_id"]
-        call(ws, 2, "prompt.submit", {"session_id": session_id, "text": "through the proxy"})
+        session_id = sync_call(ws, 1, "session.create", {})["session_id"]
+        sync_call(ws, 2, "prompt.submit", {"session_id": session_id, "text": "through the proxy"})
         deltas = []
         while True:
             event = json.loads(ws.recv(timeout=10))["params"]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from tests.support.live import sync_call
 from tests.support.procs import assert_gone_sync
 from tests.support.servers import Database, GatewayServer, RedisServer
 
@@ -54,23 +55,13 @@ def log_in(page, server: GatewayServer) -> None:
     page.wait_for_url(f"**{LIVE_PATH}")
 
 
-def call(ws, request_id: int, method: str, params: dict) -> dict:
-    """One JSON-RPC call over a sync socket; events before its answer are skipped."""
-    request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-    ws.send(json.dumps(request))
-    while True:
-        message = json.loads(ws.recv(timeout=10))
-        if message.get("id") == request_id:
-            return message["result"]
-
-
 def run_turn(server: GatewayServer, token: str, text: str) -> None:
     """Create a session on ``server`` and run one turn there to its message.complete."""
     headers = {"Authorization": f"Bearer {token}"}
     with ws_connect(server.url, additional_headers=headers, open_timeout=10) as ws:
         json.loads(ws.recv(timeout=10))
-        session_id = call(ws, 1, "session.create", {})["session_id"]
-        call(ws, 2, "prompt.submit", {"session_id": session_id, "text": text})
+        session_id = sync_call(ws, 1, "session.create", {})["session_id"]
+        sync_call(ws, 2, "prompt.submit", {"session_id": session_id, "text": text})
         while json.loads(ws.recv(timeout=10)).get("params", {}).get("type") != "message.complete":
             pass
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from tests.support.live import sync_call
 from tests.support.metrics import value
 from tests.support.poll import eventually_sync
 from tests.support.servers import Database, GatewayServer
@@ -34,30 +35,19 @@ def scrape(server: GatewayServer, **headers: str) -> httpx.Response:
     return httpx.get(f"{server.http_url}/metrics", headers=headers, timeout=10)
 
 
-def call(ws, request_id: int, method: str, params: dict | None = None) -> dict:
-    ws.send(
-        json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}})
-    )
-    while True:
-        message = json.loads(ws.recv(timeout=10))
-        if message.get("id") == request_id:
-            assert "result" in message, message
-            return message["result"]
-
-
 def test_a_local_scrape_sees_a_session_created_and_closed(server, database):
     """Tests that the scrape from loopback shows the open socket, the session while live,
     then its close by reason, and the frames the client sent, all labelled with the worker."""
     headers = {"Authorization": f"Bearer {database.token('alice')}"}
     with ws_connect(server.url, additional_headers=headers, open_timeout=10) as ws:
         json.loads(ws.recv(timeout=10))  # gateway.ready
-        session_id = call(ws, 1, "session.create")["session_id"]
+        session_id = sync_call(ws, 1, "session.create")["session_id"]
         live = scrape(server)
         assert live.status_code == 200
         assert live.headers["content-type"].startswith("text/plain; version=")
         assert value(live.text, "hermes_connections", worker=WORKER, transport="websocket") == 1
         assert value(live.text, "hermes_sessions", worker=WORKER, status="live") == 1
-        call(ws, 2, "session.close", {"session_id": session_id})
+        sync_call(ws, 2, "session.close", {"session_id": session_id})
 
         def closed() -> str | None:
             text = scrape(server).text

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 from collections.abc import AsyncIterator
+from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
 
@@ -64,3 +66,15 @@ async def stdio_rpc(env: dict[str, str], user: str) -> AsyncIterator[RpcClient]:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def sync_call(ws: Any, request_id: int, method: str, params: dict | None = None) -> dict:
+    """One JSON-RPC call over a sync ``websockets`` socket (tests driving a browser or a
+    proxy in the same thread); events before its answer are skipped."""
+    request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+    ws.send(json.dumps(request))
+    while True:
+        message = json.loads(ws.recv(timeout=10))
+        if message.get("id") == request_id:
+            assert "result" in message, message
+            return message["result"]
