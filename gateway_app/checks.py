@@ -9,6 +9,8 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core import checks
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve, reverse
 from django.utils.module_loading import import_string
 
 from .agents import sandbox
@@ -346,6 +348,44 @@ def check_channel_layer(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.urls)
+def check_login_url(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The chat page sends anonymous visitors to ``settings.LOGIN_URL``: where that names
+    no view of this project (Django's default in a fresh project), each visitor meets a 404."""
+    try:
+        reverse("gateway_app:chat")
+    except NoReverseMatch:
+        return []  # the project routes no chat page
+    try:
+        target = _login_path(settings.LOGIN_URL)
+        if target is None:
+            return []
+        resolve(target)
+    except (NoReverseMatch, Resolver404):
+        return [
+            checks.Warning(
+                f"LOGIN_URL ({settings.LOGIN_URL!r}) leads to no page of this project: "
+                "the gateway's chat page sends anonymous visitors there.",
+                hint="Route a login view there (django.contrib.auth.urls with a "
+                "registration/login.html template), or set LOGIN_URL = 'admin:login' "
+                "when the admin is routed.",
+                id="gateway_app.W044",
+            )
+        ]
+    return []
+
+
+def _login_path(login_url: Any) -> str | None:
+    """The path of this site ``LOGIN_URL`` leads to, or None for a URL of another site;
+    ``NoReverseMatch`` for a URL name no route has."""
+    url = urlparse(str(resolve_url(login_url)))
+    if url.scheme or url.netloc:
+        return None
+    prefix = get_script_prefix()
+    path = url.path
+    return "/" + path[len(prefix) :] if path.startswith(prefix) else path
 
 
 @checks.register()

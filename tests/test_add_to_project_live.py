@@ -90,9 +90,16 @@ def test_the_host_projects_admin_index_is_untouched(host):
     assert output.strip().splitlines()[-1].split() == ["None", "200", "False", "200", "True"]
 
 
+def test_the_site_passes_its_system_checks(host):
+    """Tests that ``manage.py check`` finds nothing to report in the site the README set up
+    (a channel layer, a login page the chat page can send visitors to)."""
+    output = host.run([host.python, "manage.py", "check", "--fail-level", "WARNING"])
+    assert "no issues" in output
+
+
 def test_the_chat_page_sends_visitors_to_the_login_url(host):
     """Tests that the chat page, under the host's /gateway/, sends an anonymous visitor to
-    Django's default LOGIN_URL, not the admin's login."""
+    the README's LOGIN_URL, the host's admin login."""
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
@@ -102,7 +109,7 @@ def test_the_chat_page_sends_visitors_to_the_login_url(host):
     with pytest.raises(urllib.error.HTTPError) as redirect:
         opener.open(f"http://127.0.0.1:{host.port}/gateway/chat/", timeout=10)
     assert redirect.value.code == 302
-    assert redirect.value.headers["Location"] == "/accounts/login/?next=/gateway/chat/"
+    assert redirect.value.headers["Location"] == "/admin/login/?next=/gateway/chat/"
 
 
 def test_a_query_token_is_redacted_in_the_access_log(host):

@@ -12,6 +12,7 @@ from gateway_app.checks import (
     check_channel_layer,
     check_gateway_settings,
     check_layer_signing,
+    check_login_url,
     check_session_engine,
     check_trusted_origins,
 )
@@ -482,3 +483,44 @@ def test_a_history_budget_below_one_largest_message_is_a_warning(settings):
         "HISTORY_BYTES": 3999,
     }
     assert ids(check_gateway_settings(None)) == ["gateway_app.W081"]
+
+
+### The chat page's login URL ###
+
+
+def test_a_login_url_nothing_routes_is_a_warning(settings):
+    """Tests that Django's default LOGIN_URL, routed by nothing in a project that routes the
+    chat page, warns naming LOGIN_URL: each anonymous visitor would land on a 404."""
+    settings.ROOT_URLCONF = "tests.dashboard.urls_without_admin"
+    settings.LOGIN_URL = "/accounts/login/"
+    (warning,) = check_login_url(None)
+    assert warning.id == "gateway_app.W044" and "LOGIN_URL" in warning.msg
+
+
+def test_a_login_url_name_that_does_not_reverse_is_a_warning(settings):
+    """Tests that a URL name for LOGIN_URL, such as the admin's login in a project that does
+    not route the admin, warns naming it."""
+    settings.ROOT_URLCONF = "tests.dashboard.urls_without_admin"
+    settings.LOGIN_URL = "admin:login"
+    (warning,) = check_login_url(None)
+    assert warning.id == "gateway_app.W044" and "admin:login" in warning.msg
+
+
+def test_a_login_url_the_project_routes_passes(settings):
+    """Tests that hermes_site's LOGIN_URL, the admin's login it routes, raises nothing."""
+    assert settings.LOGIN_URL == "admin:login"
+    assert check_login_url(None) == []
+
+
+def test_a_login_url_on_another_site_passes(settings):
+    """Tests that an absolute URL (a single sign-on server, say) is not checked."""
+    settings.ROOT_URLCONF = "tests.dashboard.urls_without_admin"
+    settings.LOGIN_URL = "https://sso.example.com/login"
+    assert check_login_url(None) == []
+
+
+def test_a_login_url_is_not_checked_without_the_chat_page(settings):
+    """Tests that a project routing no chat page (only the WebSocket) gets no warning."""
+    settings.ROOT_URLCONF = "tests.dashboard.urls_without_chat"
+    settings.LOGIN_URL = "/accounts/login/"
+    assert check_login_url(None) == []
