@@ -170,6 +170,33 @@ def test_a_bad_value_of_any_option_is_an_error_naming_it(settings, name, value):
     assert any(name in error.msg for error in errors)
 
 
+#: For each rule of an option kind (gateway_app.conf.kinds), an option of that kind, a value
+#: the rule refuses, and the rule's check id.
+KIND_RULES = [
+    ("REAP_GRACE_S", -1, "gateway_app.E001"),
+    ("MAX_LIVE_SESSIONS", 0, "gateway_app.E002"),
+    ("AGENT_TIMEOUT_S", 0, "gateway_app.E004"),
+    ("WORKER_NAME", 7, "gateway_app.E005"),
+    ("SKIN", "dark", "gateway_app.E007"),
+    ("TERMINAL_SANDBOX", "docker", "gateway_app.E011"),
+    ("REQUIRE_PERMISSION", "yes", "gateway_app.E012"),
+    ("TERMINAL_SCRATCH_DIR", "relative/dir", "gateway_app.E013"),
+    ("WEBSOCKET_PATH", "/api/ws", "gateway_app.E041"),
+    ("REDIS_URL", "http://cache:6379/0", "gateway_app.E042"),
+    ("SLASH_COMMANDS", "tests.extensions.slash_commands", "gateway_app.E055"),
+    ("METRICS_ALLOW", "10.0.0.0/33", "gateway_app.E070"),
+    ("MAX_STORED_SESSIONS_PER_USER", -1, "gateway_app.E080"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "check_id"), KIND_RULES, ids=[r[2] for r in KIND_RULES])
+def test_each_kind_rule_reports_its_own_check_id(settings, name, value, check_id):
+    """Tests that a value failing a kind's rule is reported under that rule's id, and only
+    under it, so each documented id fires on the configuration it guards."""
+    settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, name: value}
+    assert ids(check_gateway_settings(None)) == [check_id]
+
+
 def test_a_heartbeat_of_zero_is_an_error(settings):
     """Tests that HEARTBEAT_S = 0 (asyncio.sleep(0): a busy loop on Redis) fails the check."""
     settings.HERMES_GATEWAY = {**settings.HERMES_GATEWAY, "HEARTBEAT_S": 0}
