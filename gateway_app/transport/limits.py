@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,8 @@ class TokenBucket:
         self.clock = clock
         self.tokens = self.burst
         self.updated = clock()
+        #: When the tokens promised to the retries ``book`` handed out will have accrued.
+        self.booked_until = self.updated
 
     @property
     def unlimited(self) -> bool:
@@ -89,6 +92,23 @@ class TokenBucket:
             return 0.0
         self._refill()
         return max(0.0, (amount - self.tokens) / self.rate)
+
+    def book(self, amount: float = 1.0) -> float:
+        """
+        Seconds a refused request of ``amount`` tokens should wait before it comes back: a
+        slot of its own after those already handed out, so the requests refused together
+        (one user's many sockets) do not all come back at once and all but one be refused
+        again. Slots reach at most a full bucket's refill time ahead.
+        """
+        if self.unlimited:
+            return 0.0
+        wait = self.delay(amount)
+        now = self.updated
+        if self.booked_until > now:
+            wait = max(wait, self.booked_until - now + amount / self.rate)
+        wait = min(wait, max(self.burst, amount) / self.rate)
+        self.booked_until = now + wait
+        return wait
 
     async def wait(self, amount: float = 1.0) -> None:
         """Sleep until ``amount`` tokens are available, then spend them (throttling)."""
@@ -249,10 +269,11 @@ class InputGuard:
             cost = USER_RATE_COSTS.get(item.method, 1) if isinstance(item, Request) else 1
             rate_limited = self.over_rate(cost)
         if rate_limited == "rate_per_user" and self.user_bucket is not None:
-            error = self._over_user_rate(self.user_bucket, cost)
+            error = self._over_user_rate(self.user_bucket, cost, book=not item.notification)
             return Rejected(error, item.id, notification=item.notification)
         if rate_limited:
-            retry = round(self.bucket.delay(), 3)
+            # A notification gets no answer, so no retry slot is kept for it.
+            retry = _in_ms(self.bucket.delay() if item.notification else self.bucket.book())
             self.log.hit(
                 "rate",
                 f"over {self.limits.rate_per_s:g} messages/s (burst {self.limits.burst})",
@@ -265,8 +286,11 @@ class InputGuard:
             return Rejected(error, item.id, notification=item.notification)
         return item
 
-    def _over_user_rate(self, bucket: TokenBucket, cost: float = 1.0) -> RateLimited:
-        retry = round(bucket.delay(min(cost, bucket.burst)), 3)
+    def _over_user_rate(
+        self, bucket: TokenBucket, cost: float = 1.0, *, book: bool = True
+    ) -> RateLimited:
+        amount = min(cost, bucket.burst)
+        retry = _in_ms(bucket.book(amount) if book else bucket.delay(amount))
         rate, burst = self.limits.user_rate_per_s, self.limits.user_burst
         self.log.hit(
             "rate_per_user",
@@ -284,6 +308,12 @@ class InputGuard:
             f"Message too large: at most {limit} bytes per JSON-RPC message",
             {"limit": "message_bytes", "max": limit},
         )
+
+
+def _in_ms(seconds: float) -> float:
+    """``seconds`` rounded up to the millisecond: a client that waits the hint finds its
+    tokens there, never a fraction of one short."""
+    return math.ceil(seconds * 1000) / 1000
 
 
 def cap_response(response: dict[str, Any], text: str, limit: int, log: LimitLog) -> str:

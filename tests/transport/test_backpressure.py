@@ -225,6 +225,46 @@ def test_token_bucket_refills_at_the_rate_up_to_the_burst():
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
 
 
+def test_refused_requests_are_booked_slots_of_their_own():
+    """Tests that requests refused by an empty bucket are told to come back one after
+    another (each a cost's refill time after the one before), not all at the same moment."""
+    bucket = TokenBucket(rate=10, burst=3, clock=lambda: 0.0)
+    assert bucket.take(3) and not bucket.take()
+    assert [bucket.book() for _ in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_each_booked_retry_finds_its_tokens_at_its_slot():
+    """Tests that requests which come back when book() told them to are all served: the
+    slots never promise the same tokens twice, even with different costs."""
+    now = [0.0]
+    bucket = TokenBucket(rate=10, burst=6, clock=lambda: now[0])
+    assert bucket.take(6)
+    slots = sorted((bucket.book(cost), cost) for cost in (3, 1, 2))
+    for slot, cost in slots:
+        now[0] = slot
+        assert bucket.take(cost)
+
+
+def test_booked_slots_reach_at_most_a_full_refill_ahead():
+    """Tests that a client which keeps sending without waiting cannot push its user's
+    slots ever further ahead: no slot lies beyond burst / rate."""
+    bucket = TokenBucket(rate=10, burst=3, clock=lambda: 0.0)
+    assert bucket.take(3)
+    assert max(bucket.book() for _ in range(100)) == pytest.approx(0.3)
+
+
+def test_a_booking_expires_once_its_slot_has_passed():
+    """Tests that slots handed out long ago do not delay a request refused later: its wait
+    is what the bucket lacks now."""
+    now = [0.0]
+    bucket = TokenBucket(rate=10, burst=2, clock=lambda: now[0])
+    assert bucket.take(2)
+    bucket.book()
+    now[0] = 10.0
+    assert bucket.take(2) and not bucket.take()
+    assert bucket.book() == pytest.approx(0.1)
+
+
 def test_token_bucket_with_zero_rate_never_limits():
     """Tests that RATE_LIMIT_PER_S 0 disables the limit."""
     bucket = TokenBucket(rate=0, burst=1)

@@ -246,6 +246,23 @@ async def test_connections_of_one_user_share_the_per_user_bucket(connect, alice,
     assert await other.call("gateway.ping") == {"pong": True}
 
 
+async def test_a_users_requests_refused_together_get_retry_slots_of_their_own(
+    connect, alice, limits
+):
+    """Tests that 4029s answered to one user's sockets at once name different
+    retry_after_s, spaced by the refill time of one request, so clients that follow the
+    hint come back one by one instead of refusing each other again."""
+    limits(RATE_LIMIT_PER_S=1000, USER_RATE_LIMIT_PER_S=1, USER_RATE_LIMIT_BURST=4)
+    sockets = [await connect(alice) for _ in range(4)]
+    for _ in range(4):
+        await sockets[0].call("gateway.ping")
+    retries = [(await rpc.request("gateway.ping"))["error"]["data"] for rpc in sockets]
+    assert {data["limit"] for data in retries} == {"rate_per_user"}
+    waits = [data["retry_after_s"] for data in retries]
+    assert waits == sorted(waits)
+    assert [round(b - a) for a, b in zip(waits, waits[1:], strict=False)] == [1, 1, 1]
+
+
 async def test_a_session_create_spends_more_of_the_users_bucket_than_a_ping(connect, alice, limits):
     """Tests that the methods that start work (here session.create) spend their
     USER_RATE_COSTS from the user's bucket: with a burst of 15, one create and five pings
