@@ -67,6 +67,7 @@ SAFE_METHODS = frozenset(
         "session.interrupt",
         "commands.catalog",
         "complete.slash",
+        "rpc.discover",
     }
 )
 #: A link that drops sooner than this after opening counts as a failed attempt (backoff grows).
@@ -273,6 +274,10 @@ class Gateway:
     async def complete(self, text: str) -> list[str]:
         """Completions of a partial slash command (``"/he"`` -> ``["/help"]``)."""
         return list((await self.call("complete.slash", {"text": text})).get("completions", ()))
+
+    async def discover(self) -> dict[str, Any]:
+        """The gateway's OpenRPC document (beyond v1): its methods, params, results and events."""
+        return await self.call("rpc.discover")
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event no Turn took (other sessions, ``session.closed``, ``client.*``)."""
