@@ -234,3 +234,45 @@ def test_a_draining_refusal_is_its_own_internal_error():
     error = error_from_wire(DRAINING["error"])
     assert isinstance(error, WorkerDraining) and isinstance(error, InternalError)
     assert error.code == -32603
+
+
+async def test_every_held_session_is_resumed_from_its_own_last_seen_seq():
+    """Tests that after a drop the next link resumes each held session with the last seq the
+    client saw of that session, not one shared number."""
+    ids = iter(["c" * 32, "d" * 32])
+
+    def create(method, params):
+        return {"result": {"session_id": next(ids), "title": "", "created_at": "x"}}
+
+    def resumed(method, params):
+        return {"result": {"session_id": params["session_id"], "status": "live", "messages": []}}
+
+    first, second = _AnsweringLink(create), _AnsweringLink(resumed)
+    links = [first, second]
+
+    async def dial():
+        return links.pop(0)
+
+    gateway = await Gateway(dial, backoff=Backoff(initial=0)).open()
+    try:
+        one = (await gateway.create_session()).session_id
+        two = (await gateway.create_session()).session_id
+        for sid, seq in ((one, 7), (two, 3)):
+            event = {"type": "session.closing", "session_id": sid, "seq": seq, "payload": {}}
+            first.inbox.put_nowait(
+                json.dumps({"jsonrpc": "2.0", "method": "event", "params": event})
+            )
+        async for event in gateway.events():
+            if event.session_id == two:
+                break
+        first.drop(1006)
+        async for event in gateway.events():
+            if isinstance(event, Reconnected):
+                break
+        assert sorted(second.sent, key=lambda sent: sent[1]["session_id"]) == [
+            ("session.resume", {"session_id": one, "last_seq": 7}),
+            ("session.resume", {"session_id": two, "last_seq": 3}),
+        ]
+        assert set(event.sessions) == {one, two}
+    finally:
+        await gateway.close()
