@@ -22,6 +22,7 @@ from .errors import (
     SessionBusy,
     SessionNotFound,
     TooLarge,
+    WorkerDraining,
 )
 from .events import (
     ApprovalRequest,
@@ -97,6 +98,7 @@ __all__ = [
     "Turn",
     "WebSocketDialer",
     "WebSocketLink",
+    "WorkerDraining",
     "connect",
     "connect_stdio",
 ]

@@ -36,6 +36,7 @@ from .errors import (
     ConnectionLost,
     GatewayError,
     SessionNotFound,
+    WorkerDraining,
     error_from_wire,
 )
 from .events import (
@@ -66,6 +67,7 @@ SAFE_METHODS = frozenset(
         "session.interrupt",
         "commands.catalog",
         "complete.slash",
+        "rpc.discover",
     }
 )
 #: A link that drops sooner than this after opening counts as a failed attempt (backoff grows).
@@ -121,6 +123,8 @@ class Gateway:
         self._resumer: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
+        #: Set when the client itself left a draining worker: redial as after a 1012.
+        self._left_draining = False
 
     # Lifecycle.
 
@@ -270,6 +274,10 @@ class Gateway:
     async def complete(self, text: str) -> list[str]:
         """Completions of a partial slash command (``"/he"`` -> ``["/help"]``)."""
         return list((await self.call("complete.slash", {"text": text})).get("completions", ()))
+
+    async def discover(self) -> dict[str, Any]:
+        """The gateway's OpenRPC document (beyond v1): its methods, params, results and events."""
+        return await self.call("rpc.discover")
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event no Turn took (other sessions, ``session.closed``, ``client.*``)."""
@@ -499,7 +507,9 @@ class Gateway:
         if not self.reconnect:
             raise ConnectionLost(str(closed))
         lived = time.monotonic() - self._opened_at
-        if closed.code == CLOSE_SERVICE_RESTART and not self._quick_drops:
+        restart = closed.code == CLOSE_SERVICE_RESTART or self._left_draining
+        self._left_draining = False
+        if restart and not self._quick_drops:
             # The worker drains for a restart: the next connection lands on another, at once.
             self._quick_drops = 0
         else:
@@ -513,6 +523,7 @@ class Gateway:
     async def _resume_held(self) -> None:
         """Resume every held session from its last seen seq, then let callers through."""
         resumed = []
+        link = self._link
         for sid in list(self._seen):
             last_seq = max(self._seen.get(sid, 0), self._floor.get(sid, 0))
             params = {"session_id": sid, "last_seq": last_seq}
@@ -522,6 +533,13 @@ class Gateway:
                 )
             except ConnectionLost:
                 return  # the new link dropped too: the next one resumes
+            except WorkerDraining:
+                # This worker restarts: leave it, keeping every session held for the next link.
+                logger.info("session %s: the worker is draining; reconnecting", sid)
+                self._left_draining = True
+                if link is not None:
+                    await link.close()
+                return
             except GatewayError as exc:
                 logger.warning("could not resume session %s: %s", sid, exc)
                 self._forget(sid)

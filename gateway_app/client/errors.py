@@ -67,6 +67,10 @@ class InternalError(GatewayError):
     code = INTERNAL_ERROR
 
 
+class WorkerDraining(InternalError):
+    """The worker is restarting (``data.draining``): the same call succeeds on a new connection."""
+
+
 class SessionNotFound(GatewayError):
     """Unknown session, or one of another user: the gateway does not tell them apart."""
 
@@ -117,6 +121,8 @@ def error_from_wire(error: Any) -> GatewayError:
     code = error.get("code")
     message = str(error.get("message", "error"))
     data = error.get("data")
+    if code == INTERNAL_ERROR and isinstance(data, dict) and data.get("draining") is True:
+        return WorkerDraining(message, data=data)
     if isinstance(code, int) and code in _BY_CODE:
         return _BY_CODE[code](message, data=data)
     return GatewayError(message, code=code if isinstance(code, int) else None, data=data)

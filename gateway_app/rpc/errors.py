@@ -71,6 +71,10 @@ class WorkerDraining(InternalError):
 
     default_message = "This worker is restarting: reconnect and retry"
 
+    def __init__(self, message: str | None = None):
+        # ``data.draining`` tells clients this -32603 is worth retrying on their next connection.
+        super().__init__(message, {"draining": True})
+
 
 class SessionNotFound(RpcError):
     """Unknown session, or one owned by another user: the two are indistinguishable."""

@@ -1,10 +1,12 @@
 """Pure parts of the Gateway client."""
 
 import asyncio
+import json
 
 from gateway_app.client.client import Gateway, reply_to
-from gateway_app.client.connection import LinkClosed
-from gateway_app.client.events import MessageComplete, parse_event
+from gateway_app.client.connection import Backoff, LinkClosed
+from gateway_app.client.errors import InternalError, WorkerDraining, error_from_wire
+from gateway_app.client.events import MessageComplete, Reconnected, parse_event
 from gateway_app.client.results import Message, Resumed
 from gateway_app.rpc.codes import CLOSE_SERVICE_RESTART
 
@@ -155,3 +157,122 @@ async def test_a_service_restart_close_redials_at_once_even_on_a_young_link():
 async def test_an_ordinary_drop_of_a_young_link_still_backs_off():
     """Tests that a link dropping right after it opened (1006) counts as a quick drop."""
     assert await redial_after(1006) == 1
+
+
+class _AnsweringLink(_Link):
+    """A link that answers each request with ``answer(method, params)``: a result or an error."""
+
+    def __init__(self, answer):
+        super().__init__()
+        self.answer, self.sent = answer, []
+        self.inbox = asyncio.Queue()
+
+    async def send(self, text):
+        message = json.loads(text)
+        self.sent.append((message["method"], message.get("params")))
+        reply = self.answer(message["method"], message.get("params"))
+        self.inbox.put_nowait(json.dumps({"jsonrpc": "2.0", "id": message["id"], **reply}))
+
+    async def recv(self):
+        dropped = asyncio.ensure_future(self.dropped.wait())
+        received = asyncio.ensure_future(self.inbox.get())
+        done, _ = await asyncio.wait({dropped, received}, return_when=asyncio.FIRST_COMPLETED)
+        if received in done:
+            dropped.cancel()
+            return received.result()
+        received.cancel()
+        raise LinkClosed(f"closed with code {self.close_code}", self.close_code)
+
+    async def close(self):
+        self.drop(1000)
+
+
+SID = "b" * 32
+DRAINING = {
+    "error": {
+        "code": -32603,
+        "message": "This worker is restarting: reconnect and retry",
+        "data": {"draining": True},
+    }
+}
+
+
+def _resumed(method, params):
+    return {"result": {"session_id": SID, "status": "live", "messages": [], "last_seq": 0}}
+
+
+async def test_a_resume_refused_by_a_draining_worker_is_retried_on_the_next_link():
+    """Tests that a held session whose resume meets a draining worker (-32603, draining) stays
+    held and is resumed on the next connection, instead of being dropped."""
+    created = {"result": {"session_id": SID, "title": "t", "created_at": "x"}}
+    links = [
+        _AnsweringLink(lambda method, params: created),
+        _AnsweringLink(lambda method, params: DRAINING),
+        _AnsweringLink(_resumed),
+    ]
+    dialed = list(links)
+
+    async def dial():
+        return links.pop(0)
+
+    gateway = await Gateway(dial, backoff=Backoff(initial=0)).open()
+    try:
+        await gateway.create_session("t")
+        dialed[0].drop(CLOSE_SERVICE_RESTART)
+        async for event in gateway.events():
+            if isinstance(event, Reconnected):
+                break
+        assert event.sessions == (SID,)
+        assert gateway.sessions == (SID,)
+        assert dialed[2].sent == [("session.resume", {"session_id": SID, "last_seq": 0})]
+    finally:
+        await gateway.close()
+
+
+def test_a_draining_refusal_is_its_own_internal_error():
+    """Tests that -32603 with data.draining raises WorkerDraining (still an InternalError)."""
+    error = error_from_wire(DRAINING["error"])
+    assert isinstance(error, WorkerDraining) and isinstance(error, InternalError)
+    assert error.code == -32603
+
+
+async def test_every_held_session_is_resumed_from_its_own_last_seen_seq():
+    """Tests that after a drop the next link resumes each held session with the last seq the
+    client saw of that session, not one shared number."""
+    ids = iter(["c" * 32, "d" * 32])
+
+    def create(method, params):
+        return {"result": {"session_id": next(ids), "title": "", "created_at": "x"}}
+
+    def resumed(method, params):
+        return {"result": {"session_id": params["session_id"], "status": "live", "messages": []}}
+
+    first, second = _AnsweringLink(create), _AnsweringLink(resumed)
+    links = [first, second]
+
+    async def dial():
+        return links.pop(0)
+
+    gateway = await Gateway(dial, backoff=Backoff(initial=0)).open()
+    try:
+        one = (await gateway.create_session()).session_id
+        two = (await gateway.create_session()).session_id
+        for sid, seq in ((one, 7), (two, 3)):
+            event = {"type": "session.closing", "session_id": sid, "seq": seq, "payload": {}}
+            first.inbox.put_nowait(
+                json.dumps({"jsonrpc": "2.0", "method": "event", "params": event})
+            )
+        async for event in gateway.events():
+            if event.session_id == two:
+                break
+        first.drop(1006)
+        async for event in gateway.events():
+            if isinstance(event, Reconnected):
+                break
+        assert sorted(second.sent, key=lambda sent: sent[1]["session_id"]) == [
+            ("session.resume", {"session_id": one, "last_seq": 7}),
+            ("session.resume", {"session_id": two, "last_seq": 3}),
+        ]
+        assert set(event.sessions) == {one, two}
+    finally:
+        await gateway.close()

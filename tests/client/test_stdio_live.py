@@ -45,6 +45,9 @@ async def test_every_method_answers_over_stdio(database):
         assert listed[sid].title == "renamed" and listed[sid].messages == 2
         resumed = await gw.resume(sid)
         assert [m.content for m in resumed.messages] == ["hello there", "hello there"]
+        history = await gw.history(sid, limit=1)
+        assert [m.content for m in history.messages] == ["hello there"] and history.has_more
+        assert "session.history" in {m["name"] for m in (await gw.discover())["methods"]}
         assert not await gw.interrupt(sid)
         assert await gw.close_session(sid)
         assert sid not in gw.sessions
