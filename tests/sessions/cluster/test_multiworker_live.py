@@ -94,6 +94,41 @@ async def test_sessions_created_on_a_show_in_session_list_on_b(cluster):
             assert await eventually(renamed_on_b, within=2.0, interval=0.02)
 
 
+async def test_history_of_a_session_hosted_on_a_pages_from_b(cluster, database):
+    """Tests that session.history on B pages the transcript of a session live on A, oldest
+    last, with next_before links and every stored message once, and that another user gets
+    4001 for it there."""
+    a, b, token = cluster
+    async with ws_rpc(a.url, token) as on_a:
+        sid = (await on_a.call("session.create", {"title": "paged"}))["session_id"]
+        for word in ("one", "two", "three"):
+            await on_a.turn(sid, word)
+        async with ws_rpc(b.url, token) as on_b:
+
+            async def stored():
+                page = await on_b.call("session.history", {"session_id": sid, "limit": 200})
+                return page["messages"] if len(page["messages"]) == 6 else None
+
+            everything = await eventually(stored, within=2.0, interval=0.02)
+            pages, before = [], None
+            while True:
+                params = {"session_id": sid, "limit": 4, **({"before": before} if before else {})}
+                page = await on_b.call("session.history", params)
+                pages.append(page["messages"])
+                if not page["has_more"]:
+                    assert page["next_before"] is None
+                    break
+                before = page["next_before"]
+            assert [m for page in reversed(pages) for m in page] == everything
+            assert [m["content"] for m in everything] == ["one", "one", "two", "two"] + [
+                "three"
+            ] * 2
+            assert [len(page) for page in pages] == [4, 2]
+        async with ws_rpc(b.url, database.token("bob")) as bob_on_b:
+            error = await bob_on_b.error("session.history", {"session_id": sid})
+            assert error["code"] == 4001
+
+
 async def test_close_on_b_ends_the_slash_worker_on_a(cluster):
     """Tests that session.close from B tears down the subprocess on host A."""
     a, b, token = cluster
