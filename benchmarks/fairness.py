@@ -1,8 +1,8 @@
 """
 Per-user fairness benchmark: what one account running at its rate limit costs another user.
 
-    python benchmarks/fairness.py [--sockets 8] [--duration 5] [--pings 50] [--user-rate R]
-                                  [--json out.json]
+    python benchmarks/fairness.py [--sockets 8] [--duration 5] [--rounds 3] [--pings 50]
+                                  [--user-rate R] [--json out.json]
 
 One daphne running the gateway with its default limits (RATE_LIMIT_PER_S per connection,
 USER_RATE_LIMIT_PER_S per user, or ``--user-rate``) and, for the control phase, a second one
@@ -15,7 +15,9 @@ with the per-user limit off. A victim user sends ``gateway.ping`` ``--pings`` ti
   followed by its ``retry_after_s``);
 - **storm, no per-user limit** (control): the same with ``USER_RATE_LIMIT_PER_S`` 0.
 
-Printed: the victim's p50/p99 and the p99 ratio to quiet, and the storm's accepted
+Quiet and storm alternate ``--rounds`` times on one server, so a slower minute of the machine
+falls on both; each phase's latencies are pooled over its rounds. Printed: the victim's
+p50/p99 and the p99 ratio to quiet, the server's CPU per second, and the storm's accepted
 creates/s and 4029 answers (by ``data.limit``). See benchmarks/README.md.
 """
 
@@ -100,8 +102,10 @@ def _storm_process(url: str, token: str, sockets: int, seconds: float, out: Any)
 def run_phase(
     server: GatewayServer, victim: str, attacker: str | None, args: argparse.Namespace
 ) -> dict[str, Any]:
+    """One window of victim pings, alongside a storm when ``attacker`` is given."""
     storm = None
     out: Any = multiprocessing.Queue()
+    started, cpu = time.monotonic(), server.cpu_seconds()
     if attacker is not None:
         seconds = args.duration + 2 * LEAD_S
         storm = multiprocessing.Process(
@@ -110,16 +114,31 @@ def run_phase(
         storm.start()
         time.sleep(LEAD_S)
     latencies = asyncio.run(victim_pings(server.url, victim, args.pings, args.duration))
-    result: dict[str, Any] = {
-        "pings": len(latencies),
-        "p50_ms": round(load.percentile(latencies, 0.50), 2),
-        "p99_ms": round(load.percentile(latencies, 0.99), 2),
-    }
+    result: dict[str, Any] = {"latencies": latencies}
     if storm is not None:
         counts = out.get(timeout=60)
         storm.join(30)
         result["storm"] = counts
-        result["created_per_s"] = round(counts.get("created", 0) / (args.duration + 2 * LEAD_S))
+    result["seconds"] = time.monotonic() - started
+    result["cpu_s"] = server.cpu_seconds() - cpu
+    return result
+
+
+def pooled(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """One phase's rounds summed: latencies pooled, CPU and storm counts per second."""
+    latencies = [ms for phase in phases for ms in phase["latencies"]]
+    seconds = sum(phase["seconds"] for phase in phases)
+    result: dict[str, Any] = {
+        "rounds": len(phases),
+        "pings": len(latencies),
+        "p50_ms": round(load.percentile(latencies, 0.50), 2),
+        "p99_ms": round(load.percentile(latencies, 0.99), 2),
+        "server_cpu_ms_per_s": round(1000 * sum(p["cpu_s"] for p in phases) / seconds),
+    }
+    if "storm" in phases[0]:
+        storm: Counter = sum((Counter(phase["storm"]) for phase in phases), Counter())
+        result["storm"] = dict(storm)
+        result["created_per_s"] = round(storm.get("created", 0) / seconds)
     return result
 
 
@@ -132,28 +151,33 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if args.user_rate is not None:
             options = {"USER_RATE_LIMIT_PER_S": args.user_rate}
             limited = {"HERMES_GATEWAY_OPTIONS": json.dumps(options)}
+        quiet, storm = [], []
         with GatewayServer(database, env=limited) as server:
-            results["quiet"] = run_phase(server, victim, None, args)
-            results["storm"] = run_phase(server, victim, attacker, args)
+            for _ in range(args.rounds):
+                quiet.append(run_phase(server, victim, None, args))
+                storm.append(run_phase(server, victim, attacker, args))
+        results["quiet"], results["storm"] = pooled(quiet), pooled(storm)
         off = {"HERMES_GATEWAY_OPTIONS": json.dumps({"USER_RATE_LIMIT_PER_S": 0})}
         with GatewayServer(database, env=off) as server:
-            results["storm, no per-user limit"] = run_phase(server, victim, attacker, args)
+            control = run_phase(server, victim, attacker, args)
+        results["storm, no per-user limit"] = pooled([control])
     return results
 
 
 def report(results: dict[str, dict[str, Any]]) -> str:
     quiet = results["quiet"]["p99_ms"] or 1.0
     lines = [
-        "| phase | victim p50 ms | victim p99 ms | p99 / quiet | storm creates/s | storm 4029s |",
-        "|---|---|---|---|---|---|",
+        "| phase | rounds | victim p50 ms | victim p99 ms | p99 / quiet | server CPU ms/s"
+        " | storm creates/s | storm 4029s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, figures in results.items():
         storm = figures.get("storm", {})
         refused = ", ".join(f"{k[5:]}: {v}" for k, v in sorted(storm.items()) if k[:5] == "4029_")
         lines.append(
-            f"| {name} | {figures['p50_ms']} | {figures['p99_ms']} |"
-            f" {figures['p99_ms'] / quiet:.2f} | {figures.get('created_per_s', '-')} |"
-            f" {refused or '-'} |"
+            f"| {name} | {figures['rounds']} | {figures['p50_ms']} | {figures['p99_ms']} |"
+            f" {figures['p99_ms'] / quiet:.2f} | {figures['server_cpu_ms_per_s']} |"
+            f" {figures.get('created_per_s', '-')} | {refused or '-'} |"
         )
     return "\n".join(lines)
 
@@ -162,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sockets", type=int, default=8, help="the storming user's sockets")
     parser.add_argument("--duration", type=float, default=5.0, help="victim window, seconds")
+    parser.add_argument("--rounds", type=int, default=3, help="quiet/storm pairs, alternating")
     parser.add_argument("--pings", type=float, default=50.0, help="victim pings per second")
     parser.add_argument(
         "--user-rate", type=float, help="USER_RATE_LIMIT_PER_S of the storm phase (default: its)"
