@@ -7,7 +7,6 @@ percentiles. Other workers get the ring over the channel layer (``messages.SAMPL
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -15,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..sessions.tasks import stop_task
+from ..sessions.tasks import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +95,13 @@ class Sampler:
         self.window_s = window_s
         self.ring = SampleRing(ring_capacity(window_s, interval_s))
         self.latencies = LatencyWindow()
-        self.task: asyncio.Task | None = None
+        self.periodic = Periodic(
+            self._sample_now,
+            lambda: self.interval_s,
+            failure="sampling the live figures failed",
+            log=logger,
+            traceback=True,
+        )
         self._reaps_before = 0
         self._turns = 0
 
@@ -143,16 +148,10 @@ class Sampler:
         }
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._sample_forever())
+        self.periodic.start()
 
     async def stop(self) -> None:
-        await stop_task(self.task)
-        self.task = None
+        await self.periodic.stop()
 
-    async def _sample_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                self.sample(wall=time.time(), now=time.monotonic())
-            except Exception:
-                logger.exception("sampling the live figures failed")
+    async def _sample_now(self) -> None:
+        self.sample(wall=time.time(), now=time.monotonic())

@@ -6,7 +6,6 @@ so a socket open for longer still gets its session's events.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Protocol
 
@@ -15,7 +14,7 @@ from channels.layers import BaseChannelLayer
 from ..auth import tokens
 from ..conf import setting
 from .state import LiveSession
-from .tasks import stop_task
+from .tasks import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +30,18 @@ class GroupRefresher:
     def __init__(self, layer: BaseChannelLayer, host: GroupedHost):
         self.layer = layer
         self.host = host
-        self.task: asyncio.Task | None = None
+        self.periodic = Periodic(
+            self.refresh,
+            lambda: max(setting("GROUP_REFRESH_S"), 0.05),
+            failure="refreshing group memberships failed",
+            log=logger,
+        )
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._refresh_forever())
+        self.periodic.start()
 
     async def stop(self) -> None:
-        await stop_task(self.task)
-        self.task = None
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(max(setting("GROUP_REFRESH_S"), 0.05))
-            try:
-                await self.refresh()
-            except Exception as exc:
-                logger.warning("refreshing group memberships failed: %r", exc)
+        await self.periodic.stop()
 
     async def refresh(self) -> int:
         """Join again every group this host's messages travel by; returns how many."""

@@ -29,6 +29,7 @@ from ..conf import setting
 from ..models import CloseReason
 from .cluster import messages
 from .state import LiveSession, Phase
+from .tasks import Periodic
 
 if TYPE_CHECKING:
     from .host import SessionHost
@@ -71,7 +72,13 @@ class Reaper:
     def __init__(self, host: SessionHost):
         self.host = host
         self._sends: set[asyncio.Task] = set()
-        self._sweeper: asyncio.Task | None = None
+        self.sweeper = Periodic(
+            self.sweep,
+            lambda: max(setting("SWEEP_INTERVAL_S"), 0.05),
+            failure="reaper sweep failed",
+            log=logger,
+            traceback=True,
+        )
         #: (last_activity, session id) of sessions that went idle and detached; entries are
         #: checked when popped (a session may have been attached, touched or closed since).
         self._idle: list[tuple[float, str]] = []
@@ -83,15 +90,14 @@ class Reaper:
         return setting("REAP_GRACE_S")
 
     def start(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        self.sweeper.start()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._sweeper, *self._sends) if t is not None]
-        for task in tasks:
+        await self.sweeper.stop()
+        sends = list(self._sends)
+        for task in sends:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._sweeper = None
+        await asyncio.gather(*sends, return_exceptions=True)
         self._sends.clear()
 
     ### Delayed reap through the layer ###
@@ -155,14 +161,6 @@ class Reaper:
             self.schedule(session, remaining)
 
     ### Periodic sweep and cap ###
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(max(setting("SWEEP_INTERVAL_S"), 0.05))
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("reaper sweep failed")
 
     async def sweep(self, now: float | None = None) -> dict[str, int]:
         """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -46,3 +46,50 @@ async def stop_task(task: asyncio.Task | None) -> None:
         # heartbeat) can be swallowed inside the Redis client.
         task.cancel()
         await asyncio.wait({task}, timeout=0.1)
+
+
+class Periodic:
+    """
+    Runs ``action`` every ``interval()`` seconds (read before each wait, so a changed setting
+    applies) until stopped. A failing run is logged to ``log`` and the loop goes on: one Redis
+    or database hiccup must not end a worker's heartbeat or sweep for good.
+    """
+
+    def __init__(
+        self,
+        action: Callable[[], Awaitable[Any]],
+        interval: Callable[[], float],
+        *,
+        failure: str,
+        log: logging.Logger = logger,
+        traceback: bool = False,
+        on_failure: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.action = action
+        self.interval = interval
+        self.failure = failure
+        self.log = log
+        self.traceback = traceback
+        self.on_failure = on_failure
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        await stop_task(self.task)
+        self.task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval())
+            try:
+                await self.action()
+            except Exception as exc:
+                if self.on_failure is not None:
+                    self.on_failure(exc)
+                if self.traceback:
+                    self.log.exception("%s", self.failure)
+                else:
+                    self.log.warning("%s: %r", self.failure, exc)

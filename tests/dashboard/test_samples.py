@@ -165,7 +165,7 @@ async def test_the_sampling_task_samples_until_stopped():
     sampler.start()
     await sampled.wait()
     await sampler.stop()
-    assert sampler.task is None
+    assert sampler.periodic.task is None
     count = len(sampler.ring)
     await asyncio.sleep(0.05)
     assert len(sampler.ring) == count

@@ -206,7 +206,7 @@ async def test_resume_from_a_seq_the_session_never_reached_reports_a_gap(connect
 async def crash(host):
     """Drop the worker's host as kill -9 would: no teardown, and no write reaches the
     database from now on; the next connection starts a new host."""
-    for task in (host.host_channel.task, host.groups.task, host.settler.task):
+    for task in (host.host_channel.task, host.groups.periodic.task, host.settler.task):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -7,7 +7,6 @@ is taken back; after Redis lost its data the host joins its groups again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ...conf import setting
 from ..state import LiveSession, Phase
-from ..tasks import TaskSet, stop_task
+from ..tasks import Periodic, TaskSet
 
 if TYPE_CHECKING:
     from ..store import SessionStore
@@ -47,30 +46,35 @@ class Heartbeat:
     router: SessionRouter
     tasks: TaskSet
     counters: Counter
-    task: asyncio.Task | None = field(default=None, init=False)
+    periodic: Periodic = field(init=False)
     #: Redis run id seen by the last beat (None before the first; "" after a failure).
     data_id: str | None = field(default=None, init=False)
     #: Sessions whose registry keys went while this host counted as dead, being checked.
     rechecking: set[str] = field(default_factory=set, init=False)
 
+    def __post_init__(self) -> None:
+        self.periodic = Periodic(
+            self._beat_and_sweep,
+            lambda: setting("HEARTBEAT_S"),
+            failure="heartbeat failed",
+            log=logger,
+            on_failure=self._count_failure,
+        )
+
     async def start(self) -> None:
         """The first beat, at once (the host is alive from now on), then the loop."""
         await self.beat()
-        self.task = asyncio.get_running_loop().create_task(self._beat_forever())
+        self.periodic.start()
 
     async def stop(self) -> None:
-        await stop_task(self.task)
-        self.task = None
+        await self.periodic.stop()
 
-    async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(setting("HEARTBEAT_S"))
-            try:
-                await self.beat()
-                await self.router.sweep_remote()
-            except Exception as exc:
-                self.counters["heartbeat_failures"] += 1
-                logger.warning("heartbeat failed: %r", exc)
+    def _count_failure(self, exc: Exception) -> None:
+        self.counters["heartbeat_failures"] += 1
+
+    async def _beat_and_sweep(self) -> None:
+        await self.beat()
+        await self.router.sweep_remote()
 
     async def beat(self) -> None:
         """Refresh this host's liveness and its sessions' registry entries; act on what changed."""
