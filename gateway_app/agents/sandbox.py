@@ -3,9 +3,10 @@ The terminal tool's sandbox: the bubblewrap command line a command runs in, the 
 around it, the probe that tells whether bubblewrap works here, and per-session scratch
 directories.
 
-Inside, a command sees read-only /usr, a fresh /proc, /dev and /tmp of its own, and its
-session's scratch directory as cwd and HOME; it runs as uid/gid 65534 in new user, pid, ipc,
-uts, net and mount namespaces, with PATH, HOME, LANG and TZ as its only environment.
+Inside, a command sees read-only /usr, a fresh /proc, a read-only /dev and a /tmp of its
+own (sized, as tmpfs is memory), and its session's scratch directory as cwd and HOME; it runs
+as uid/gid 65534 in new user, pid, ipc, uts, net and mount namespaces, with PATH, HOME, LANG
+and TZ as its only environment.
 """
 
 from __future__ import annotations
@@ -103,8 +104,13 @@ def bwrap_argv(
     if config.network:
         for path in _NETWORK_ETC:
             argv += ["--ro-bind-try", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    # tmpfs is RAM that RLIMIT_AS does not count: /tmp and /dev/shm get one file's limit each,
+    # and the root and /dev tmpfs bwrap builds are made read-only below.
+    tmp_size = str(config.max_file_bytes)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", tmp_size, "--tmpfs", "/tmp"]
+    argv += ["--size", tmp_size, "--tmpfs", "/dev/shm"]
     argv += ["--bind", str(scratch), SANDBOX_HOME, "--chdir", SANDBOX_HOME]
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     argv += ["--clearenv"]
     for key, value in command_env(SANDBOX_HOME).items():
         argv += ["--setenv", key, value]

@@ -226,7 +226,7 @@ OPTIONS: tuple[Option, ...] = (
         "TERMINAL_MAX_FILE_BYTES",
         64 * MiB,
         kinds.POSITIVE_INT,
-        "rlimit of a command: largest file it may write",
+        "rlimit of a command: largest file it may write; also the size of its /tmp",
     ),
     Option(
         "TERMINAL_SCRATCH_DIR",

@@ -163,6 +163,6 @@ class ColdStarter:
         seq = seq_bound + 1  # above any seq the dead host may have issued
         reason = CloseReason.CLOSED
         frame = encode(event_message("session.closed", {"reason": reason}, session_id, seq))
-        await self.host.send_frame(session_id, "session.closed", frame)
+        await self.host.send_frame(session_id, user_id, "session.closed", frame)
         self.host.finalize_row(session_id, user_id, reason, seq, after="after its host died")
         await self.host.release_claim(session_id)

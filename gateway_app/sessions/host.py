@@ -60,11 +60,11 @@ from .reaper import Reaper
 from .replay import ReplayBuffer, running_turn
 from .seen import SeenIds
 from .state import (
-    EVENT_MESSAGE,
     SESSION_ID,
     LiveSession,
     PendingQuestion,
     Phase,
+    event_message_for,
     group_name,
     recent_messages,
 )
@@ -397,7 +397,9 @@ class SessionHost:
             floor = max(since, session.buffer.dropped_through)
             resent = [q.frame for q in session.pending.values() if q.frame and q.seq <= floor]
             for frame in [*frames, *resent]:
-                await self.layer.send(ctx.channel_name, {"type": EVENT_MESSAGE, "frame": frame})
+                await self.layer.send(
+                    ctx.channel_name, event_message_for(session.id, session.user_id, frame)
+                )
         # Written first, so each message has the id session.history pages back from.
         await self.store.flush()
         # The whole response must fit one frame a client accepts: the newest messages that
@@ -794,13 +796,14 @@ class SessionHost:
         session.buffer.append(session.seq, frame)
         if numbered is not None:
             numbered(session.seq)
-        await self.send_frame(session.id, event_type, frame)
+        await self.send_frame(session.id, session.user_id, event_type, frame)
         return Published(session.seq, frame)
 
-    async def send_frame(self, session_id: str, event_type: str, frame: str) -> None:
-        """Send an encoded event to the session's group; a failure is counted and logged."""
+    async def send_frame(self, session_id: str, user_id: int, event_type: str, frame: str) -> None:
+        """Send an encoded event of ``user_id``'s session to its group; a failure is counted
+        and logged."""
         try:
-            message = {"type": EVENT_MESSAGE, "frame": frame}
+            message = event_message_for(session_id, user_id, frame)
             await self.layer.group_send(group_name(session_id), message)
         except Exception as exc:
             self.counters["publish_failures"] += 1

@@ -151,8 +151,24 @@ class LiveSession:
 
 #: Session ids are 32 lowercase hex digits (``models.new_session_id``).
 SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-#: A session event for the connections in its group (``{"frame": <encoded event>}``).
+#: A session event for the connections in its group (``{"frame": <encoded event>,
+#: "session_id": ..., "user_id": <its owner>}``).
 EVENT_MESSAGE = "session.event"
+
+
+def event_message_for(session_id: str, user_id: int, frame: str) -> dict[str, Any]:
+    """The layer message carrying one encoded event of a session (owned by ``user_id``)."""
+    return {"type": EVENT_MESSAGE, "frame": frame, "session_id": session_id, "user_id": user_id}
+
+
+def delivers_to(message: dict[str, Any], user_id: int) -> bool:
+    """
+    Whether a connection of ``user_id`` passes an event message on: only its own sessions'.
+    Group membership in Redis is not signed, so a channel a Redis client added to another
+    user's session group must not show that session's events.
+    """
+    owner = message.get("user_id")
+    return owner is None or owner == user_id
 
 
 def group_name(session_id: str) -> str:

@@ -24,7 +24,7 @@ from ..rpc.context import CallContext, Caller, close_summary
 from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, Rejected, encode, ready_message
 from ..sessions.host import get_host
-from ..sessions.state import EVENT_MESSAGE
+from ..sessions.state import EVENT_MESSAGE, delivers_to
 from .limits import InputGuard, user_buckets
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ async def serve(
     async def read_events() -> None:
         while True:
             message = await layer.receive(ctx.channel_name)
-            if message.get("type") == EVENT_MESSAGE:
+            if message.get("type") == EVENT_MESSAGE and delivers_to(message, ctx.user_id):
                 await inbox.put(("event", message["frame"]))
 
     await write_line(encode(ready_message(setting("SKIN"))))

@@ -32,6 +32,7 @@ from ..rpc.dispatch import dispatch_frame
 from ..rpc.protocol import Frame, encode, ready_message, utf8_length
 from ..sessions.drain import worker_drain
 from ..sessions.host import SessionHost, get_host
+from ..sessions.state import delivers_to
 from . import limits
 from .limits import InputGuard, Outbox, cap_response, user_buckets, user_connections
 
@@ -204,7 +205,16 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     ### Outgoing ###
 
     async def session_event(self, message: dict[str, Any]) -> None:
-        """A session event from the channel layer, already serialized by the host."""
+        """A session event from the channel layer, already serialized by the host; only for a
+        session this connection holds."""
+        if self.ctx is not None and not delivers_to(message, self.ctx.user_id):
+            logger.warning(
+                "dropped an event of session %s (not of user %s) on %s",
+                message.get("session_id"),
+                self.ctx.user_id,
+                self.channel_name,
+            )
+            return
         await self.deliver(message["frame"])
 
     async def deliver(self, text: str) -> None:

@@ -219,6 +219,25 @@ async def test_file_size_is_bounded(scratch_dirs):
     assert (scratch_dirs.path("s1") / "big").stat().st_size <= 1_000_000
 
 
+async def test_memory_backed_tmp_is_bounded(scratch_dirs):
+    """Tests that /tmp (RAM, which RLIMIT_AS does not count) holds no more than one file's
+    limit in all, so many files below the limit cannot fill the host's memory."""
+    result = await sh(
+        scratch_dirs,
+        "for i in 1 2 3 4 5; do head -c 900000 /dev/zero > /tmp/f$i || echo full; done;"
+        " du -sk /tmp",
+        max_file_bytes=1_000_000,
+    )
+    assert "full" in result
+    assert int(result.split("\n")[-2].split()[0]) <= 1_000
+
+
+async def test_only_tmp_scratch_and_dev_shm_are_writable(scratch_dirs):
+    """Tests that the sandbox's root and /dev (memory, unbounded) take no files."""
+    result = await sh(scratch_dirs, "for d in / /dev /usr; do touch $d/x && echo wrote $d; done")
+    assert "wrote" not in result
+
+
 async def test_memory_is_bounded(scratch_dirs):
     """Tests that a process cannot allocate past TERMINAL_MAX_MEMORY_BYTES."""
     result = await sh(

@@ -181,3 +181,18 @@ async def test_foreign_session_on_another_worker_takes_the_path_of_an_unknown_on
     unknown = await b.error("session.resume", {"session_id": UNKNOWN})
     assert foreign == unknown and foreign["code"] == 4001
     assert loads == [(remote, bob.id), (UNKNOWN, bob.id)]
+
+
+async def test_a_channel_added_to_another_users_session_group_gets_none_of_its_events(
+    connect, alice, bob
+):
+    """Tests that a socket whose channel a Redis client added to alice's session group (the
+    layer does not sign group membership) delivers none of that session's events."""
+    a, b = await connect(alice), await connect(bob)
+    sid = (await a.call("session.create"))["session_id"]
+    host = current_host()
+    bobs = [ctx.channel_name for ctx in host.connections.values() if ctx.user_id == bob.pk]
+    await host.layer.group_add(host.sessions[sid].group, bobs[0])
+    await a.turn(sid, "words for alice only")
+    await b.call("gateway.ping")
+    assert [e for e in b.events if e.get("session_id") == sid] == []
