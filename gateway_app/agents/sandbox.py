@@ -233,9 +233,11 @@ def _remove_tree(path: Path) -> None:
         # A command may have left a directory without write permission (chmod 000).
         if isinstance(exc_info[1], FileNotFoundError):
             return
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(failed), 0o700)
-            os.chmod(failed, 0o700)
+        # chmod follows symlinks: one a command left must not change what it points to.
+        for entry in (os.path.dirname(failed), failed):
+            if not os.path.islink(entry):
+                with contextlib.suppress(OSError):
+                    os.chmod(entry, 0o700)
         with contextlib.suppress(FileNotFoundError):
             function(failed)
 

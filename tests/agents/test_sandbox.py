@@ -274,6 +274,31 @@ def test_scratch_dir_is_private_and_removed(scratch_dirs):
     assert not path.exists()
 
 
+def test_removing_a_scratch_dir_never_changes_what_a_symlink_in_it_points_to(
+    scratch_dirs, tmp_path, monkeypatch
+):
+    """Tests that when an entry resists deletion (as a gateway not running as root meets a
+    directory a command made read-only), the retry's chmod skips symlinks: a link a command
+    left to a file of the gateway must not make that file 0700."""
+    target = tmp_path / "gateway-file"
+    target.write_text("x")
+    os.chmod(target, 0o644)
+    path = scratch_dirs.ensure("s1")
+    (path / "link").symlink_to(target)
+    unlink, refused = os.unlink, []
+
+    def unlink_refusing_once(name, *args, **kwargs):
+        if os.path.basename(name) == "link" and not refused:
+            refused.append(name)
+            raise PermissionError(13, "Permission denied", name)
+        return unlink(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink_refusing_once)
+    scratch_dirs.remove("s1")
+    assert refused and not path.exists()
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
 def test_missing_bubblewrap_is_reported(monkeypatch):
     """Tests that a missing bwrap binary makes the sandbox unavailable, with the reason."""
     monkeypatch.setattr(sandbox, "BWRAP_PATH", "/nonexistent/bwrap")
