@@ -205,8 +205,8 @@ class GatewayConsumer(AsyncJsonWebsocketConsumer):
     ### Outgoing ###
 
     async def session_event(self, message: dict[str, Any]) -> None:
-        """A session event from the channel layer, already serialized by the host; only for a
-        session this connection holds."""
+        """A session event from the channel layer, already serialized by the host; passed on
+        only when the session is this connection's user's (group membership is unsigned)."""
         if self.ctx is not None and not delivers_to(message, self.ctx.user_id):
             logger.warning(
                 "dropped an event of session %s (not of user %s) on %s",
