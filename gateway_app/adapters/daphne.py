@@ -232,9 +232,13 @@ def redacting_server_class() -> type:
 
 
 def run_command_line(argv: list[str]) -> None:
-    """Run daphne's command line with ``argv`` on the redacting server class."""
+    """Run daphne's command line with ``argv`` on the redacting server class, autobahn's
+    debug-log arguments built only when a debug line is written."""
     from daphne.cli import CommandLineInterface
 
+    from .autobahn import defer_debug_formatting
+
+    defer_debug_formatting()
     cli = CommandLineInterface()
     cli.server_class = redacting_server_class()
     cli.run(argv)
