@@ -229,6 +229,8 @@ def _own(path: Path) -> None:
 
 
 def _remove_tree(path: Path) -> None:
+    retried: set[str] = set()
+
     def retry_writable(function: Any, failed: str, exc_info: Any) -> None:
         # A command may have left a directory without write permission (chmod 000).
         if isinstance(exc_info[1], FileNotFoundError):
@@ -238,6 +240,13 @@ def _remove_tree(path: Path) -> None:
             if not os.path.islink(entry):
                 with contextlib.suppress(OSError):
                     os.chmod(entry, 0o700)
+        if failed in retried:
+            raise exc_info[1]  # still refused once made writable: give up on it
+        retried.add(failed)
+        if function in (os.open, os.scandir):
+            # A directory rmtree could not open or list: its subtree, now readable, and it.
+            shutil.rmtree(failed, onerror=retry_writable)
+            return
         with contextlib.suppress(FileNotFoundError):
             function(failed)
 

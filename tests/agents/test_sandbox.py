@@ -299,6 +299,27 @@ def test_removing_a_scratch_dir_never_changes_what_a_symlink_in_it_points_to(
     assert target.stat().st_mode & 0o777 == 0o644
 
 
+def test_removing_a_scratch_dir_clears_a_directory_a_command_made_unreadable(
+    scratch_dirs, monkeypatch
+):
+    """Tests that a directory which cannot be opened (as a gateway not running as root meets
+    one a command left chmod 000) is made readable and removed with what it holds."""
+    path = scratch_dirs.ensure("s1")
+    (path / "locked").mkdir()
+    (path / "locked" / "f").write_text("x")
+    os_open, refused = os.open, []
+
+    def open_refusing_once(name, *args, **kwargs):
+        if os.path.basename(name) == "locked" and not refused:
+            refused.append(name)
+            raise PermissionError(13, "Permission denied", name)
+        return os_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_refusing_once)
+    scratch_dirs.remove("s1")
+    assert refused and not path.exists()
+
+
 def test_missing_bubblewrap_is_reported(monkeypatch):
     """Tests that a missing bwrap binary makes the sandbox unavailable, with the reason."""
     monkeypatch.setattr(sandbox, "BWRAP_PATH", "/nonexistent/bwrap")
