@@ -125,6 +125,8 @@ class Gateway:
         self._closing = False
         #: Set when the client itself left a draining worker: redial as after a 1012.
         self._left_draining = False
+        #: A young link's restart was redialled at once: the next quick drop backs off.
+        self._restart_excused = False
 
     # Lifecycle.
 
@@ -506,14 +508,18 @@ class Gateway:
             raise AuthenticationFailed(f"the gateway closed the connection: {closed}")
         if not self.reconnect:
             raise ConnectionLost(str(closed))
-        lived = time.monotonic() - self._opened_at
+        quick = time.monotonic() - self._opened_at < STABLE_AFTER_S
         restart = closed.code == CLOSE_SERVICE_RESTART or self._left_draining
         self._left_draining = False
-        if restart and not self._quick_drops:
-            # The worker drains for a restart: the next connection lands on another, at once.
+        if not quick:
             self._quick_drops = 0
+            self._restart_excused = False
+        elif restart and not self._quick_drops and not self._restart_excused:
+            # The worker drains for a restart: the next connection lands on another, at once.
+            # Only once in a row: a worker that stays draining must not be redialled hot.
+            self._restart_excused = True
         else:
-            self._quick_drops = self._quick_drops + 1 if lived < STABLE_AFTER_S else 0
+            self._quick_drops += 1
         self._events.put_nowait(Disconnected(reason=str(closed)))
         logger.debug("gateway link lost (%s); reconnecting", closed)
         link = await self._dial_retrying()

@@ -229,6 +229,32 @@ async def test_a_resume_refused_by_a_draining_worker_is_retried_on_the_next_link
         await gateway.close()
 
 
+async def test_a_worker_that_stays_draining_is_redialled_with_growing_backoff():
+    """Tests that only the first redial after a drain is immediate: when each new link meets a
+    draining worker again, the quick drops grow, so the client backs off instead of spinning."""
+    created = {"result": {"session_id": SID, "title": "t", "created_at": "x"}}
+    links = [_AnsweringLink(lambda method, params: created)]
+    links += [_AnsweringLink(lambda method, params: DRAINING) for _ in range(3)]
+    links.append(_AnsweringLink(_resumed))
+    first, quick_drops_at_dial = links[0], []
+
+    async def dial():
+        quick_drops_at_dial.append(gateway._quick_drops)
+        return links.pop(0)
+
+    gateway = Gateway(dial, backoff=Backoff(initial=0))
+    await gateway.open()
+    try:
+        await gateway.create_session("t")
+        first.drop(CLOSE_SERVICE_RESTART)
+        async for event in gateway.events():
+            if isinstance(event, Reconnected):
+                break
+        assert quick_drops_at_dial == [0, 0, 1, 2, 3]
+    finally:
+        await gateway.close()
+
+
 def test_a_draining_refusal_is_its_own_internal_error():
     """Tests that -32603 with data.draining raises WorkerDraining (still an InternalError)."""
     error = error_from_wire(DRAINING["error"])
