@@ -16,16 +16,18 @@ MODULES = ("autobahn.websocket.protocol", "autobahn.twisted.websocket")
 
 
 class LazyText:
-    """``render(*args)``, computed when a log line formats it (``str`` or ``format``)."""
+    """``render(*args, **kwargs)``, computed when a log line formats it (``str`` or
+    ``format``)."""
 
-    __slots__ = ("_args", "_render")
+    __slots__ = ("_args", "_kwargs", "_render")
 
-    def __init__(self, render: Callable[..., Any], *args: Any) -> None:
+    def __init__(self, render: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._render = render
         self._args = args
+        self._kwargs = kwargs
 
     def __str__(self) -> str:
-        return str(self._render(*self._args))
+        return str(self._render(*self._args, **self._kwargs))
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
@@ -37,8 +39,8 @@ class LazyText:
 def lazy(render: Callable[..., Any]) -> Callable[..., LazyText]:
     """A stand-in for ``render`` whose result is computed only when it is formatted."""
 
-    def deferred(*args: Any) -> LazyText:
-        return LazyText(render, *args)
+    def deferred(*args: Any, **kwargs: Any) -> LazyText:
+        return LazyText(render, *args, **kwargs)
 
     deferred.__wrapped__ = render  # type: ignore[attr-defined]
     return deferred

@@ -95,3 +95,10 @@ def test_a_helper_autobahn_changed_is_left_alone(monkeypatch):
     rebound = defer_debug_formatting()
     assert protocol.hlval is mine
     assert "autobahn.websocket.protocol.hlval" not in rebound
+
+
+def test_a_helper_called_with_keywords_renders_them(rebound):
+    """Tests that keyword arguments (``hlval(v, color=...)``, in autobahn's signature) reach
+    the original helper: a call site using one must not raise on every frame."""
+    module = importlib.import_module(MODULES[0])
+    assert str(module.hlval(7, color="green")) == util.hlval(7, color="green")
