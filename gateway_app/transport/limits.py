@@ -52,6 +52,9 @@ WARN_INTERVAL_S = 5.0
 
 ### Token bucket ###
 
+#: Tokens a bucket may be short and still grant a request: far below one request's cost.
+TOKEN_EPSILON = 1e-6
+
 
 class TokenBucket:
     """``rate`` tokens per second up to ``burst``; a rate of 0 or less never limits."""
@@ -81,8 +84,10 @@ class TokenBucket:
         if self.unlimited:
             return True
         self._refill()
-        if self.tokens >= amount:
-            self.tokens -= amount
+        # A hair of tolerance: a refill computed from two large clock readings can come out a
+        # rounding error short of the tokens a client that waited its hint is owed.
+        if self.tokens >= amount - TOKEN_EPSILON:
+            self.tokens = max(0.0, self.tokens - amount)
             return True
         return False
 
@@ -312,8 +317,9 @@ class InputGuard:
 
 def _in_ms(seconds: float) -> float:
     """``seconds`` rounded up to the millisecond: a client that waits the hint finds its
-    tokens there, never a fraction of one short."""
-    return math.ceil(seconds * 1000) / 1000
+    tokens there, never a fraction of one short (and a whole millisecond is not added to a
+    wait that is one already, such as 0.025 s, whose product with 1000 is not exact)."""
+    return math.ceil(round(seconds * 1000, 6)) / 1000
 
 
 def cap_response(response: dict[str, Any], text: str, limit: int, log: LimitLog) -> str:

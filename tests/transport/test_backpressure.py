@@ -10,7 +10,7 @@ import pytest
 
 from gateway_app.sessions.host import current_host
 from gateway_app.transport import websocket
-from gateway_app.transport.limits import DIRECT_WRITE_MAX, Outbox, TokenBucket
+from gateway_app.transport.limits import DIRECT_WRITE_MAX, Outbox, TokenBucket, _in_ms
 
 ### Through the consumer ###
 
@@ -243,6 +243,22 @@ def test_each_booked_retry_finds_its_tokens_at_its_slot():
     for slot, cost in slots:
         now[0] = slot
         assert bucket.take(cost)
+
+
+def test_a_retry_at_its_hint_is_served_however_large_the_clock_reading():
+    """Tests that a refill computed from two large monotonic readings (a rounding error
+    short of a token) still grants a client that waited exactly its millisecond hint."""
+    now = [500.0]
+    bucket = TokenBucket(rate=200, burst=5, clock=lambda: now[0])
+    assert bucket.take(5)
+    now[0] += _in_ms(bucket.book())
+    assert bucket.take()
+
+
+def test_a_hint_that_is_a_whole_millisecond_stays_one():
+    """Tests that rounding up to the millisecond does not add one to a wait that is already
+    whole (0.025 * 1000 is 25.000000000000004 in floating point)."""
+    assert _in_ms(0.025) == 0.025 and _in_ms(0.0251) == 0.026
 
 
 def test_booked_slots_reach_at_most_a_full_refill_ahead():
