@@ -1,5 +1,7 @@
 // The admin's live gateway page: polls the JSON endpoint and fills in the numbers.
 
+import { pollJson } from "./poll_json.js";
+
 const POLL_MS = 1500;
 const root = document.querySelector(".live-gateway");
 const $ = (id) => root.querySelector(`[data-testid="${id}"]`);
@@ -78,19 +80,8 @@ function render(data) {
   root.dataset.polls = String(Number(root.dataset.polls || 0) + 1);
 }
 
-async function poll() {
+pollJson(root.dataset.jsonUrl, POLL_MS, render, (message) => {
   const error = $("live-error");
-  try {
-    const response = await fetch(root.dataset.jsonUrl, { headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    render(await response.json());
-    error.hidden = true;
-  } catch (exc) {
-    error.textContent = ` · update failed: ${exc.message}`;
-    error.hidden = false;
-  } finally {
-    setTimeout(poll, POLL_MS);
-  }
-}
-
-poll();
+  error.textContent = message ? ` · update failed: ${message}` : "";
+  error.hidden = !message;
+});

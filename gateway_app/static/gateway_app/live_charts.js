@@ -1,6 +1,8 @@
 // The live page's charts: polls every worker's ring of samples and draws each figure as a
 // small uPlot time series (vendored, loaded as the global `uPlot`), one panel per worker.
 
+import { pollJson } from "./poll_json.js";
+
 const POLL_MS = 1500;
 const COLORS = ["#2f80ed", "#eb5757", "#27ae60", "#f2994a"];
 /** Each chart: its name, title and series (the sample's field, its label). */
@@ -105,19 +107,10 @@ function render(data) {
   root.querySelector(".live-chart-workers").replaceChildren(...shown);
 }
 
-async function poll() {
-  const error = root.querySelector("[data-testid=live-charts-error]");
-  try {
-    const response = await fetch(root.dataset.samplesUrl, { headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    render(await response.json());
-    error.hidden = true;
-  } catch (exc) {
-    error.textContent = `charts not updated: ${exc.message}`;
-    error.hidden = false;
-  } finally {
-    setTimeout(poll, POLL_MS);
-  }
+if (root && uPlot) {
+  pollJson(root.dataset.samplesUrl, POLL_MS, render, (message) => {
+    const error = root.querySelector("[data-testid=live-charts-error]");
+    error.textContent = message ? `charts not updated: ${message}` : "";
+    error.hidden = !message;
+  });
 }
-
-if (root && uPlot) poll();
