@@ -274,6 +274,21 @@ def test_scratch_dir_is_private_and_removed(scratch_dirs):
     assert not path.exists()
 
 
+def refuse_once(monkeypatch, function: str, basename: str) -> list[str]:
+    """Make ``os.<function>`` refuse the first path named ``basename`` with EACCES, as it
+    does for a gateway not running as root; returns the paths refused."""
+    original, refused = getattr(os, function), []
+
+    def refusing_once(name, *args, **kwargs):
+        if os.path.basename(name) == basename and not refused:
+            refused.append(name)
+            raise PermissionError(13, "Permission denied", name)
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, function, refusing_once)
+    return refused
+
+
 def test_removing_a_scratch_dir_never_changes_what_a_symlink_in_it_points_to(
     scratch_dirs, tmp_path, monkeypatch
 ):
@@ -285,15 +300,7 @@ def test_removing_a_scratch_dir_never_changes_what_a_symlink_in_it_points_to(
     os.chmod(target, 0o644)
     path = scratch_dirs.ensure("s1")
     (path / "link").symlink_to(target)
-    unlink, refused = os.unlink, []
-
-    def unlink_refusing_once(name, *args, **kwargs):
-        if os.path.basename(name) == "link" and not refused:
-            refused.append(name)
-            raise PermissionError(13, "Permission denied", name)
-        return unlink(name, *args, **kwargs)
-
-    monkeypatch.setattr(os, "unlink", unlink_refusing_once)
+    refused = refuse_once(monkeypatch, "unlink", "link")
     scratch_dirs.remove("s1")
     assert refused and not path.exists()
     assert target.stat().st_mode & 0o777 == 0o644
@@ -307,15 +314,7 @@ def test_removing_a_scratch_dir_clears_a_directory_a_command_made_unreadable(
     path = scratch_dirs.ensure("s1")
     (path / "locked").mkdir()
     (path / "locked" / "f").write_text("x")
-    os_open, refused = os.open, []
-
-    def open_refusing_once(name, *args, **kwargs):
-        if os.path.basename(name) == "locked" and not refused:
-            refused.append(name)
-            raise PermissionError(13, "Permission denied", name)
-        return os_open(name, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", open_refusing_once)
+    refused = refuse_once(monkeypatch, "open", "locked")
     scratch_dirs.remove("s1")
     assert refused and not path.exists()
 
