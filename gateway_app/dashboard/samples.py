@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..sessions.state import SessionCounts
 from ..sessions.tasks import Periodic
 
 logger = logging.getLogger(__name__)
@@ -113,21 +114,15 @@ class Sampler:
     def sample(self, *, wall: float, now: float) -> dict[str, Any]:
         """Append and return the host's figures now (``wall``: Unix time, ``now``: monotonic)."""
         host = self.host
-        by_status = dict.fromkeys(STATUSES, 0)
-        running_turns = pending_reaps = 0
-        for session in list(host.sessions.values()):
-            if session.status in by_status:
-                by_status[session.status] += 1
-            running_turns += session.turn is not None
-            pending_reaps += session.reap_timer is not None
+        counts = SessionCounts.of(list(host.sessions.values()))
         reaps = sum(host.counters[reason] for reason in REAP_REASONS)
         p50, p99 = self.latencies.percentiles(now)
         sample = {
             "t": wall,
             "connections": len(host.connections),
-            **by_status,
-            "running_turns": running_turns,
-            "pending_reaps": pending_reaps,
+            **{status: counts.by_status.get(status, 0) for status in STATUSES},
+            "running_turns": counts.running_turns,
+            "pending_reaps": counts.pending_reaps,
             "reaps": reaps - self._reaps_before,
             "turns": self._turns,
             "p50_ms": None if p50 is None else round(p50 * 1000, 1),

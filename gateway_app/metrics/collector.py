@@ -8,7 +8,7 @@ event loop that owns the host, so it reads the host's real state without locks.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,11 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..models import CloseReason
+from ..sessions.state import SessionCounts
 from .families import EVENTS
 
 if TYPE_CHECKING:
     from ..sessions.host import SessionHost
-    from ..sessions.state import LiveSession
 
 WORKER = "worker"
 
@@ -60,29 +60,25 @@ def _gauge(name: str, doc: str, worker: str, value: float) -> GaugeMetricFamily:
     return family
 
 
-#: Gauges summed over the live sessions: (name, help, the count one session adds).
-SESSION_GAUGES: tuple[tuple[str, str, Callable[[LiveSession], int]], ...] = (
-    ("hermes_running_turns", "Agent turns running on this worker.", lambda s: s.turn is not None),
+#: Gauges of the live sessions' counts: (name, help, the ``SessionCounts`` field).
+SESSION_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("hermes_running_turns", "Agent turns running on this worker.", "running_turns"),
     (
         "hermes_pending_questions",
         "Approval and clarify requests waiting for an answer.",
-        lambda s: len(s.pending),
+        "pending_questions",
     ),
-    (
-        "hermes_pending_reaps",
-        "Detached sessions whose reap is scheduled.",
-        lambda s: s.reap_timer is not None,
-    ),
+    ("hermes_pending_reaps", "Detached sessions whose reap is scheduled.", "pending_reaps"),
     (
         "hermes_slash_workers_alive",
         "Slash-command worker processes alive for this worker's sessions.",
-        lambda s: s.slash is not None and s.slash.alive,
+        "slash_workers",
     ),
 )
 
 
 def _state(host: SessionHost, worker: str) -> Iterable[Metric]:
-    sessions = list(host.sessions.values())
+    counts = SessionCounts.of(list(host.sessions.values()))
     connections = GaugeMetricFamily(
         "hermes_connections",
         "Open client connections on this worker (remote: proxies of other workers' sockets).",
@@ -97,12 +93,12 @@ def _state(host: SessionHost, worker: str) -> Iterable[Metric]:
         "Live sessions hosted by this worker, by status.",
         labels=[WORKER, "status"],
     )
-    statuses = Counter(session.status for session in sessions)
+    statuses = counts.by_status
     for status in sorted({"live", "running", "detached", *statuses}):
-        by_status.add_metric([worker, str(status)], statuses[status])
+        by_status.add_metric([worker, str(status)], statuses.get(status, 0))
     yield by_status
-    for name, doc, count in SESSION_GAUGES:
-        yield _gauge(name, doc, worker, sum(count(s) for s in sessions))
+    for name, doc, field in SESSION_GAUGES:
+        yield _gauge(name, doc, worker, getattr(counts, field))
 
 
 def _counter(name: str, doc: str, worker: str, value: float) -> CounterMetricFamily:

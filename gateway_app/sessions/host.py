@@ -64,6 +64,7 @@ from .state import (
     LiveSession,
     PendingQuestion,
     Phase,
+    SessionCounts,
     event_message_for,
     group_name,
     recent_messages,
@@ -813,22 +814,20 @@ class SessionHost:
 
     def snapshot(self) -> dict[str, Any]:
         """Real live state for the admin's live page and health checks."""
-        by_status: Counter = Counter(s.status for s in self.sessions.values())
+        counts = SessionCounts.of(self.sessions.values())
         return {
             "worker": self.worker_name,
             "connections": len(self.connections),
             "sessions": len(self.sessions),
-            "by_status": dict(by_status),
-            "running_turns": sum(1 for s in self.sessions.values() if s.turn is not None),
-            "pending_questions": sum(len(s.pending) for s in self.sessions.values()),
+            "by_status": counts.by_status,
+            "running_turns": counts.running_turns,
+            "pending_questions": counts.pending_questions,
             "pending_reaps": [
                 {"session_id": s.id, "due_at": self.reaper.due_at(s)}
                 for s in self.sessions.values()
                 if s.reap_timer is not None
             ],
-            "slash_workers": sum(
-                1 for s in self.sessions.values() if s.slash is not None and s.slash.alive
-            ),
+            "slash_workers": counts.slash_workers,
             "counters": dict(self.counters),
         }
 

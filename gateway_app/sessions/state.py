@@ -6,6 +6,7 @@ import asyncio
 import enum
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +155,30 @@ SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 #: A session event for the connections in its group (``{"frame": <encoded event>,
 #: "session_id": ..., "user_id": <its owner>}``).
 EVENT_MESSAGE = "session.event"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCounts:
+    """What a host's live sessions add up to, counted in one place for the admin's live page,
+    its charts and /metrics, so the three cannot disagree."""
+
+    by_status: dict[str, int]
+    running_turns: int
+    pending_questions: int
+    pending_reaps: int
+    slash_workers: int
+
+    @classmethod
+    def of(cls, sessions: Iterable[LiveSession]) -> SessionCounts:
+        by_status: dict[str, int] = {}
+        running = questions = reaps = slash = 0
+        for session in sessions:
+            by_status[session.status] = by_status.get(session.status, 0) + 1
+            running += session.turn is not None
+            questions += len(session.pending)
+            reaps += session.reap_timer is not None
+            slash += session.slash is not None and session.slash.alive
+        return cls(by_status, running, questions, reaps, slash)
 
 
 def event_message_for(session_id: str, user_id: int, frame: str) -> dict[str, Any]:

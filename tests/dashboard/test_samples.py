@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import pytest
 
@@ -82,6 +81,8 @@ class FakeSession:
     status: str
     turn: object | None = None
     reap_timer: object | None = None
+    pending: dict = field(default_factory=dict)
+    slash: object | None = None
 
 
 @dataclass
@@ -194,6 +195,6 @@ async def test_a_failing_sample_does_not_end_the_task(caplog):
 @pytest.mark.parametrize("status", ["closing", None])
 def test_sessions_of_other_statuses_are_not_charted(status):
     """Tests that a session whose status is none of the charted ones counts in none."""
-    host = FakeHost(sessions={"a": SimpleNamespace(status=status, turn=None, reap_timer=None)})
+    host = FakeHost(sessions={"a": FakeSession(status)})
     sample = Sampler(host, interval_s=1.0, window_s=10.0).sample(wall=0.0, now=0.0)
     assert (sample["live"], sample["running"], sample["detached"]) == (0, 0, 0)

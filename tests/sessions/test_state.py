@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from gateway_app.sessions.replay import ReplayBuffer
-from gateway_app.sessions.state import LiveSession, message_bytes
+from gateway_app.sessions.state import LiveSession, SessionCounts, message_bytes
 
 
 def live_session() -> LiveSession:
@@ -50,3 +52,21 @@ def test_history_limit_still_bounds_the_count(settings):
         session.remember("user", text)
     assert [m["content"] for m in session.history] == ["b", "c"]
     assert session.history_bytes == sum(message_bytes(m) for m in session.history)
+
+
+def test_session_counts_add_up_each_sessions_state():
+    """Tests that SessionCounts (the live page's, its charts' and /metrics' one source)
+    counts statuses, running turns, waiting questions, scheduled reaps and live slash
+    workers, and that a slash worker which died counts for nothing."""
+    running, detached, idle = live_session(), live_session(), live_session()
+    running.turn = object()
+    running.pending = {"q1": object(), "q2": object()}
+    running.slash = SimpleNamespace(alive=True)
+    detached.reap_timer = object()
+    running.attached.add("tab-1")
+    idle.attached.add("tab-2")
+    detached.slash = SimpleNamespace(alive=False)
+    counts = SessionCounts.of([running, detached, idle])
+    assert counts.by_status == {"running": 1, "detached": 1, "live": 1}
+    assert (counts.running_turns, counts.pending_questions) == (1, 2)
+    assert (counts.pending_reaps, counts.slash_workers) == (1, 1)
