@@ -273,38 +273,33 @@ class InputGuard:
         if rated:
             cost = USER_RATE_COSTS.get(item.method, 1) if isinstance(item, Request) else 1
             rate_limited = self.over_rate(cost)
-        if rate_limited == "rate_per_user" and self.user_bucket is not None:
-            error = self._over_user_rate(self.user_bucket, cost, book=not item.notification)
-            return Rejected(error, item.id, notification=item.notification)
         if rate_limited:
-            # A notification gets no answer, so no retry slot is kept for it.
-            retry = _in_ms(self.bucket.delay() if item.notification else self.bucket.book())
-            self.log.hit(
-                "rate",
-                f"over {self.limits.rate_per_s:g} messages/s (burst {self.limits.burst})",
-            )
-            error = RateLimited(
-                f"Rate limit exceeded: at most {self.limits.rate_per_s:g} messages per second"
-                f" (burst {self.limits.burst}); retry after {retry:g}s",
-                {"limit": "rate", "retry_after_s": retry},
-            )
+            error = self._over_rate(rate_limited, cost, answered=not item.notification)
             return Rejected(error, item.id, notification=item.notification)
         return item
 
-    def _over_user_rate(
-        self, bucket: TokenBucket, cost: float = 1.0, *, book: bool = True
-    ) -> RateLimited:
-        amount = min(cost, bucket.burst)
-        retry = _in_ms(bucket.book(amount) if book else bucket.delay(amount))
-        rate, burst = self.limits.user_rate_per_s, self.limits.user_burst
-        self.log.hit(
-            "rate_per_user",
-            f"over {rate:g} messages/s (burst {burst}) across the user's connections",
-        )
+    def _over_rate(self, limit: str, cost: float, *, answered: bool) -> RateLimited:
+        """
+        The 4029 of a line over ``limit`` ("rate", this connection's, or "rate_per_user",
+        spending ``cost``), logged. An answered line books its retry slot; a notification
+        gets no answer, so no slot is kept for it.
+        """
+        if limit == "rate_per_user" and self.user_bucket is not None:
+            bucket, amount = self.user_bucket, cost
+            rate, burst = self.limits.user_rate_per_s, self.limits.user_burst
+            across = " across the user's connections"
+            across_all = " across all of this user's connections"
+        else:
+            bucket, amount = self.bucket, 1.0
+            rate, burst = self.limits.rate_per_s, self.limits.burst
+            across = across_all = ""
+        amount = min(amount, bucket.burst)
+        retry = _in_ms(bucket.book(amount) if answered else bucket.delay(amount))
+        self.log.hit(limit, f"over {rate:g} messages/s (burst {burst}){across}")
         return RateLimited(
             f"Rate limit exceeded: at most {rate:g} messages per second (burst {burst})"
-            f" across all of this user's connections; retry after {retry:g}s",
-            {"limit": "rate_per_user", "retry_after_s": retry},
+            f"{across_all}; retry after {retry:g}s",
+            {"limit": limit, "retry_after_s": retry},
         )
 
     def too_large_message(self) -> TooLarge:
